@@ -1,0 +1,48 @@
+# storeedge: `make demo` runs a simulated store, `make test` runs the checks and tests.
+# Both create .venv when it is missing and install what they need (Python packages, and mosquitto from
+# Debian's packages when it is not installed).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-long lint bench setup mosquitto clean
+
+demo: setup mosquitto
+	$(BIN)/storeedge demo $(DEMO_ARGS)
+
+test: setup mosquitto lint
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+test-long: setup mosquitto lint
+	HYPOTHESIS_PROFILE=long $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: setup mosquitto
+	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
+
+setup: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+mosquitto:
+	@command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || { \
+		echo "installing mosquitto (Debian package)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto mosquitto-clients >/dev/null; }
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

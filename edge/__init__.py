@@ -1,0 +1,1 @@
+"""storeedge edge package."""

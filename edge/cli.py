@@ -1,0 +1,187 @@
+"""`storeedge`: the command line. A thin layer over the Python API; every error names the file/key.
+
+storeedge run --config storeedge.toml          run the daemon until SIGTERM/SIGINT
+storeedge config check storeedge.toml          validate a config (and its planogram), print the result
+storeedge simulate --config storeedge.toml     run the simulated store's devices against the broker
+storeedge demo [--duration 30]                 broker + daemon + simulators + a live summary
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from edge.config import Config, load_config
+from edge.errors import EdgeError
+from edge.logs import bind, configure_logging
+from sensors.errors import SensorError
+
+EXAMPLES = {
+    "run": "example: storeedge run --config storeedge.toml",
+    "config check": "example: storeedge config check storeedge.toml",
+    "simulate": "example: storeedge simulate --config storeedge.toml --duration 60 --fault-rate 0.02",
+    "demo": "example: storeedge demo --duration 30",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="storeedge", description="Per-store edge runtime: sensors -> durable store -> API."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the store daemon", epilog=EXAMPLES["run"])
+    run.add_argument("--config", type=Path, required=True, help="the storeedge.toml to use")
+    run.set_defaults(handler=cmd_run)
+
+    config = commands.add_parser("config", help="inspect configuration files")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
+    check = config_commands.add_parser(
+        "check", help="validate a config and its planogram", epilog=EXAMPLES["config check"]
+    )
+    check.add_argument("path", type=Path, help="the storeedge.toml to check")
+    check.set_defaults(handler=cmd_config_check)
+
+    simulate = commands.add_parser(
+        "simulate", help="run simulated devices against the configured broker", epilog=EXAMPLES["simulate"]
+    )
+    simulate.add_argument(
+        "--config", type=Path, required=True, help="the daemon's storeedge.toml (broker, store, planogram)"
+    )
+    _simulation_options(simulate)
+    simulate.add_argument(
+        "--serial-link",
+        type=Path,
+        help="where to link the legacy controller's PTY (default: the config's first serial port)",
+    )
+    simulate.add_argument("--ground-truth", type=Path, help="write true shelf stock as JSON here")
+    simulate.set_defaults(handler=cmd_simulate)
+
+    demo = commands.add_parser(
+        "demo", help="run a whole simulated store with a live summary", epilog=EXAMPLES["demo"]
+    )
+    demo.add_argument("--config", type=Path, help="base config (default: storeedge.example.toml's settings)")
+    demo.add_argument(
+        "--workdir", type=Path, default=Path("var/demo"), help="database, broker and logs (default: var/demo)"
+    )
+    demo.add_argument(
+        "--external-broker", action="store_true", help="use the config's broker instead of starting mosquitto"
+    )
+    demo.add_argument("--refresh", type=float, default=2.0, help="seconds between summary refreshes")
+    _simulation_options(demo)
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def _simulation_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument(
+        "--speed", type=float, default=60.0, help="simulated seconds per real second (default 60)"
+    )
+    parser.add_argument(
+        "--fault-rate", type=float, default=0.01, help="fraction of malformed messages (default 0.01)"
+    )
+
+
+def _load(path: Path) -> Config:
+    config = load_config(path)
+    configure_logging(config.log.level, config.log.format)
+    bind(store_id=config.store.id)
+    return config
+
+
+async def _until_signalled() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edge.daemon import Daemon
+
+    config = _load(args.config)
+    daemon = Daemon(config)
+
+    async def main() -> None:
+        await daemon.run(await _until_signalled())
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from sensors.planogram import load_planogram
+
+    config = load_config(args.path)
+    planogram = load_planogram(config.path(config.store.planogram))
+    print(
+        f"{args.path}: ok (store {config.store.id!r}, {len(planogram.shelves)} shelves, "
+        f"{len(planogram.fridges)} fridges, {len(planogram.zones)} zones, {len(planogram.tills)} tills, "
+        f"{len(config.serial.ports)} serial ports)"
+    )
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from simulators import SimulatorError, SimulatorSettings, run_simulation
+
+    config = _load(args.config)
+    link = args.serial_link or (config.path(config.serial.ports[0].path) if config.serial.ports else None)
+    try:
+        settings = SimulatorSettings(
+            store_id=config.store.id,
+            planogram_path=config.path(config.store.planogram),
+            mqtt_host=config.mqtt.host,
+            mqtt_port=config.mqtt.port,
+            mqtt_username=config.mqtt.username,
+            mqtt_password=config.mqtt.password,
+            serial_link=link,
+            seed=args.seed,
+            speed=args.speed,
+            fault_rate=args.fault_rate,
+            duration_s=args.duration,
+            ground_truth_path=args.ground_truth,
+        )
+
+    except (ValueError, SimulatorError) as exc:
+        raise EdgeError(f"simulate: {exc}") from exc
+
+    async def main() -> None:
+        summary = await run_simulation(settings, await _until_signalled())
+        print(summary)
+
+    try:
+        asyncio.run(main())
+    except SimulatorError as exc:
+        raise EdgeError(f"simulate: {exc}") from exc
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from edge.demo import run_demo
+
+    return asyncio.run(run_demo(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (EdgeError, SensorError) as exc:
+        print(f"storeedge: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())

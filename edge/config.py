@@ -1,0 +1,173 @@
+"""The daemon's configuration: one TOML file, every key defaulted, validated at start.
+
+Errors name the file and the key: ``storeedge.toml: [mqtt] port: Expected `int` <= 65535, got 70000``.
+Relative paths in the file are relative to the file's own directory.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+from edge.errors import ConfigError
+
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+StoreId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")]
+
+
+class StoreSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    id: StoreId = "demo"
+    name: str = "Demo Store"
+    planogram: str = "simulators/demo_store/planogram.toml"
+
+
+class MqttSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: Port = 1883
+    username: str | None = None
+    password: str | None = None
+    client_id: str | None = None  # default: storeedge-<store id>; must be stable for the persistent session
+    keepalive_s: Annotated[int, msgspec.Meta(ge=5, le=3600)] = 30
+    reconnect_min_s: PositiveFloat = 0.5
+    reconnect_max_s: PositiveFloat = 30.0
+    max_payload_bytes: Annotated[int, msgspec.Meta(ge=256, le=16 * 1024 * 1024)] = 65536
+
+
+class SerialPortSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    path: Annotated[str, msgspec.Meta(min_length=1)]
+    name: str = ""
+    baudrate: Annotated[int, msgspec.Meta(ge=50, le=4_000_000)] = 9600
+
+
+class SerialSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    ports: list[SerialPortSection] = []
+    reopen_min_s: PositiveFloat = 0.5
+    reopen_max_s: PositiveFloat = 10.0
+
+
+class DatabaseSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    path: str = "var/storeedge.db"
+    batch_max: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 500
+    batch_wait_ms: Annotated[float, msgspec.Meta(ge=0, le=10_000)] = 10.0
+    queue_max: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 20_000
+
+
+class HttpSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080  # 0: pick a free port and log it
+    staff_token: str | None = None  # required for /api/v1/*; None disables those endpoints
+
+
+class PrivacySection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # The chain's key for pseudonymising loyalty ids (HMAC-SHA256). Either inline or in a file.
+    pseudonym_key: str | None = None
+    pseudonym_key_file: str | None = None
+
+
+class RetentionSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    readings_days: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    quarantine_max_rows: PositiveInt = 10_000
+    housekeeping_interval_s: PositiveFloat = 300.0
+
+
+class ThresholdsSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    low_stock_items: Annotated[int, msgspec.Meta(ge=0)] = 3
+    max_clock_skew_s: PositiveFloat = 300.0
+    shelf_max_grams: PositiveFloat = 200_000.0
+    shelf_negative_tolerance_grams: Annotated[float, msgspec.Meta(ge=0)] = 20.0
+    fridge_min_c: float = -40.0
+    fridge_max_c: float = 40.0
+
+
+class LogSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["logfmt", "json"] = "logfmt"
+
+
+class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    store: StoreSection = StoreSection()
+    mqtt: MqttSection = MqttSection()
+    serial: SerialSection = SerialSection()
+    database: DatabaseSection = DatabaseSection()
+    http: HttpSection = HttpSection()
+    privacy: PrivacySection = PrivacySection()
+    retention: RetentionSection = RetentionSection()
+    thresholds: ThresholdsSection = ThresholdsSection()
+    log: LogSection = LogSection()
+    # Where relative paths resolve from: the config file's directory. Not a TOML key.
+    base_dir: str = "."
+
+    def path(self, value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+    @property
+    def mqtt_client_id(self) -> str:
+        return self.mqtt.client_id or f"storeedge-{self.store.id}"
+
+
+def load_config(path: Path) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    if "base_dir" in raw:
+        raise ConfigError(f"{path}: base_dir: not a configuration key")
+    raw["base_dir"] = str(path.resolve().parent)
+    return parse_config(raw, origin=str(path))
+
+
+def parse_config(raw: dict[str, object], origin: str = "config") -> Config:
+    try:
+        config = msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{origin}: {_locate(str(exc))}") from exc
+    problems = _cross_checks(config)
+    if problems:
+        raise ConfigError("\n".join(f"{origin}: {p}" for p in problems))
+    return config
+
+
+def _cross_checks(config: Config) -> list[str]:
+    problems = []
+    if config.mqtt.reconnect_min_s > config.mqtt.reconnect_max_s:
+        problems.append("[mqtt] reconnect_min_s: must not exceed reconnect_max_s")
+    if config.serial.reopen_min_s > config.serial.reopen_max_s:
+        problems.append("[serial] reopen_min_s: must not exceed reopen_max_s")
+    if config.thresholds.fridge_min_c >= config.thresholds.fridge_max_c:
+        problems.append("[thresholds] fridge_min_c: must be below fridge_max_c")
+    if config.privacy.pseudonym_key is not None and config.privacy.pseudonym_key_file is not None:
+        problems.append("[privacy] pseudonym_key: set either pseudonym_key or pseudonym_key_file, not both")
+    if config.privacy.pseudonym_key is not None and len(config.privacy.pseudonym_key) < 16:
+        problems.append("[privacy] pseudonym_key: must be at least 16 characters")
+    names = [p.name or p.path for p in config.serial.ports]
+    for index, name in enumerate(names):
+        if names.index(name) != index:
+            problems.append(f"[serial] ports[{index}]: duplicate port {name!r}")
+    return problems
+
+
+def _locate(message: str) -> str:
+    """msgspec says "... - at `$.mqtt.port`"; we say "[mqtt] port: ..." like the TOML file does."""
+    text, sep, where = message.rpartition(" - at `")
+    if not sep:
+        text, where = message, "$"
+    path = where.rstrip("`").removeprefix("$.").removeprefix("$")
+    unknown = text.partition("unknown field `")[2].rstrip("`")
+    if unknown:
+        path, text = f"{path}.{unknown}" if path else unknown, "unknown key (typo?)"
+    if not path:
+        return text
+    if "." in path:
+        section, _, key = path.partition(".")
+        return f"[{section}] {key}: {text}"
+    return f"{path}: {text}"

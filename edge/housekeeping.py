@@ -1,0 +1,50 @@
+"""Retention: keeps the database bounded. Runs as a maintenance job inside the single writer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+
+from edge.metrics import IngestMetrics
+from edge.writer import StoreWriter
+
+log = logging.getLogger(__name__)
+
+
+class RetentionJob:
+    def __init__(self, readings_before_ms: int, quarantine_max_rows: int) -> None:
+        self.readings_before_ms = readings_before_ms
+        self.quarantine_max_rows = quarantine_max_rows
+
+    def __call__(self, conn: sqlite3.Connection) -> dict[str, int]:
+        # Purchases reference their ledger row and are kept (they are business records, and sync needs
+        # them); sensor readings past the window go.
+        readings = conn.execute(
+            "DELETE FROM readings WHERE ts_ms < ? AND kind != 'pos_transaction'", (self.readings_before_ms,)
+        ).rowcount
+        quarantine = conn.execute(
+            "DELETE FROM quarantine WHERE id <= (SELECT max(id) FROM quarantine) - ?",
+            (self.quarantine_max_rows,),
+        ).rowcount
+        return {"readings": readings, "quarantine": quarantine}
+
+
+async def run_housekeeping(
+    writer: StoreWriter,
+    metrics: IngestMetrics,
+    interval_s: float,
+    readings_days: float,
+    quarantine_max_rows: int,
+) -> None:
+    while True:
+        job = RetentionJob(int(time.time() * 1000 - readings_days * 86_400_000), quarantine_max_rows)
+        deleted = await writer.run_job(job)
+        if not isinstance(deleted, dict):
+            raise TypeError(f"retention job returned {deleted!r}")
+        for table, count in deleted.items():
+            metrics.housekeeping_deleted.inc(table, amount=count)
+        if any(deleted.values()):
+            log.info("housekeeping", extra={f"deleted_{k}": v for k, v in deleted.items()})
+        await asyncio.sleep(interval_s)

@@ -1,0 +1,130 @@
+"""Read side of the store for the HTTP API: a read-only connection on its own thread (WAL lets it read
+while the writer commits), so queries never block the event loop or the writer."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from edge.db import connect
+from edge.views import (
+    DeviceView,
+    FridgeView,
+    QuarantineSummary,
+    QuarantineView,
+    ShelfView,
+    StoreSummary,
+    ZoneView,
+)
+
+T = TypeVar("T")
+
+
+class StoreReader:
+    def __init__(self, db_path: Path, store_id: str, low_stock_items: int) -> None:
+        self._db_path = db_path
+        self._store_id = store_id
+        self._low = low_stock_items
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
+        self._conn: sqlite3.Connection | None = None
+
+    async def _run(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            if self._conn is None:
+                self._conn = connect(self._db_path, readonly=True)
+            return query(self._conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, close)
+        self._executor.shutdown(wait=True)
+
+    async def ping(self) -> bool:
+        return await self._run(lambda c: c.execute("SELECT 1").fetchone() == (1,))
+
+    async def shelves(self) -> list[ShelfView]:
+        def q(c: sqlite3.Connection) -> list[ShelfView]:
+            rows = c.execute(
+                "SELECT s.id, s.aisle, s.zone, s.sku, p.name, p.category, s.capacity, st.grams, st.items,"
+                " nullif(st.ts_ms, 0), coalesce(st.picks, 0), coalesce(st.puts, 0),"
+                " st.items IS NOT NULL AND st.items <= ?"
+                " FROM shelves s JOIN products p ON p.sku = s.sku LEFT JOIN shelf_state st ON st.shelf = s.id"
+                " ORDER BY s.id",
+                (self._low,),
+            ).fetchall()
+            return [ShelfView(*r[:12], low=bool(r[12])) for r in rows]  # type: ignore[misc]  # row width is fixed by the SELECT
+
+        return await self._run(q)
+
+    async def fridges(self) -> list[FridgeView]:
+        def q(c: sqlite3.Connection) -> list[FridgeView]:
+            rows = c.execute(
+                "SELECT f.id, f.storage, f.min_c, f.max_c, s.celsius, s.ts_ms,"
+                " CASE WHEN s.celsius IS NULL THEN NULL ELSE s.celsius BETWEEN f.min_c AND f.max_c END"
+                " FROM fridges f"
+                " LEFT JOIN fridge_state s ON s.unit = f.id ORDER BY f.id"
+            ).fetchall()
+            return [
+                FridgeView(r[0], r[1], r[2], r[3], r[4], r[5], None if r[6] is None else bool(r[6]))
+                for r in rows
+            ]
+
+        return await self._run(q)
+
+    async def zones(self) -> list[ZoneView]:
+        def q(c: sqlite3.Connection) -> list[ZoneView]:
+            rows = c.execute(
+                "SELECT z.id, z.capacity, z.checkout, coalesce(o.occupancy, 0), coalesce(o.entered_total, 0),"
+                " coalesce(o.exited_total, 0), o.ts_ms FROM zones z LEFT JOIN zone_occupancy o ON o.zone = z.id"
+                " ORDER BY z.id"
+            ).fetchall()
+            return [ZoneView(r[0], r[1], bool(r[2]), *r[3:]) for r in rows]
+
+        return await self._run(q)
+
+    async def devices(self) -> list[DeviceView]:
+        def q(c: sqlite3.Connection) -> list[DeviceView]:
+            rows = c.execute(
+                "SELECT id, kind, online, status_ms, last_seen_ms, last_ts_ms, messages FROM devices ORDER BY id"
+            ).fetchall()
+            return [DeviceView(r[0], r[1], None if r[2] is None else bool(r[2]), *r[3:]) for r in rows]
+
+        return await self._run(q)
+
+    async def quarantine(self, reason: str | None = None, limit: int = 100) -> QuarantineSummary:
+        def q(c: sqlite3.Connection) -> QuarantineSummary:
+            by_reason = dict(c.execute("SELECT reason, count(*) FROM quarantine GROUP BY reason").fetchall())
+            rows = c.execute(
+                "SELECT id, received_ms, source, origin, device, reason, detail, payload FROM quarantine"
+                " WHERE ? IS NULL OR reason = ? ORDER BY id DESC LIMIT ?",
+                (reason, reason, limit),
+            ).fetchall()
+            views = [
+                QuarantineView(
+                    r[0], r[1], r[2], r[3], r[4], r[5], r[6], bytes(r[7] or b"").decode("utf-8", "replace")
+                )
+                for r in rows
+            ]
+            return QuarantineSummary(total=sum(by_reason.values()), by_reason=by_reason, rows=views)
+
+        return await self._run(q)
+
+    async def summary(self) -> StoreSummary:
+        def q(c: sqlite3.Connection) -> StoreSummary:
+            counts = [
+                c.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - fixed table names
+                for table in ("readings", "purchases", "households", "outbox", "quarantine")
+            ]
+            return StoreSummary(self._store_id, *counts)
+
+        return await self._run(q)

@@ -1,0 +1,77 @@
+"""What the HTTP API returns: msgspec structs, encoded as JSON. The kiosk and staff views read these."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class ShelfView(msgspec.Struct, frozen=True):
+    id: str
+    aisle: str
+    zone: str
+    sku: str
+    product: str
+    category: str
+    capacity: int
+    grams: float | None
+    items: int | None
+    updated_ms: int | None
+    picks: int
+    puts: int
+    low: bool
+
+
+class FridgeView(msgspec.Struct, frozen=True):
+    id: str
+    storage: str
+    min_c: float
+    max_c: float
+    celsius: float | None
+    updated_ms: int | None
+    in_range: bool | None
+
+
+class ZoneView(msgspec.Struct, frozen=True):
+    id: str
+    capacity: int
+    checkout: bool
+    occupancy: int
+    entered_total: int
+    exited_total: int
+    updated_ms: int | None
+
+
+class DeviceView(msgspec.Struct, frozen=True):
+    id: str
+    kind: str
+    online: bool | None
+    status_ms: int | None
+    last_seen_ms: int | None
+    last_ts_ms: int | None
+    messages: int
+
+
+class QuarantineView(msgspec.Struct, frozen=True):
+    id: int
+    received_ms: int
+    source: str
+    origin: str
+    device: str | None
+    reason: str
+    detail: str
+    payload: str  # decoded as UTF-8 with replacement, for reading; the raw bytes stay in the table
+
+
+class QuarantineSummary(msgspec.Struct, frozen=True):
+    total: int
+    by_reason: dict[str, int]
+    rows: list[QuarantineView]
+
+
+class StoreSummary(msgspec.Struct, frozen=True):
+    store_id: str
+    readings: int
+    purchases: int
+    households: int
+    outbox_rows: int
+    quarantined: int

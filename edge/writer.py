@@ -1,0 +1,210 @@
+"""The single SQLite writer: one task, one connection, batched transactions, acks after commit.
+
+Everything that writes goes through `StoreWriter.submit`. The writer takes what is queued (up to
+``batch_max`` items, waiting at most ``batch_wait_s`` for more), applies it in one transaction on its
+own thread (so fsync never blocks the event loop), and only then runs each item's ``on_commit`` (the
+MQTT acknowledgement). If a batch fails, it is retried item by item so one poisoned item cannot hold
+the rest hostage: that item is quarantined with the error, and the others commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from edge.apply import BatchApplier, BatchOutcome, MaintenanceJob, Received
+from edge.db import open_store
+from edge.metrics import IngestMetrics
+from sensors.backoff import Backoff
+from sensors.schemas import Reading, Rejection, RejectReason, Source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    received: Received
+    on_commit: Callable[[], None] | None
+    result: asyncio.Future[object] | None
+
+
+class StoreWriter:
+    def __init__(
+        self,
+        db_path: Path,
+        applier: BatchApplier,
+        metrics: IngestMetrics,
+        *,
+        batch_max: int = 500,
+        batch_wait_s: float = 0.01,
+        queue_max: int = 20_000,
+    ) -> None:
+        self._db_path = db_path
+        self._applier = applier
+        self._metrics = metrics
+        self._batch_max = batch_max
+        self._batch_wait_s = batch_wait_s
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(maxsize=queue_max)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._conn: sqlite3.Connection | None = None
+        self._backoff = Backoff(minimum=0.1, maximum=5.0)
+
+    # -- producers ----------------------------------------------------------------------------------
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    async def submit(self, item: Reading | Rejection, on_commit: Callable[[], None] | None = None) -> None:
+        """Queue an item; waits when the queue is full (backpressure reaches the broker via unsent acks)."""
+        await self._queue.put(_Pending(Received(item, _now_ms()), on_commit, None))
+
+    async def run_job(self, job: MaintenanceJob) -> object:
+        """Run ``job(conn)`` inside a write transaction and return its result once committed."""
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(Received(job, _now_ms()), None, future))
+        return await future
+
+    # -- the writer task ----------------------------------------------------------------------------
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._conn = await loop.run_in_executor(self._executor, open_store, self._db_path)
+
+    async def run(self) -> None:
+        """Write until `stop()`; then commit everything still queued and return.
+
+        The writer is never cancelled mid-batch: items it has taken off the queue are always committed
+        (a cancelled gather would drop serial readings that no broker will redeliver).
+        """
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            deadline = time.monotonic() + self._batch_wait_s
+            while len(batch) < self._batch_max:
+                try:
+                    nxt = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    try:
+                        nxt = await asyncio.wait_for(self._queue.get(), remaining)
+                    except TimeoutError:
+                        break
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            await self._commit(batch)
+        await self._drain()
+
+    async def stop(self) -> None:
+        """Ask `run()` to commit what is queued and return. Call after the sources have stopped."""
+        await self._queue.put(None)
+
+    async def _drain(self) -> None:
+        while not self._queue.empty():
+            batch = [
+                p
+                for p in (self._queue.get_nowait() for _ in range(min(self._batch_max, self._queue.qsize())))
+                if p
+            ]
+            if batch:
+                await self._commit(batch)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+        self._executor.shutdown(wait=True)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = time.perf_counter()
+            try:
+                outcomes = await loop.run_in_executor(self._executor, self._apply, batch)
+                break
+            except sqlite3.Error as exc:
+                # Disk full, locked database, I/O error: keep the batch (nothing was acked) and retry.
+                self._metrics.write_errors.inc()
+                delay = self._backoff.next_delay()
+                log.error(  # noqa: TRY400 - the error text is enough; a traceback per retry floods the log
+                    "batch_commit_failed",
+                    extra={"error": str(exc), "items": len(batch), "retry_s": round(delay, 2)},
+                )
+                await asyncio.sleep(delay)
+        self._backoff.reset()
+        self._metrics.batch_seconds.observe(time.perf_counter() - started)
+        self._metrics.batch_size.observe(len(batch))
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            self._record(outcome)
+            if pending.on_commit is not None:
+                pending.on_commit()
+            if pending.result is not None and not pending.result.done():
+                if isinstance(outcome, BaseException):
+                    pending.result.set_exception(outcome)
+                else:
+                    pending.result.set_result(outcome.job_results[0] if outcome.job_results else None)
+
+    def _apply(self, batch: list[_Pending]) -> list[BatchOutcome | BaseException]:
+        """On the writer thread: the whole batch in one transaction, else one transaction per item."""
+        conn = self._conn
+        if conn is None:
+            raise sqlite3.OperationalError("store is not open")
+        now = _now_ms()
+        try:
+            whole = self._applier.apply(conn, [p.received for p in batch], now)
+        except sqlite3.OperationalError:
+            raise  # the store itself is unwell (locked, full, I/O): retry the batch later
+        except Exception:
+            log.exception("batch_failed_isolating", extra={"items": len(batch)})
+        else:
+            return [whole, *([BatchOutcome()] * (len(batch) - 1))]
+        results: list[BatchOutcome | BaseException] = []
+        for pending in batch:
+            try:
+                results.append(self._applier.apply(conn, [pending.received], now))
+            except sqlite3.OperationalError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - quarantine the item with the error, keep going
+                if pending.result is not None:
+                    results.append(exc)
+                    continue
+                poisoned = _as_rejection(pending.received, exc)
+                results.append(
+                    self._applier.apply(conn, [Received(poisoned, pending.received.received_ms)], now)
+                )
+        return results
+
+    def _record(self, outcome: BatchOutcome | BaseException) -> None:
+        if isinstance(outcome, BaseException):
+            return
+        for kind, count in outcome.stored.items():
+            self._metrics.stored.inc(kind, amount=count)
+        for reason, count in outcome.rejected.items():
+            self._metrics.rejected.inc(reason, amount=count)
+        if outcome.duplicates:
+            self._metrics.duplicates.inc(amount=outcome.duplicates)
+
+
+def _as_rejection(received: Received, exc: Exception) -> Rejection:
+    item = received.item
+    payload = msgspec.json.encode(item) if not callable(item) else b""
+    device = getattr(item, "device", None)
+    return Rejection(
+        Source.MQTT, "internal", RejectReason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", payload, device
+    )
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,1 @@
+"""storeedge kiosk package."""
