@@ -111,9 +111,11 @@ ROUTES: list[tuple[str, str, Handler]] = [
 ]
 
 
-def build_app(context: ApiContext) -> web.Application:
+def build_app(
+    context: ApiContext, extra_routes: list[tuple[str, str, Handler]] | None = None
+) -> web.Application:
     app = web.Application(middlewares=[staff_auth])
     app[CONTEXT] = context
-    for method, path, handler in ROUTES:
+    for method, path, handler in [*ROUTES, *(extra_routes or [])]:
         app.router.add_route(method, path, handler)
     return app

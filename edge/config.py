@@ -84,6 +84,15 @@ class ThresholdsSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     fridge_max_c: float = 40.0
 
 
+class SyncSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    token: str | None = None  # bearer token central presents to /sync/v1/*; None disables the feed
+    page_max: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+    central_url: str | None = None  # where to poll for bundles; None: no downlink
+    bundle_poll_s: PositiveFloat = 60.0
+    public_key: str | None = None  # the chain's Ed25519 public key (hex) that signs bundles
+    bundle_dir: str = "var/bundles"
+
+
 class LogSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["logfmt", "json"] = "logfmt"
@@ -98,6 +107,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     privacy: PrivacySection = PrivacySection()
     retention: RetentionSection = RetentionSection()
     thresholds: ThresholdsSection = ThresholdsSection()
+    sync: SyncSection = SyncSection()
     log: LogSection = LogSection()
     # Where relative paths resolve from: the config file's directory. Not a TOML key.
     base_dir: str = "."

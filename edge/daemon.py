@@ -23,6 +23,7 @@ from edge.metrics import IngestMetrics
 from edge.privacy import Pseudonymiser, load_pseudonym_key
 from edge.queries import StoreReader
 from edge.supervisor import supervise
+from edge.sync_service import SyncService
 from edge.writer import StoreWriter
 from sensors.backoff import Backoff
 from sensors.decode import Decoder, Limits
@@ -98,6 +99,7 @@ class Daemon:
             )
             for p in config.serial.ports
         ]
+        self.sync = SyncService(config, db_path, self.writer, self.metrics)
         self.http: HttpEndpoint | None = None
 
     async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
@@ -113,6 +115,10 @@ class Daemon:
                     supervise(f"serial:{s.label}", s.run, self.metrics), name=f"serial:{s.label}"
                 )
                 for s in self.serial
+            ]
+            sources += [
+                tasks.create_task(supervise(f"sync:{name}", run, self.metrics), name=f"sync:{name}")
+                for name, run in self.sync.tasks()
             ]
             r = self.config.retention
             sources.append(
@@ -150,6 +156,7 @@ class Daemon:
             await self.writer.stop()
             await writer_task
             await runner.cleanup()
+        await self.sync.close()
         await self.reader.close()
         await self.writer.close()
         log.info("daemon_stopped", extra={"shutdown_ms": round((time.monotonic() - t_stop) * 1000)})
@@ -157,7 +164,8 @@ class Daemon:
     async def _start_http(self) -> web.AppRunner:
         h = self.config.http
         app = build_app(
-            ApiContext(self.reader, self.metrics, h.staff_token, lambda: self.mqtt.source is not None)
+            ApiContext(self.reader, self.metrics, h.staff_token, lambda: self.mqtt.source is not None),
+            self.sync.routes(),
         )
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
