@@ -6,15 +6,20 @@ Open: ``/healthz`` and ``/metrics`` (Prometheus text). Staff: ``/api/v1/*`` with
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import msgspec
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
+from edge.alert_bus import AlertBus
 from edge.metrics import IngestMetrics
 from edge.queries import StoreReader
+from edge.state import alerts as alert_store
+from edge.writer import StoreWriter
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -25,9 +30,12 @@ class ApiContext:
     metrics: IngestMetrics
     staff_token: str | None
     mqtt_connected: Callable[[], bool]
+    writer: StoreWriter | None = None
+    bus: AlertBus | None = None
 
 
 CONTEXT = web.AppKey("context", ApiContext)
+SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("sockets")
 _json = msgspec.json.Encoder()
 
 
@@ -45,7 +53,10 @@ async def staff_auth(request: web.Request, handler: Handler) -> web.StreamRespon
         token = request.app[CONTEXT].staff_token
         if token is None:
             return _error(403, "staff API disabled: set [http] staff_token in the config")
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        # Browsers cannot set headers on a WebSocket: /api/v1/events also takes ?token=.
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip() or request.query.get(
+            "token", ""
+        )
         if not hmac.compare_digest(given.encode(), token.encode()):
             return _error(401, "missing or wrong bearer token")
     return await handler(request)
@@ -99,6 +110,94 @@ async def quarantine(request: web.Request) -> web.Response:
     return _ok(await request.app[CONTEXT].reader.quarantine(reason, limit))
 
 
+async def alerts(request: web.Request) -> web.Response:
+    state = request.query.get("state") or None
+    if state not in (None, "open", "acked", "resolved", "active"):
+        return _error(400, "state: expected open, acked, resolved or active")
+    try:
+        limit = int(request.query.get("limit", "200"))
+    except ValueError:
+        return _error(400, "limit: expected an integer")
+    return _ok(await request.app[CONTEXT].reader.alerts(state, max(1, min(limit, 1000))))
+
+
+async def _alert_action(request: web.Request, action: str) -> web.Response:
+    ctx = request.app[CONTEXT]
+    try:
+        alert_id = int(request.match_info["id"])
+    except ValueError:
+        return _error(400, "alert id: expected an integer")
+    by = "staff"
+    if request.can_read_body:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, 'body: expected JSON like {"by": "name"}')
+        if isinstance(body, dict) and isinstance(body.get("by"), str):
+            by = body["by"][:64]
+    if ctx.writer is None:
+        return _error(503, "store is read-only")
+    fn = alert_store.acknowledge if action == "ack" else alert_store.resolve
+    now = int(time.time() * 1000)
+    event = await ctx.writer.run_job(lambda conn: fn(conn, alert_id, by, now))
+    if event is None:
+        return _error(
+            409,
+            f"alert {alert_id} does not exist or cannot be {'acknowledged' if action == 'ack' else 'resolved'} now",
+        )
+    if ctx.bus is not None and isinstance(event, alert_store.AlertEvent):
+        ctx.bus.publish([event])
+    return _ok(event)
+
+
+async def ack_alert(request: web.Request) -> web.Response:
+    return await _alert_action(request, "ack")
+
+
+async def resolve_alert(request: web.Request) -> web.Response:
+    return await _alert_action(request, "resolve")
+
+
+async def restock(request: web.Request) -> web.Response:
+    return _ok(await request.app[CONTEXT].reader.restock())
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """WebSocket: every alert change as JSON, live. Sends the active alerts first."""
+    ctx = request.app[CONTEXT]
+    socket = web.WebSocketResponse(heartbeat=30)
+    await socket.prepare(request)
+    if ctx.bus is None:
+        await socket.close()
+        return socket
+    queue = ctx.bus.subscribe()
+    request.app[SOCKETS].add(socket)
+
+    async def send() -> None:
+        for event in reversed(await ctx.reader.alerts("active", 1000)):
+            await socket.send_str(_json.encode({"type": "alert", "alert": event}).decode())
+        while True:
+            event = await queue.get()
+            await socket.send_str(_json.encode({"type": "alert", "alert": event}).decode())
+
+    sender = asyncio.create_task(send())
+    try:
+        async for _message in socket:  # ends when the client (or shutdown) closes the socket
+            pass
+    finally:
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+        ctx.bus.unsubscribe(queue)
+        request.app[SOCKETS].discard(socket)
+    return socket
+
+
+async def _close_sockets(app: web.Application) -> None:
+    sockets: set[web.WebSocketResponse] = app[SOCKETS]
+    for socket in list(sockets):
+        await socket.close(code=WSCloseCode.GOING_AWAY, message=b"store daemon stopping")
+
+
 ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/healthz", healthz),
     ("GET", "/metrics", metrics),
@@ -108,6 +207,11 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/v1/zones", zones),
     ("GET", "/api/v1/devices", devices),
     ("GET", "/api/v1/quarantine", quarantine),
+    ("GET", "/api/v1/alerts", alerts),
+    ("POST", "/api/v1/alerts/{id}/ack", ack_alert),
+    ("POST", "/api/v1/alerts/{id}/resolve", resolve_alert),
+    ("GET", "/api/v1/restock", restock),
+    ("GET", "/api/v1/events", events),
 ]
 
 
@@ -116,6 +220,9 @@ def build_app(
 ) -> web.Application:
     app = web.Application(middlewares=[staff_auth])
     app[CONTEXT] = context
+    sockets: set[web.WebSocketResponse] = set()
+    app[SOCKETS] = sockets
+    app.on_shutdown.append(_close_sockets)
     for method, path, handler in [*ROUTES, *(extra_routes or [])]:
         app.router.add_route(method, path, handler)
     return app

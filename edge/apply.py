@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 import msgspec
 
 from edge.privacy import Pseudonymiser
+from edge.state.alerts import AlertEvent, AlertSignal, apply_signals
+from edge.state.rules import StoreRules, fridge_signal, stock_signals
+from edge.state.shelf_signal import ShelfCalibration, ShelfChange, ShelfTracker
 from sensors.planogram import Planogram
 from sensors.schemas import (
     DeviceStatus,
@@ -44,6 +47,14 @@ class BatchOutcome:
     rejected: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
     job_results: list[object] = field(default_factory=list)
+    alerts: list[AlertEvent] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertBatch:
+    """What a maintenance job returns when it raised or resolved alerts (so they get published)."""
+
+    events: list[AlertEvent]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,16 +67,26 @@ class Received:
 
 class BatchApplier:
     def __init__(
-        self, planogram: Planogram, pseudonymiser: Pseudonymiser, quarantine_max_rows: int = 10_000
+        self,
+        planogram: Planogram,
+        pseudonymiser: Pseudonymiser,
+        quarantine_max_rows: int = 10_000,
+        rules: StoreRules | None = None,
     ) -> None:
         self._planogram = planogram
         self._pseudonymiser = pseudonymiser
         self._quarantine_max_rows = quarantine_max_rows
+        self.rules = rules or StoreRules()
+        self._trackers: dict[str, ShelfTracker] = {}
+        self._alerts: list[AlertEvent] = []  # raised while applying the current batch
+        self._now_ms = 0
 
     def apply(self, conn: sqlite3.Connection, batch: Sequence[Received], now_ms: int) -> BatchOutcome:
         """Apply ``batch`` in one transaction; on any error roll back and re-raise (nothing half-done)."""
         outcome = BatchOutcome()
         outbox: list[OutboxEntry] = []
+        self._alerts = []
+        self._now_ms = now_ms
         seen: dict[str, tuple[int, int, int]] = {}  # device -> (last received, newest ts, count)
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -89,11 +110,17 @@ class BatchApplier:
                     else:
                         outcome.duplicates += 1
                 else:
-                    outcome.job_results.append(item(conn))
+                    result = item(conn)
+                    if isinstance(result, AlertBatch):
+                        self._alerts.extend(result.events)
+                    outcome.job_results.append(result)
             conn.executemany(
                 "UPDATE devices SET last_seen_ms = max(coalesce(last_seen_ms, 0), ?),"
                 " last_ts_ms = max(coalesce(last_ts_ms, 0), ?), messages = messages + ? WHERE id = ?",
                 [(last, newest, count, device) for device, (last, newest, count) in seen.items()],
+            )
+            outbox.extend(
+                OutboxEntry("alert", f"{a.kind}:{a.subject}", _json.encode(a).decode()) for a in self._alerts
             )
             append(conn, now_ms, outbox)
             if outcome.rejected:
@@ -106,7 +133,11 @@ class BatchApplier:
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
+            # The in-memory trackers saw readings that did not commit: forget them, they will be
+            # rebuilt from the next settled readings (the stored count stays as committed).
+            self._trackers.clear()
             raise
+        outcome.alerts = self._alerts
         return outcome
 
     # -- per kind -----------------------------------------------------------------------------------
@@ -126,7 +157,8 @@ class BatchApplier:
             self._shelf_weight(conn, r)
             outbox.append(OutboxEntry("reading", r.device, _json.encode(r).decode()))
         elif isinstance(r, ShelfEvent):
-            column = "picks" if r.action == "pick" else "puts"
+            # What the controller itself reports; the counts we trust come from weight steps.
+            column = "reported_picks" if r.action == "pick" else "reported_puts"
             conn.execute(
                 f"UPDATE shelf_state SET {column} = {column} + ?, event_ms = max(coalesce(event_ms, 0), ?)"  # noqa: S608 - column is one of two literals
                 " WHERE shelf = ?",
@@ -134,11 +166,7 @@ class BatchApplier:
             )
             outbox.append(OutboxEntry("reading", r.device, _json.encode(r).decode()))
         elif isinstance(r, FridgeTemperature):
-            conn.execute(
-                "INSERT INTO fridge_state (unit, celsius, ts_ms) VALUES (?, ?, ?) ON CONFLICT (unit) DO UPDATE"
-                " SET celsius = excluded.celsius, ts_ms = excluded.ts_ms WHERE excluded.ts_ms >= fridge_state.ts_ms",
-                (r.unit, r.celsius, r.ts_ms),
-            )
+            self._fridge(conn, r)
             outbox.append(OutboxEntry("reading", r.device, _json.encode(r).decode()))
         elif isinstance(r, FootfallCount):
             conn.execute(
@@ -155,15 +183,109 @@ class BatchApplier:
             self._purchase(conn, r, reading_id, outbox)
         return True
 
+    def _tracker(self, conn: sqlite3.Connection, shelf_id: str) -> ShelfTracker:
+        tracker = self._trackers.get(shelf_id)
+        if tracker is None:
+            shelf = self._planogram.shelves[shelf_id]
+            tracker = ShelfTracker(
+                ShelfCalibration(
+                    unit_grams=shelf.unit_grams,
+                    tare_grams=shelf.tare_grams,
+                    capacity=shelf.capacity,
+                    settle_s=self.rules.settle_s,
+                    settle_tolerance_g=self.rules.settle_tolerance_g,
+                )
+            )
+            row = conn.execute(
+                "SELECT items, offset_g, misplaced_g, ts_ms FROM shelf_state WHERE shelf = ?", (shelf_id,)
+            ).fetchone()
+            if row is not None and row[0] is not None:
+                # Resume from the committed count: the next settled level is compared with it.
+                tracker.items = int(row[0])
+                tracker.offset_g, tracker.misplaced_g = float(row[1]), float(row[2])
+                tracker.settled_grams = shelf.tare_grams + tracker.items * shelf.unit_grams + tracker.offset_g
+                tracker.last_ts_ms = int(row[3])
+            self._trackers[shelf_id] = tracker
+        return tracker
+
     def _shelf_weight(self, conn: sqlite3.Connection, r: ShelfWeight) -> None:
-        shelf = self._planogram.shelves[r.shelf]
-        items = max(0, round((r.grams - shelf.tare_grams) / shelf.unit_grams))
+        tracker = self._tracker(conn, r.shelf)
+        was_settled_count = tracker.items
+        changes = tracker.feed(r.ts_ms, r.grams)
+        for change in changes:
+            self._shelf_change(conn, r.shelf, change)
         conn.execute(
-            "INSERT INTO shelf_state (shelf, grams, items, ts_ms) VALUES (?, ?, ?, ?) ON CONFLICT (shelf)"
-            " DO UPDATE SET grams = excluded.grams, items = excluded.items, ts_ms = excluded.ts_ms"
-            " WHERE excluded.ts_ms >= shelf_state.ts_ms",
-            (r.shelf, r.grams, items, r.ts_ms),
+            "UPDATE shelf_state SET grams = ?, ts_ms = ?, settled = ?, stuck = ?, items = ?, offset_g = ?,"
+            " misplaced_g = ? WHERE shelf = ? AND ts_ms <= ?",
+            (r.grams, r.ts_ms, int(tracker.settled), int(tracker.stuck), tracker.items, tracker.offset_g,
+             tracker.misplaced_g, r.shelf, r.ts_ms),
+        )  # fmt: skip
+        if tracker.items is None or not (changes or was_settled_count is None or tracker.stuck):
+            return
+        shelf = self._planogram.shelves[r.shelf]
+        rate = self._pick_rate_per_h(conn, r.shelf, r.ts_ms)
+        eta_min = tracker.items / rate * 60 if rate > 0 else None
+        conn.execute(
+            "UPDATE shelf_state SET pick_rate_per_h = ?, stockout_ms = ? WHERE shelf = ?",
+            (rate, None if eta_min is None else int(r.ts_ms + eta_min * 60_000), r.shelf),
         )
+        self._signal(
+            conn,
+            stock_signals(
+                self.rules, r.shelf, shelf.product, tracker.items, eta_min, tracker.misplaced_g, tracker.stuck
+            ),
+        )
+
+    def _shelf_change(self, conn: sqlite3.Connection, shelf: str, change: ShelfChange) -> None:
+        conn.execute(
+            "INSERT INTO shelf_changes (shelf, kind, items, grams, ts_ms) VALUES (?, ?, ?, ?, ?)",
+            (shelf, change.kind, change.items, change.grams, change.ts_ms),
+        )
+        if change.kind == "pick":
+            conn.execute(
+                "UPDATE shelf_state SET picks = picks + ?, event_ms = ? WHERE shelf = ?",
+                (change.items, change.ts_ms, shelf),
+            )
+        elif change.kind in ("put", "restock"):
+            conn.execute(
+                "UPDATE shelf_state SET puts = puts + ?, event_ms = ? WHERE shelf = ?",
+                (change.items, change.ts_ms, shelf),
+            )
+
+    def _pick_rate_per_h(self, conn: sqlite3.Connection, shelf: str, now_ms: int) -> float:
+        """Items picked in the last hour (a simple estimator; the models issue brings a better one)."""
+        (picked,) = conn.execute(
+            "SELECT coalesce(sum(items), 0) FROM shelf_changes WHERE shelf = ? AND kind = 'pick' AND ts_ms > ?",
+            (shelf, now_ms - 3_600_000),
+        ).fetchone()
+        return float(picked)
+
+    def _fridge(self, conn: sqlite3.Connection, r: FridgeTemperature) -> None:
+        fridge = self._planogram.fridges[r.unit]
+        row = conn.execute(
+            "SELECT ts_ms, out_since_ms, in_since_ms FROM fridge_state WHERE unit = ?", (r.unit,)
+        ).fetchone()
+        if row is not None and r.ts_ms < row[0]:
+            return  # late: stored in the ledger, but the excursion clock only runs forward
+        out_since, in_since = (row[1], row[2]) if row else (None, None)
+        if fridge.min_c <= r.celsius <= fridge.max_c:
+            out_since, in_since = None, in_since if in_since is not None else r.ts_ms
+        else:
+            out_since, in_since = out_since if out_since is not None else r.ts_ms, None
+        conn.execute(
+            "INSERT INTO fridge_state (unit, celsius, ts_ms, out_since_ms, in_since_ms) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (unit) DO UPDATE SET celsius = excluded.celsius, ts_ms = excluded.ts_ms,"
+            " out_since_ms = excluded.out_since_ms, in_since_ms = excluded.in_since_ms",
+            (r.unit, r.celsius, r.ts_ms, out_since, in_since),
+        )
+        signal = fridge_signal(
+            self.rules, r.unit, r.celsius, fridge.min_c, fridge.max_c, out_since, in_since, r.ts_ms
+        )
+        if signal is not None:
+            self._signal(conn, [signal])
+
+    def _signal(self, conn: sqlite3.Connection, signals: list[AlertSignal]) -> None:
+        self._alerts.extend(apply_signals(conn, signals, self._now_ms))
 
     def _purchase(
         self, conn: sqlite3.Connection, r: PosTransaction, reading_id: int | None, outbox: list[OutboxEntry]
@@ -208,6 +330,19 @@ class BatchApplier:
         )
         if cursor.rowcount:
             outbox.append(OutboxEntry("device_status", s.device, _json.encode(s).decode()))
+            self._signal(
+                conn,
+                [
+                    AlertSignal(
+                        "device_offline",
+                        s.device,
+                        not s.online,
+                        "warning",
+                        f"{s.device} went offline",
+                        {"device": s.device},
+                    )
+                ],
+            )
 
     def _quarantine(self, conn: sqlite3.Connection, r: Rejection, received_ms: int) -> None:
         conn.execute(

@@ -77,6 +77,16 @@ class RetentionSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
 
 class ThresholdsSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     low_stock_items: Annotated[int, msgspec.Meta(ge=0)] = 3
+    stock_hysteresis_items: Annotated[int, msgspec.Meta(ge=1)] = 2
+    stockout_warning_min: PositiveFloat = 30.0
+    fridge_excursion_s: PositiveFloat = 300.0
+    fridge_recovery_s: PositiveFloat = 60.0
+    silent_after_periods: Annotated[float, msgspec.Meta(ge=1)] = 2.0
+    shelf_period_s: PositiveFloat = 1.0
+    fridge_period_s: PositiveFloat = 5.0
+    footfall_period_s: PositiveFloat = 10.0
+    settle_s: PositiveFloat = 1.0
+    settle_tolerance_g: PositiveFloat = 20.0
     max_clock_skew_s: PositiveFloat = 300.0
     shelf_max_grams: PositiveFloat = 200_000.0
     shelf_negative_tolerance_grams: Annotated[float, msgspec.Meta(ge=0)] = 20.0

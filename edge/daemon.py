@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from edge.alert_bus import AlertBus
 from edge.api import ApiContext, build_app
 from edge.apply import BatchApplier, load_planogram_job
 from edge.config import Config
@@ -22,6 +23,8 @@ from edge.ingest import MqttIngest, SerialIngest
 from edge.metrics import IngestMetrics
 from edge.privacy import Pseudonymiser, load_pseudonym_key
 from edge.queries import StoreReader
+from edge.state.rules import StoreRules
+from edge.state.silence import SilenceCheck
 from edge.supervisor import supervise
 from edge.sync_service import SyncService
 from edge.writer import StoreWriter
@@ -63,15 +66,32 @@ class Daemon:
                 fridge_max_c=t.fridge_max_c,
             ),
         )
+        self.rules = StoreRules(
+            low_stock_items=t.low_stock_items,
+            stock_hysteresis_items=t.stock_hysteresis_items,
+            stockout_warning_min=t.stockout_warning_min,
+            fridge_excursion_s=t.fridge_excursion_s,
+            fridge_recovery_s=t.fridge_recovery_s,
+            silent_after_periods=t.silent_after_periods,
+            shelf_period_s=t.shelf_period_s,
+            fridge_period_s=t.fridge_period_s,
+            footfall_period_s=t.footfall_period_s,
+            settle_s=t.settle_s,
+            settle_tolerance_g=t.settle_tolerance_g,
+        )
+        self.bus = AlertBus(config.store.id)
         self.metrics = IngestMetrics(queue_depth=lambda: float(self.writer.depth()))
         self.writer = StoreWriter(
             db_path,
-            BatchApplier(self.planogram, Pseudonymiser(key), config.retention.quarantine_max_rows),
+            BatchApplier(
+                self.planogram, Pseudonymiser(key), config.retention.quarantine_max_rows, self.rules
+            ),
             self.metrics,
             batch_max=config.database.batch_max,
             batch_wait_s=config.database.batch_wait_ms / 1000,
             queue_max=config.database.queue_max,
         )
+        self.writer.on_alerts = self.bus.publish
         self.reader = StoreReader(db_path, config.store.id, t.low_stock_items)
         m = config.mqtt
         self.mqtt = MqttIngest(
@@ -120,6 +140,17 @@ class Daemon:
                 tasks.create_task(supervise(f"sync:{name}", run, self.metrics), name=f"sync:{name}")
                 for name, run in self.sync.tasks()
             ]
+            sources.append(
+                tasks.create_task(
+                    supervise("alerts:mqtt", lambda: self.bus.run_mqtt_publisher(self.mqtt), self.metrics),
+                    name="alerts:mqtt",
+                )
+            )
+            sources.append(
+                tasks.create_task(
+                    supervise("alerts:silence", self._watch_silence, self.metrics), name="alerts:silence"
+                )
+            )
             r = self.config.retention
             sources.append(
                 tasks.create_task(
@@ -150,9 +181,7 @@ class Daemon:
             await stop.wait()
             log.info("daemon_stopping")
             t_stop = time.monotonic()
-            for task in sources:
-                task.cancel()
-            await asyncio.gather(*sources, return_exceptions=True)
+            await _cancel_all(sources, timeout_s=3.0)
             await self.writer.stop()
             await writer_task
             await runner.cleanup()
@@ -161,16 +190,46 @@ class Daemon:
         await self.writer.close()
         log.info("daemon_stopped", extra={"shutdown_ms": round((time.monotonic() - t_stop) * 1000)})
 
+    async def _watch_silence(self) -> None:
+        since_ms = int(time.time() * 1000)
+        interval = (
+            min(self.rules.shelf_period_s, self.rules.fridge_period_s, self.rules.footfall_period_s) / 2
+        )
+        while True:
+            await asyncio.sleep(interval)
+            await self.writer.run_job(SilenceCheck(self.rules, int(time.time() * 1000), since_ms))
+
     async def _start_http(self) -> web.AppRunner:
         h = self.config.http
         app = build_app(
-            ApiContext(self.reader, self.metrics, h.staff_token, lambda: self.mqtt.source is not None),
+            ApiContext(
+                self.reader,
+                self.metrics,
+                h.staff_token,
+                lambda: self.mqtt.source is not None,
+                self.writer,
+                self.bus,
+            ),
             self.sync.routes(),
         )
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         site = web.TCPSite(runner, h.host, h.port)
         await site.start()
         bound = runner.addresses[0] if runner.addresses else (h.host, h.port)
         self.http = HttpEndpoint(h.host, int(bound[1]))
         return runner
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
+    """Cancel and wait. Cancels again while any is still running: on Python 3.11, asyncio.wait_for
+    (used inside aiomqtt's publish) can swallow a cancellation that races with its inner future."""
+    deadline = time.monotonic() + timeout_s
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _done, pending = await asyncio.wait(pending, timeout=0.25)
+        if pending and time.monotonic() > deadline:
+            log.error("tasks_did_not_stop", extra={"tasks": ",".join(sorted(t.get_name() for t in pending))})
+            return

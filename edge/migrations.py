@@ -84,6 +84,38 @@ def _v1(conn: sqlite3.Connection) -> None:
         conn.execute(ddl)
 
 
+@migration(3, "store_state")
+def _v3(conn: sqlite3.Connection) -> None:
+    for ddl in (
+        # What the shelf signal processing knows (edge/state/shelf_signal.py); items is now the settled count.
+        "ALTER TABLE shelf_state ADD COLUMN settled INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE shelf_state ADD COLUMN offset_g REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE shelf_state ADD COLUMN misplaced_g REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE shelf_state ADD COLUMN stuck INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE shelf_state ADD COLUMN pick_rate_per_h REAL",
+        "ALTER TABLE shelf_state ADD COLUMN stockout_ms INTEGER",
+        "ALTER TABLE shelf_state ADD COLUMN reported_picks INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE shelf_state ADD COLUMN reported_puts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE fridge_state ADD COLUMN out_since_ms INTEGER",
+        "ALTER TABLE fridge_state ADD COLUMN in_since_ms INTEGER",
+        # Picks, put-backs, restocks and misplaced items detected from weight steps.
+        """CREATE TABLE shelf_changes (
+            id INTEGER PRIMARY KEY, shelf TEXT NOT NULL, kind TEXT NOT NULL, items INTEGER NOT NULL,
+            grams REAL NOT NULL, ts_ms INTEGER NOT NULL)""",
+        "CREATE INDEX shelf_changes_shelf_ts ON shelf_changes (shelf, ts_ms)",
+        """CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY, kind TEXT NOT NULL, subject TEXT NOT NULL, severity TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('open', 'acked', 'resolved')),
+            message TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '{}',
+            opened_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, acked_ms INTEGER, acked_by TEXT,
+            resolved_ms INTEGER, resolved_by TEXT)""",
+        # Deduplication: at most one unresolved alert per (kind, subject).
+        "CREATE UNIQUE INDEX alerts_one_active ON alerts (kind, subject) WHERE state != 'resolved'",
+        "CREATE INDEX alerts_state ON alerts (state, opened_ms)",
+    ):
+        conn.execute(ddl)
+
+
 def current_version(conn: sqlite3.Connection) -> int:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "

@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from edge.db import connect
+from edge.state.alerts import AlertEvent, list_alerts
 from edge.views import (
     DeviceView,
     FridgeView,
     QuarantineSummary,
     QuarantineView,
+    RestockItem,
     ShelfView,
     StoreSummary,
     ZoneView,
@@ -126,5 +128,33 @@ class StoreReader:
                 for table in ("readings", "purchases", "households", "outbox", "quarantine")
             ]
             return StoreSummary(self._store_id, *counts)
+
+        return await self._run(q)
+
+    async def alerts(self, state: str | None, limit: int) -> list[AlertEvent]:
+        return await self._run(lambda c: list_alerts(c, state, limit))
+
+    async def restock(self) -> list[RestockItem]:
+        """Shelves that need stock, most urgent first: empty, then by predicted stock-out, then lowest."""
+
+        def q(c: sqlite3.Connection) -> list[RestockItem]:
+            rows = c.execute(
+                "SELECT s.id, s.aisle, p.sku, p.name, st.items, s.capacity, st.stockout_ms, st.pick_rate_per_h"
+                " FROM shelves s JOIN products p ON p.sku = s.sku JOIN shelf_state st ON st.shelf = s.id"
+                " WHERE st.items IS NOT NULL AND (st.items <= ? OR st.stockout_ms IS NOT NULL)"
+                " ORDER BY st.items > 0, coalesce(st.stockout_ms, 9e18), st.items * 1.0 / s.capacity",
+                (self._low,),
+            ).fetchall()
+            items = []
+            for shelf, aisle, sku, name, count, capacity, stockout_ms, rate in rows:
+                if count > self._low and stockout_ms is None:
+                    continue
+                urgency = "empty" if count == 0 else "low" if count <= self._low else "soon"
+                items.append(
+                    RestockItem(
+                        shelf, aisle, sku, name, count, capacity, capacity - count, urgency, stockout_ms, rate
+                    )
+                )
+            return [i for i in items if i.urgency != "soon" or i.bring > 0]
 
         return await self._run(q)

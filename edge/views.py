@@ -75,3 +75,16 @@ class StoreSummary(msgspec.Struct, frozen=True):
     households: int
     outbox_rows: int
     quarantined: int
+
+
+class RestockItem(msgspec.Struct, frozen=True):
+    shelf: str
+    aisle: str
+    sku: str
+    product: str
+    items: int
+    capacity: int
+    bring: int  # items to bring to fill the shelf
+    urgency: str  # empty, low, soon
+    stockout_ms: int | None
+    pick_rate_per_h: float | None

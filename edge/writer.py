@@ -23,6 +23,7 @@ import msgspec
 from edge.apply import BatchApplier, BatchOutcome, MaintenanceJob, Received
 from edge.db import open_store
 from edge.metrics import IngestMetrics
+from edge.state.alerts import AlertEvent
 from sensors.backoff import Backoff
 from sensors.schemas import Reading, Rejection, RejectReason, Source
 
@@ -56,6 +57,8 @@ class StoreWriter:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._conn: sqlite3.Connection | None = None
         self._backoff = Backoff(minimum=0.1, maximum=5.0)
+        # Called with the alerts a batch opened or resolved, after that batch committed.
+        self.on_alerts: Callable[[list[AlertEvent]], None] | None = None
 
     # -- producers ----------------------------------------------------------------------------------
     def depth(self) -> int:
@@ -146,6 +149,9 @@ class StoreWriter:
         self._backoff.reset()
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
         self._metrics.batch_size.observe(len(batch))
+        alerts = [a for o in outcomes if not isinstance(o, BaseException) for a in o.alerts]
+        if alerts and self.on_alerts is not None:
+            self.on_alerts(alerts)
         for pending, outcome in zip(batch, outcomes, strict=True):
             self._record(outcome)
             if pending.on_commit is not None:

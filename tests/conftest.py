@@ -100,7 +100,26 @@ async def run_daemon(config_path: Path) -> AsyncIterator[RunningDaemon]:
         yield RunningDaemon(daemon)
     finally:
         stop.set()
-        await asyncio.wait_for(task, 10)
+        done, _ = await asyncio.wait({task}, timeout=10)
+        if not done:
+            stuck = [
+                f"{t.get_name()}: {' -> '.join(_await_chain(t.get_coro()))}"
+                for t in asyncio.all_tasks()
+                if not t.done()
+            ]
+            raise AssertionError("daemon did not stop within 10 s; still running:\n" + "\n".join(stuck))
+        task.result()
+
+
+def _await_chain(coro: Any) -> list[str]:
+    """Where a suspended coroutine is waiting, innermost last (Task.get_stack shows only the top)."""
+    chain = []
+    while coro is not None and hasattr(coro, "cr_frame") and coro.cr_frame is not None:
+        chain.append(f"{coro.cr_code.co_qualname}:{coro.cr_frame.f_lineno}")
+        coro = coro.cr_await
+    if coro is not None:
+        chain.append(repr(coro)[:80])
+    return chain
 
 
 def http_get(url: str, token: str | None = STAFF_TOKEN) -> tuple[int, bytes]:

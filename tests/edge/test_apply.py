@@ -9,6 +9,7 @@ import pytest
 
 from edge.apply import BatchApplier, Received, load_planogram_job
 from edge.db import open_store
+from edge.migrations import MIGRATIONS
 from edge.privacy import Pseudonymiser
 from sensors.planogram import load_planogram
 from sensors.schemas import (
@@ -51,20 +52,25 @@ def test_schema_is_versioned_and_migration_is_idempotent(tmp_path: Path) -> None
     path = tmp_path / "s.db"
     open_store(path).close()
     conn = open_store(path)
-    assert one(conn, "SELECT max(version) FROM schema_migrations") == (1,)
+    assert one(conn, "SELECT max(version) FROM schema_migrations") == (MIGRATIONS[-1].version,)
+    assert one(conn, "SELECT count(*) FROM schema_migrations") == (len(MIGRATIONS),)
     assert one(conn, "PRAGMA journal_mode") == ("wal",)
 
 
 def test_weight_updates_stock_and_redelivery_changes_nothing(store: sqlite3.Connection) -> None:
     unit = PLANOGRAM.shelves["A1-2"].unit_grams
-    reading = ShelfWeight("shelf-A1-2", "A1-2", 1, T0, unit * 7 + 3.0)
-    outcome = apply(store, reading)
-    assert outcome.stored["shelf_weight"] == 1
-    assert one(store, "SELECT items, grams FROM shelf_state WHERE shelf = 'A1-2'") == (7, unit * 7 + 3.0)
-    again = apply(store, reading, reading)
-    assert again.duplicates == 2
-    assert one(store, "SELECT count(*) FROM readings") == (1,)
-    assert one(store, "SELECT count(*) FROM outbox WHERE kind = 'reading'") == (1,)
+    readings = [ShelfWeight("shelf-A1-2", "A1-2", i, T0 + i * 500, unit * 7 + 3.0) for i in range(1, 5)]
+    outcome = apply(store, *readings)
+    assert outcome.stored["shelf_weight"] == 4
+    assert one(store, "SELECT items, grams, settled FROM shelf_state WHERE shelf = 'A1-2'") == (
+        7,
+        unit * 7 + 3.0,
+        1,
+    )
+    again = apply(store, *readings, readings[0])
+    assert again.duplicates == 5
+    assert one(store, "SELECT count(*) FROM readings") == (4,)
+    assert one(store, "SELECT count(*) FROM outbox WHERE kind = 'reading'") == (4,)
 
 
 def test_same_seq_with_new_timestamp_is_a_rebooted_device_not_a_duplicate(store: sqlite3.Connection) -> None:
@@ -99,7 +105,7 @@ def test_events_footfall_and_device_status(store: sqlite3.Connection) -> None:
         FootfallCount("footfall-entrance", "entrance", 2, T0 + 10_000, 1, 3, 10.0),
         DeviceStatus("shelf-A1-1", False, T0),
     )
-    assert one(store, "SELECT picks, puts FROM shelf_state WHERE shelf = 'A1-1'") == (2, 1)
+    assert one(store, "SELECT reported_picks, reported_puts FROM shelf_state WHERE shelf = 'A1-1'") == (2, 1)
     assert one(store, "SELECT occupancy, entered_total, exited_total FROM zone_occupancy") == (2, 6, 4)
     assert one(store, "SELECT online, messages FROM devices WHERE id = 'shelf-A1-1'") == (0, 2)
     apply(store, DeviceStatus("shelf-A1-1", True, T0 - 1))  # older status must not win

@@ -60,6 +60,7 @@ async def test_bad_input_is_quarantined_with_reasons_and_valid_traffic_is_all_st
         expected_reasons: dict[str, int] = {}
         # Topics outside the store's subscriptions never reach the daemon, so they cannot be quarantined.
         delivered = [case for case in BAD_MQTT if case[2] is not RejectReason.UNKNOWN_TOPIC]
+        base_ms = now_ms() - 60_000  # valid readings 0.5 s apart, so the shelf is seen still and counted
         async with aiomqtt.Client("127.0.0.1", broker.port) as device:
             for index, (topic, payload, reason) in enumerate(delivered):
                 body = retimed(payload)
@@ -69,19 +70,19 @@ async def test_bad_input_is_quarantined_with_reasons_and_valid_traffic_is_all_st
                 # a valid reading between every bad one
                 await device.publish(
                     "store/demo/shelf/A2-1/weight",
-                    json.dumps({"ts": now_ms(), "seq": index + 1, "grams": 820.0 * 5}),
+                    json.dumps({"ts": base_ms + index * 500, "seq": index + 1, "grams": 820.0 * 5}),
                     qos=1,
                 )
         await wait_for(lambda: running.daemon.metrics.serial_open.value("legacy") == 1)
         for index, (line, reason) in enumerate(BAD_SERIAL):
             os.write(master, line)
-            os.write(master, encode_frame("WGT", ["A6-3", str(index + 1), str(now_ms()), str(280.0 * 4)]))
+            os.write(
+                master,
+                encode_frame("WGT", ["A6-3", str(index + 1), str(base_ms + index * 500), str(280.0 * 4)]),
+            )
             expected_reasons[reason.value] = expected_reasons.get(reason.value, 0) + 1
         total_bad = len(delivered) + len(BAD_SERIAL)
-        try:
-            await wait_for(lambda: count(db, "SELECT count(*) FROM quarantine") >= total_bad)
-        finally:
-            print(await ajson(f"{running.url}/api/v1/quarantine?limit=1000"))
+        await wait_for(lambda: count(db, "SELECT count(*) FROM quarantine") >= total_bad)
         await wait_for(lambda: count(db, "SELECT count(*) FROM readings") >= len(delivered) + len(BAD_SERIAL))
         quarantine = await ajson(f"{running.url}/api/v1/quarantine?limit=1000")
         assert quarantine["by_reason"] == expected_reasons
