@@ -26,7 +26,10 @@ lint: setup
 	$(BIN)/mypy
 
 bench: setup mosquitto
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
+	$(BIN)/python bench/state.py $(BENCH_ARGS)
+	$(BIN)/python bench/routing.py $(BENCH_ARGS)
 
 setup: $(STAMP)
 

@@ -20,6 +20,7 @@ from edge.metrics import IngestMetrics
 from edge.queries import StoreReader
 from edge.state import alerts as alert_store
 from edge.writer import StoreWriter
+from routing import Layout, RoutingError, plan_route
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -32,6 +33,7 @@ class ApiContext:
     mqtt_connected: Callable[[], bool]
     writer: StoreWriter | None = None
     bus: AlertBus | None = None
+    layout: Layout | None = None
 
 
 CONTEXT = web.AppKey("context", ApiContext)
@@ -158,6 +160,54 @@ async def resolve_alert(request: web.Request) -> web.Response:
     return await _alert_action(request, "resolve")
 
 
+class RouteRequest(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename={"start": "from", "end": "to"}
+):
+    items: list[str]
+    start: str | None = None
+    end: str | None = None
+    accessible: bool = False
+    precedence: bool = True
+
+
+async def routes(request: web.Request) -> web.Response:
+    """Plan a walk for any list, with congestion from the zones' live occupancy."""
+    ctx = request.app[CONTEXT]
+    if ctx.layout is None:
+        return _error(503, "no store layout loaded: set [store] layout")
+    try:
+        body = msgspec.json.decode(await request.read(), type=RouteRequest)
+    except msgspec.ValidationError as exc:
+        return _error(400, f"body: {exc}")
+    except msgspec.DecodeError:
+        return _error(400, 'body: expected JSON like {"items": ["milk", "bread"]}')
+    if not 1 <= len(body.items) <= 200:
+        return _error(400, "items: expected 1 to 200 entries")
+    congestion = {z.id: z.occupancy / z.capacity for z in await ctx.reader.zones() if z.capacity}
+    layout = ctx.layout
+    try:
+        route = await asyncio.get_running_loop().run_in_executor(
+            None,
+            lambda: plan_route(
+                layout, body.items, body.start, body.end, body.accessible, body.precedence, congestion
+            ),
+        )
+    except RoutingError as exc:
+        return _error(422, str(exc))
+    return _ok(route.to_dict())
+
+
+async def footfall(request: web.Request) -> web.Response:
+    try:
+        hours = float(request.query.get("hours", "24"))
+    except ValueError:
+        return _error(400, "hours: expected a number")
+    if not 0 < hours <= 24 * 90:
+        return _error(400, "hours: expected 0 < hours <= 2160")
+    since_ms = int((time.time() - hours * 3600) * 1000)
+    return _ok(await request.app[CONTEXT].reader.footfall(since_ms - since_ms % 3_600_000))
+
+
 async def restock(request: web.Request) -> web.Response:
     return _ok(await request.app[CONTEXT].reader.restock())
 
@@ -211,6 +261,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/api/v1/alerts/{id}/ack", ack_alert),
     ("POST", "/api/v1/alerts/{id}/resolve", resolve_alert),
     ("GET", "/api/v1/restock", restock),
+    ("GET", "/api/v1/analytics/footfall", footfall),
+    ("POST", "/api/v1/routes", routes),
     ("GET", "/api/v1/events", events),
 ]
 

@@ -17,7 +17,7 @@ import msgspec
 
 from edge.privacy import Pseudonymiser
 from edge.state.alerts import AlertEvent, AlertSignal, apply_signals
-from edge.state.rules import StoreRules, fridge_signal, stock_signals
+from edge.state.rules import StoreRules, fridge_signal, queue_signal, stock_signals
 from edge.state.shelf_signal import ShelfCalibration, ShelfChange, ShelfTracker
 from sensors.planogram import Planogram
 from sensors.schemas import (
@@ -178,6 +178,7 @@ class BatchApplier:
                 " ts_ms = max(ts_ms, excluded.ts_ms)",
                 (r.zone, r.entered, r.exited, r.entered, r.exited, r.ts_ms),
             )
+            self._footfall(conn, r)
             outbox.append(OutboxEntry("reading", r.device, _json.encode(r).decode()))
         else:
             self._purchase(conn, r, reading_id, outbox)
@@ -281,6 +282,24 @@ class BatchApplier:
         signal = fridge_signal(
             self.rules, r.unit, r.celsius, fridge.min_c, fridge.max_c, out_since, in_since, r.ts_ms
         )
+        if signal is not None:
+            self._signal(conn, [signal])
+
+    def _footfall(self, conn: sqlite3.Connection, r: FootfallCount) -> None:
+        (occupancy,) = conn.execute(
+            "SELECT occupancy FROM zone_occupancy WHERE zone = ?", (r.zone,)
+        ).fetchone()
+        hour_ms = r.ts_ms - r.ts_ms % 3_600_000
+        conn.execute(
+            "INSERT INTO footfall_hourly (zone, hour_ms, entered, exited, peak_occupancy, person_seconds, observed_s)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (zone, hour_ms) DO UPDATE SET"
+            " entered = entered + excluded.entered, exited = exited + excluded.exited,"
+            " peak_occupancy = max(peak_occupancy, excluded.peak_occupancy),"
+            " person_seconds = person_seconds + excluded.person_seconds, observed_s = observed_s + excluded.observed_s",
+            (r.zone, hour_ms, r.entered, r.exited, occupancy, occupancy * r.interval_s, r.interval_s),
+        )
+        zone = self._planogram.zones[r.zone]
+        signal = queue_signal(self.rules, r.zone, occupancy, zone.capacity) if zone.checkout else None
         if signal is not None:
             self._signal(conn, [signal])
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -19,6 +19,8 @@ from pathlib import Path
 from edge.config import Config, load_config
 from edge.errors import EdgeError
 from edge.logs import bind, configure_logging
+from routing import cli as routing_cli
+from routing.errors import RoutingError
 from sensors.errors import SensorError
 
 EXAMPLES = {
@@ -26,6 +28,7 @@ EXAMPLES = {
     "config check": "example: storeedge config check storeedge.toml",
     "simulate": "example: storeedge simulate --config storeedge.toml --duration 60 --fault-rate 0.02",
     "demo": "example: storeedge demo --duration 30",
+    "route": "example: storeedge route --items milk,bread,ice-cream --from kiosk-2",
 }
 
 
@@ -75,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--refresh", type=float, default=2.0, help="seconds between summary refreshes")
     _simulation_options(demo)
     demo.set_defaults(handler=cmd_demo)
+
+    route = commands.add_parser(
+        "route", help="plan the shortest walk through the store for a shopping list", epilog=EXAMPLES["route"]
+    )
+    routing_cli.configure_parser(route)
+    route.set_defaults(handler=routing_cli.run)
     return parser
 
 
@@ -118,14 +127,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    from routing import load_layout
     from sensors.planogram import load_planogram
 
     config = load_config(args.path)
     planogram = load_planogram(config.path(config.store.planogram))
+    layout = load_layout(config.path(config.store.layout))
     print(
         f"{args.path}: ok (store {config.store.id!r}, {len(planogram.shelves)} shelves, "
         f"{len(planogram.fridges)} fridges, {len(planogram.zones)} zones, {len(planogram.tills)} tills, "
-        f"{len(config.serial.ports)} serial ports)"
+        f"{len(config.serial.ports)} serial ports, layout with {len(layout.nodes)} nodes)"
     )
     return 0
 
@@ -175,13 +186,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
-    except (EdgeError, SensorError) as exc:
+    except (EdgeError, SensorError, RoutingError) as exc:
         print(f"storeedge: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `storeedge route --json | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(BrokenPipeError):
-        sys.exit(main())
+    sys.exit(main())

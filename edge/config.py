@@ -24,6 +24,7 @@ class StoreSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     id: StoreId = "demo"
     name: str = "Demo Store"
     planogram: str = "simulators/demo_store/planogram.toml"
+    layout: str = "simulators/demo_store/layout.toml"  # the walking graph for routes (docs/routing.md)
 
 
 class MqttSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -87,6 +88,8 @@ class ThresholdsSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     footfall_period_s: PositiveFloat = 10.0
     settle_s: PositiveFloat = 1.0
     settle_tolerance_g: PositiveFloat = 20.0
+    queue_pressure_ratio: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.8
+    queue_clear_ratio: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.6
     max_clock_skew_s: PositiveFloat = 300.0
     shelf_max_grams: PositiveFloat = 200_000.0
     shelf_negative_tolerance_grams: Annotated[float, msgspec.Meta(ge=0)] = 20.0
@@ -163,6 +166,8 @@ def _cross_checks(config: Config) -> list[str]:
         problems.append("[mqtt] reconnect_min_s: must not exceed reconnect_max_s")
     if config.serial.reopen_min_s > config.serial.reopen_max_s:
         problems.append("[serial] reopen_min_s: must not exceed reopen_max_s")
+    if config.thresholds.queue_clear_ratio >= config.thresholds.queue_pressure_ratio:
+        problems.append("[thresholds] queue_clear_ratio: must be below queue_pressure_ratio")
     if config.thresholds.fridge_min_c >= config.thresholds.fridge_max_c:
         problems.append("[thresholds] fridge_min_c: must be below fridge_max_c")
     if config.privacy.pseudonym_key is not None and config.privacy.pseudonym_key_file is not None:

@@ -28,6 +28,7 @@ from edge.state.silence import SilenceCheck
 from edge.supervisor import supervise
 from edge.sync_service import SyncService
 from edge.writer import StoreWriter
+from routing import load_layout
 from sensors.backoff import Backoff
 from sensors.decode import Decoder, Limits
 from sensors.mqtt import MqttSettings
@@ -47,6 +48,7 @@ class Daemon:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.planogram: Planogram = load_planogram(config.path(config.store.planogram))
+        self.layout = load_layout(config.path(config.store.layout))
         db_path = config.path(config.database.path)
         key = load_pseudonym_key(
             config.privacy.pseudonym_key,
@@ -78,6 +80,8 @@ class Daemon:
             footfall_period_s=t.footfall_period_s,
             settle_s=t.settle_s,
             settle_tolerance_g=t.settle_tolerance_g,
+            queue_pressure_ratio=t.queue_pressure_ratio,
+            queue_clear_ratio=t.queue_clear_ratio,
         )
         self.bus = AlertBus(config.store.id)
         self.metrics = IngestMetrics(queue_depth=lambda: float(self.writer.depth()))
@@ -209,6 +213,7 @@ class Daemon:
                 lambda: self.mqtt.source is not None,
                 self.writer,
                 self.bus,
+                self.layout,
             ),
             self.sync.routes(),
         )

@@ -37,6 +37,7 @@ def demo_config(base: Config, workdir: Path, broker_port: int | None) -> dict[st
     raw: dict[str, Any] = msgspec.to_builtins(base)
     raw.pop("base_dir")
     raw["store"]["planogram"] = str(base.path(base.store.planogram).resolve())
+    raw["store"]["layout"] = str(base.path(base.store.layout).resolve())
     if broker_port is not None:
         raw["mqtt"]["port"] = broker_port
     raw["http"]["port"] = free_port(base.http.host)
@@ -208,7 +209,14 @@ def _prepare(args: argparse.Namespace) -> tuple[Config, Path]:
     elif REPO_EXAMPLE.exists():
         base = load_config(REPO_EXAMPLE)
     else:
-        base = parse_config({"store": {"planogram": str(DEMO_PLANOGRAM)}})
+        base = parse_config(
+            {
+                "store": {
+                    "planogram": str(DEMO_PLANOGRAM),
+                    "layout": str(DEMO_PLANOGRAM.with_name("layout.toml")),
+                }
+            }
+        )
     workdir: Path = args.workdir
     if workdir.exists():
         shutil.rmtree(workdir)  # the demo starts from an empty store every time

@@ -116,6 +116,19 @@ def _v3(conn: sqlite3.Connection) -> None:
         conn.execute(ddl)
 
 
+@migration(4, "footfall")
+def _v4(conn: sqlite3.Connection) -> None:
+    # Per zone and hour: people in and out, the busiest moment, and person-seconds spent in the zone
+    # (occupancy integrated over time), from which mean occupancy and dwell follow (Little's law).
+    conn.execute(
+        """CREATE TABLE footfall_hourly (
+            zone TEXT NOT NULL, hour_ms INTEGER NOT NULL, entered INTEGER NOT NULL DEFAULT 0,
+            exited INTEGER NOT NULL DEFAULT 0, peak_occupancy INTEGER NOT NULL DEFAULT 0,
+            person_seconds REAL NOT NULL DEFAULT 0, observed_s REAL NOT NULL DEFAULT 0,
+            PRIMARY KEY (zone, hour_ms))"""
+    )
+
+
 def current_version(conn: sqlite3.Connection) -> int:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "

@@ -14,6 +14,7 @@ from edge.db import connect
 from edge.state.alerts import AlertEvent, list_alerts
 from edge.views import (
     DeviceView,
+    FootfallHour,
     FridgeView,
     QuarantineSummary,
     QuarantineView,
@@ -156,5 +157,27 @@ class StoreReader:
                     )
                 )
             return [i for i in items if i.urgency != "soon" or i.bring > 0]
+
+        return await self._run(q)
+
+    async def footfall(self, since_ms: int) -> list[FootfallHour]:
+        def q(c: sqlite3.Connection) -> list[FootfallHour]:
+            rows = c.execute(
+                "SELECT zone, hour_ms, entered, exited, peak_occupancy, person_seconds, observed_s"
+                " FROM footfall_hourly WHERE hour_ms >= ? ORDER BY hour_ms, zone",
+                (since_ms,),
+            ).fetchall()
+            return [
+                FootfallHour(
+                    zone,
+                    hour,
+                    entered,
+                    exited,
+                    peak,
+                    round(person_s / observed_s, 2) if observed_s else 0.0,
+                    round(person_s / entered, 1) if entered else None,
+                )
+                for zone, hour, entered, exited, peak, person_s, observed_s in rows
+            ]
 
         return await self._run(q)

@@ -88,3 +88,13 @@ class RestockItem(msgspec.Struct, frozen=True):
     urgency: str  # empty, low, soon
     stockout_ms: int | None
     pick_rate_per_h: float | None
+
+
+class FootfallHour(msgspec.Struct, frozen=True):
+    zone: str
+    hour_ms: int
+    entered: int
+    exited: int
+    peak_occupancy: int
+    mean_occupancy: float
+    mean_dwell_s: float | None  # Little's law: person-seconds / people who entered; None if nobody did

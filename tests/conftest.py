@@ -47,7 +47,11 @@ def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
 def write_config(tmp_path: Path, broker: MosquittoBroker | None, **sections: dict[str, Any]) -> Path:
     """A config for a test store: demo planogram, the test broker, free HTTP port, DB in tmp_path."""
     raw: dict[str, dict[str, Any]] = {
-        "store": {"id": "demo", "planogram": str(DEMO_PLANOGRAM)},
+        "store": {
+            "id": "demo",
+            "planogram": str(DEMO_PLANOGRAM),
+            "layout": str(DEMO_PLANOGRAM.with_name("layout.toml")),
+        },
         "mqtt": {
             "port": broker.port if broker else free_port(),
             "reconnect_min_s": 0.1,

@@ -20,6 +20,8 @@ class StoreRules:
     footfall_period_s: float = 10.0
     settle_s: float = 1.0
     settle_tolerance_g: float = 20.0
+    queue_pressure_ratio: float = 0.8
+    queue_clear_ratio: float = 0.6
 
     def period_s(self, device_kind: str) -> float | None:
         return {
@@ -106,4 +108,23 @@ def fridge_signal(
         )  # fmt: skip
     if in_since_ms is not None and (ts_ms - in_since_ms) / 1000 >= rules.fridge_recovery_s:
         return AlertSignal("fridge_excursion", fridge, False)
+    return None
+
+
+def queue_signal(rules: StoreRules, zone: str, occupancy: int, capacity: int) -> AlertSignal | None:
+    """Checkout queues: alert at ``queue_pressure_ratio`` of the zone's capacity, clear below
+    ``queue_clear_ratio`` (hysteresis: a queue hovering at the threshold does not flap)."""
+    ratio = occupancy / capacity
+    if ratio >= rules.queue_pressure_ratio:
+        message = f"checkout zone {zone} at {occupancy}/{capacity} people: open another till"
+        return AlertSignal(
+            "queue_pressure",
+            zone,
+            True,
+            "warning",
+            message,
+            {"zone": zone, "occupancy": occupancy, "capacity": capacity},
+        )
+    if ratio < rules.queue_clear_ratio:
+        return AlertSignal("queue_pressure", zone, False)
     return None

@@ -10,6 +10,7 @@ import time
 import tty
 from pathlib import Path
 
+import aiohttp
 import aiomqtt
 import pytest
 
@@ -117,6 +118,29 @@ async def test_api_requires_the_staff_token_and_serves_state(config_path: Path) 
         assert "# TYPE storeedge_batch_commit_seconds histogram" in text
         assert 'storeedge_batch_commit_seconds_bucket{le="+Inf"}' in text
         assert "storeedge_ingest_queue_depth 0" in text
+        assert await ajson(f"{running.url}/api/v1/analytics/footfall?hours=2") == []
+        assert (await aget(f"{running.url}/api/v1/analytics/footfall?hours=-1"))[0] == 400
+        headers = {"Authorization": f"Bearer {STAFF_TOKEN}"}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"{running.url}/api/v1/routes",
+                json={"items": ["milk", "bread", "ice-cream"], "from": "kiosk-2"},
+                headers=headers,
+            ) as resp:
+                route = await resp.json()
+                assert resp.status == 200, route
+            assert [s["items"] for s in route["stops"]][-1] == ["ice-cream"]  # frozen last
+            assert route["path"][0] == "kiosk-2"
+            assert route["distance_m"] > 0
+            async with http.post(
+                f"{running.url}/api/v1/routes", json={"items": ["milk"], "from": "nowhere"}, headers=headers
+            ) as resp:
+                assert resp.status == 422
+                assert "nowhere" in (await resp.json())["error"]
+            async with http.post(
+                f"{running.url}/api/v1/routes", json={"things": []}, headers=headers
+            ) as resp:
+                assert resp.status == 400
 
 
 async def test_staff_api_is_disabled_without_a_token(tmp_path: Path, broker: MosquittoBroker) -> None:

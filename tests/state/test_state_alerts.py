@@ -201,3 +201,22 @@ def test_unique_active_alert_per_subject_is_enforced_by_the_schema(store: Store)
             "INSERT INTO alerts (kind, subject, severity, state, message, opened_ms, updated_ms)"
             " VALUES ('device_offline', 'pos-3', 'warning', 'open', 'dup', 0, 0)"
         )
+
+
+def test_footfall_heatmap_dwell_and_queue_pressure(store: Store) -> None:
+    from sensors.schemas import FootfallCount
+
+    hour = T0 - T0 % 3_600_000
+    # checkout zone (capacity 30): 30 people in over a minute, then most leave
+    store.apply(FootfallCount("footfall-checkout", "checkout", 1, hour + 60_000, 20, 0, 60.0))
+    assert store.alerts("queue_pressure") == []
+    store.apply(FootfallCount("footfall-checkout", "checkout", 2, hour + 120_000, 10, 0, 60.0))
+    assert store.alerts("queue_pressure") == [("open", "warning")]  # 30/30 >= 0.8
+    store.apply(FootfallCount("footfall-checkout", "checkout", 3, hour + 180_000, 0, 8, 60.0))
+    assert store.alerts("queue_pressure") == [("open", "warning")]  # 22/30 is inside the hysteresis band
+    store.apply(FootfallCount("footfall-checkout", "checkout", 4, hour + 240_000, 0, 20, 60.0))
+    assert store.alerts("queue_pressure") == [("resolved", "warning")]
+    row = store.conn.execute(
+        "SELECT entered, exited, peak_occupancy, person_seconds, observed_s FROM footfall_hourly WHERE zone = 'checkout'"
+    ).fetchone()
+    assert row == (30, 28, 30, (20 + 30 + 22 + 2) * 60.0, 240.0)
