@@ -230,6 +230,8 @@ class BatchApplier:
             "UPDATE shelf_state SET pick_rate_per_h = ?, stockout_ms = ? WHERE shelf = ?",
             (rate, None if eta_min is None else int(r.ts_ms + eta_min * 60_000), r.shelf),
         )
+        if shelf.mixed:  # other products' weight is expected here: not a misplaced item
+            tracker.misplaced_g = 0.0
         self._signal(
             conn,
             stock_signals(
@@ -398,10 +400,22 @@ def load_planogram_job(planogram: Planogram) -> MaintenanceJob:
             [(s.sku, s.product, s.category, s.unit_grams, s.storage) for s in planogram.shelves.values()],
         )
         conn.executemany(
-            "INSERT OR REPLACE INTO shelves (id, aisle, zone, sku, capacity, unit_grams, tare_grams, transport, fridge)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO shelves (id, aisle, zone, sku, capacity, unit_grams, tare_grams, transport, fridge,"
+            " facings, mixed_with) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (s.id, s.aisle, s.zone, s.sku, s.capacity, s.unit_grams, s.tare_grams, s.transport, s.fridge)
+                (
+                    s.id,
+                    s.aisle,
+                    s.zone,
+                    s.sku,
+                    s.capacity,
+                    s.unit_grams,
+                    s.tare_grams,
+                    s.transport,
+                    s.fridge,
+                    s.facings,
+                    ",".join(s.mixed_with),
+                )
                 for s in planogram.shelves.values()
             ],
         )

@@ -129,6 +129,12 @@ def _v4(conn: sqlite3.Connection) -> None:
     )
 
 
+@migration(5, "shelf_layout")
+def _v5(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE shelves ADD COLUMN facings INTEGER NOT NULL DEFAULT 1")
+    conn.execute("ALTER TABLE shelves ADD COLUMN mixed_with TEXT NOT NULL DEFAULT ''")  # comma-separated SKUs
+
+
 def current_version(conn: sqlite3.Connection) -> int:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "

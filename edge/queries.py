@@ -60,12 +60,15 @@ class StoreReader:
             rows = c.execute(
                 "SELECT s.id, s.aisle, s.zone, s.sku, p.name, p.category, s.capacity, st.grams, st.items,"
                 " nullif(st.ts_ms, 0), coalesce(st.picks, 0), coalesce(st.puts, 0),"
-                " st.items IS NOT NULL AND st.items <= ?"
+                " st.items IS NOT NULL AND st.items <= ?, s.facings, s.mixed_with != '', coalesce(st.settled, 0)"
                 " FROM shelves s JOIN products p ON p.sku = s.sku LEFT JOIN shelf_state st ON st.shelf = s.id"
                 " ORDER BY s.id",
                 (self._low,),
             ).fetchall()
-            return [ShelfView(*r[:12], low=bool(r[12])) for r in rows]  # type: ignore[misc]  # row width is fixed by the SELECT
+            return [
+                ShelfView(*r[:12], low=bool(r[12]), facings=r[13], mixed=bool(r[14]), settled=bool(r[15]))  # type: ignore[misc]
+                for r in rows
+            ]
 
         return await self._run(q)
 

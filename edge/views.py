@@ -19,6 +19,9 @@ class ShelfView(msgspec.Struct, frozen=True):
     picks: int
     puts: int
     low: bool
+    facings: int = 1
+    mixed: bool = False  # shares the shelf with other products: items is an estimate, not a count
+    settled: bool = False  # the latest reading came from a still shelf
 
 
 class FridgeView(msgspec.Struct, frozen=True):

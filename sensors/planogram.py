@@ -38,6 +38,14 @@ class Shelf(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tare_grams: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     transport: Literal["mqtt", "serial"] = "mqtt"
     fridge: str | None = None
+    facings: Annotated[int, msgspec.Meta(ge=1)] = 1
+    # Other products sharing the shelf (SKUs of other shelves). A mixed shelf's weight cannot be split
+    # into exact counts: its count is an estimate in units of `sku`, flagged as such.
+    mixed_with: list[str] = []
+
+    @property
+    def mixed(self) -> bool:
+        return bool(self.mixed_with)
 
 
 class Fridge(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -128,6 +136,17 @@ def parse_planogram(raw: object, origin: str = "planogram") -> Planogram:
             problems.append(f"shelves[{index}].zone: unknown zone {shelf.zone!r}")
         if shelf.fridge is not None and shelf.fridge not in fridges:
             problems.append(f"shelves[{index}].fridge: unknown fridge {shelf.fridge!r}")
+    skus = {s.sku for s in parsed.shelves}
+    for index, shelf in enumerate(parsed.shelves):
+        for position, other in enumerate(shelf.mixed_with):
+            if other not in skus or other == shelf.sku:
+                problems.append(
+                    f"shelves[{index}].mixed_with[{position}]: {other!r} is not another shelf's sku"
+                )
+        if shelf.facings > shelf.capacity:
+            problems.append(
+                f"shelves[{index}].facings: {shelf.facings} facings cannot hold {shelf.capacity} items"
+            )
     for index, fridge in enumerate(parsed.fridges):
         if fridge.min_c >= fridge.max_c:
             problems.append(f"fridges[{index}].min_c: must be below max_c ({fridge.min_c} >= {fridge.max_c})")

@@ -220,3 +220,35 @@ def test_footfall_heatmap_dwell_and_queue_pressure(store: Store) -> None:
         "SELECT entered, exited, peak_occupancy, person_seconds, observed_s FROM footfall_hourly WHERE zone = 'checkout'"
     ).fetchone()
     assert row == (30, 28, 30, (20 + 30 + 22 + 2) * 60.0, 240.0)
+
+
+def test_mixed_shelves_are_flagged_and_never_report_misplaced_items(tmp_path: Path) -> None:
+    import msgspec
+
+    from sensors.planogram import PlanogramError, parse_planogram
+
+    raw = msgspec.to_builtins(
+        {"shelves": list(PLANOGRAM.shelves.values()), "fridges": list(PLANOGRAM.fridges.values()),
+         "zones": list(PLANOGRAM.zones.values()), "tills": list(PLANOGRAM.tills.values())}
+    )  # fmt: skip
+    shelf = next(s for s in raw["shelves"] if s["id"] == SHELF)
+    shelf["mixed_with"], shelf["facings"] = ["1014"], 2
+    mixed = parse_planogram(raw)
+    assert mixed.shelves[SHELF].mixed
+    store = Store(tmp_path / "m.db", StoreRules())
+    store.applier = BatchApplier(mixed, Pseudonymiser(b"k" * 32))
+    store.applier.apply(store.conn, [Received(load_planogram_job(mixed), T0)], T0)
+    store.shelf_items(6)
+    for _ in range(3):  # another product's weight on the shelf: expected here
+        store.seq += 1
+        store.t += 1000
+        store.apply(ShelfWeight(f"shelf-{SHELF}", SHELF, store.seq, store.t, 6 * UNIT + 2.0 + 230))
+    assert store.alerts("misplaced_item") == []
+    assert store.conn.execute(
+        "SELECT facings, mixed_with FROM shelves WHERE id = ?", (SHELF,)
+    ).fetchone() == (2, "1014")
+    shelf["mixed_with"] = ["no-such-sku"]
+    with pytest.raises(
+        PlanogramError, match=r"shelves\[\d+\]\.mixed_with\[0\]: 'no-such-sku' is not another shelf's sku"
+    ):
+        parse_planogram(raw, "planogram.toml")
