@@ -144,6 +144,7 @@ def start_daemon(workdir: Path, broker: MosquittoBroker) -> tuple[subprocess.Pop
                 "store": {
                     "id": "demo",
                     "planogram": str(REPO / "simulators" / "demo_store" / "planogram.toml"),
+                    "layout": str(REPO / "simulators" / "demo_store" / "layout.toml"),
                 },
                 "mqtt": {"port": broker.port},
                 "database": {"path": str(db)},
@@ -166,7 +167,7 @@ def start_daemon(workdir: Path, broker: MosquittoBroker) -> tuple[subprocess.Pop
         except OSError:
             time.sleep(0.1)
     else:
-        raise SystemExit(f"daemon did not start; see {workdir / 'daemon.log'}")
+        raise SystemExit(f"daemon did not start:\n{(workdir / 'daemon.log').read_text()[-2000:]}")
     return proc, db, http_port
 
 
@@ -229,12 +230,15 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--smoke", action="store_true", help="a tiny run that only checks the benchmark works"
+    )
     parser.add_argument("--messages", type=int)
     parser.add_argument("--publishers", type=int, default=4)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "ingest.json")
     args = parser.parse_args()
-    total = args.messages or (5000 if args.quick else 20_000)
-    steady_s = 5 if args.quick else 10
+    total = args.messages or (300 if args.smoke else 5000 if args.quick else 20_000)
+    steady_s = 1 if args.smoke else 5 if args.quick else 10
     rows = []
     with tempfile.TemporaryDirectory(prefix="storeedge-bench-") as tmp:
         root = Path(tmp)

@@ -199,9 +199,12 @@ async def alert_latency(samples: int, tmp: Path) -> dict[str, float]:
             async with aiohttp.ClientSession() as http, aiomqtt.Client("127.0.0.1", broker.port) as device:
                 socket = await http.ws_connect(f"{daemon.url}/api/v1/events?token={STAFF_TOKEN}")
                 shelves = list(PLANOGRAM.shelves.values())
+                last_ts: dict[str, int] = {}
                 for n in range(samples):
                     shelf = shelves[n % len(shelves)]
-                    base = int(time.time() * 1000) - 30_000
+                    # timestamps move forward for every round (a shelf ignores readings older than its last)
+                    base = max(int(time.time() * 1000), last_ts.get(shelf.id, 0) + 1000)
+                    last_ts[shelf.id] = base + 4000 + 1200
                     seq = n * 100
                     for k in range(3):
                         seq += 1
@@ -234,7 +237,7 @@ async def alert_latency(samples: int, tmp: Path) -> dict[str, float]:
                             latencies.append((time.perf_counter() - sent) * 1000)
                             break
                     # refill so the next round on this shelf starts clean
-                    base2 = int(time.time() * 1000) - 10_000
+                    base2 = base + 4000
                     for k in range(3):
                         seq += 1
                         await device.publish(
@@ -257,16 +260,19 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--smoke", action="store_true", help="a tiny run that only checks the benchmark works"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "state.json")
     args = parser.parse_args()
-    hours = 2 if args.quick else 8
+    hours = 0.05 if args.smoke else 2 if args.quick else 8
     with tempfile.TemporaryDirectory(prefix="storeedge-bench-state-") as tmp_name:
         tmp = Path(tmp_name)
         report = {
             "shelf_accuracy": [shelf_accuracy(1.0, hours), shelf_accuracy(10.0, hours / 2)],
-            "fridge": fridge_accuracy(24 if not args.quick else 8, tmp),
-            "throughput": throughput(30 if args.quick else 60, tmp),
-            "alert_latency": asyncio.run(alert_latency(20 if args.quick else 60, tmp)),
+            "fridge": fridge_accuracy(0.5 if args.smoke else 8 if args.quick else 24, tmp),
+            "throughput": throughput(2 if args.smoke else 30 if args.quick else 60, tmp),
+            "alert_latency": asyncio.run(alert_latency(3 if args.smoke else 20 if args.quick else 60, tmp)),
         }
     print("shelf accuracy (40 demo shelves, simulator ground truth)")
     print(

@@ -96,7 +96,7 @@ class Daemon:
             queue_max=config.database.queue_max,
         )
         self.writer.on_alerts = self.bus.publish
-        self.reader = StoreReader(db_path, config.store.id, t.low_stock_items)
+        self.reader = StoreReader(db_path, config.store.id, t.low_stock_items, 2 * t.stockout_warning_min)
         m = config.mqtt
         self.mqtt = MqttIngest(
             MqttSettings(

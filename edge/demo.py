@@ -106,6 +106,8 @@ class DemoSnapshot(msgspec.Struct):
     zones: dict[str, int]
     devices_online: int
     quarantined: int
+    alerts_active: dict[str, int]
+    restock: list[str]
     db: dict[str, Any]
 
 
@@ -121,14 +123,13 @@ async def snapshot(
             resp.raise_for_status()
             return await resp.json()
 
-    shelves, fridges, zones, devices, quarantine, db = await asyncio.gather(
-        api("shelves"),
-        api("fridges"),
-        api("zones"),
-        api("devices"),
-        api("quarantine?limit=1"),
-        api("summary"),
-    )
+    shelves, fridges, zones, devices, quarantine, db, alerts, restock = await asyncio.gather(
+        api("shelves"), api("fridges"), api("zones"), api("devices"), api("quarantine?limit=1"), api("summary"),
+        api("alerts?state=active&limit=1000"), api("restock"),
+    )  # fmt: skip
+    active: dict[str, int] = {}
+    for alert in alerts:
+        active[alert["kind"]] = active.get(alert["kind"], 0) + 1
     received = _labelled(samples, "storeedge_messages_received_total")
     now = time.monotonic()
     total = sum(received.values())
@@ -146,6 +147,8 @@ async def snapshot(
         zones={z["id"]: z["occupancy"] for z in zones},
         devices_online=sum(1 for d in devices if d["online"]),
         quarantined=quarantine["total"],
+        alerts_active=active,
+        restock=[f"{r['shelf']} +{r['bring']} {r['product']}" for r in restock[:5]],
         db=db,
     )
 
@@ -165,6 +168,8 @@ def render(s: DemoSnapshot, url: str) -> str:
             f"fridges          out of range: {', '.join(s.fridges_out_of_range) or 'none'}",
             f"zones            {', '.join(f'{k} {v}' for k, v in s.zones.items())}",
             f"devices online   {s.devices_online}",
+            f"alerts active    {fmt(s.alerts_active)}",
+            f"restock next     {'; '.join(s.restock) or 'nothing'}",
             f"database         {s.db['readings']} readings, {s.db['purchases']} purchases, "
             f"{s.db['households']} households, {s.db['outbox_rows']} outbox rows, {s.db['quarantined']} quarantined",
         ]

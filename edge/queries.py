@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,7 +29,10 @@ T = TypeVar("T")
 
 
 class StoreReader:
-    def __init__(self, db_path: Path, store_id: str, low_stock_items: int) -> None:
+    def __init__(
+        self, db_path: Path, store_id: str, low_stock_items: int, restock_horizon_min: float = 60.0
+    ) -> None:
+        self._restock_horizon_ms = int(restock_horizon_min * 60_000)
         self._db_path = db_path
         self._store_id = store_id
         self._low = low_stock_items
@@ -145,14 +149,12 @@ class StoreReader:
             rows = c.execute(
                 "SELECT s.id, s.aisle, p.sku, p.name, st.items, s.capacity, st.stockout_ms, st.pick_rate_per_h"
                 " FROM shelves s JOIN products p ON p.sku = s.sku JOIN shelf_state st ON st.shelf = s.id"
-                " WHERE st.items IS NOT NULL AND (st.items <= ? OR st.stockout_ms IS NOT NULL)"
+                " WHERE st.items IS NOT NULL AND (st.items <= ? OR st.stockout_ms <= ?)"
                 " ORDER BY st.items > 0, coalesce(st.stockout_ms, 9e18), st.items * 1.0 / s.capacity",
-                (self._low,),
+                (self._low, int(time.time() * 1000) + self._restock_horizon_ms),
             ).fetchall()
             items = []
             for shelf, aisle, sku, name, count, capacity, stockout_ms, rate in rows:
-                if count > self._low and stockout_ms is None:
-                    continue
                 urgency = "empty" if count == 0 else "low" if count <= self._low else "soon"
                 items.append(
                     RestockItem(

@@ -1,0 +1,32 @@
+"""The benchmarks still run (tiny sizes; the figures are not checked here: speed lives in bench/)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize(
+    ("script", "args"),
+    [
+        ("ingest.py", ["--smoke", "--out"]),
+        ("state.py", ["--smoke", "--out"]),
+        ("routing.py", ["--quick", "--output"]),
+    ],
+)
+def test_benchmark_runs_and_writes_json(script: str, args: list[str], tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / script), *args, str(out)],
+        capture_output=True, text=True, timeout=300, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report
