@@ -22,6 +22,7 @@ from edge.logs import bind, configure_logging
 from routing import cli as routing_cli
 from routing.errors import RoutingError
 from sensors.errors import SensorError
+from sync import cli as sync_cli
 
 EXAMPLES = {
     "run": "example: storeedge run --config storeedge.toml",
@@ -29,6 +30,7 @@ EXAMPLES = {
     "simulate": "example: storeedge simulate --config storeedge.toml --duration 60 --fault-rate 0.02",
     "demo": "example: storeedge demo --duration 30",
     "route": "example: storeedge route --items milk,bread,ice-cream --from kiosk-2",
+    "central": "example: storeedge central run --config central.toml",
 }
 
 
@@ -84,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     routing_cli.configure_parser(route)
     route.set_defaults(handler=routing_cli.run)
+
+    central = commands.add_parser(
+        "central",
+        help="the reference central sync service (pull stores, sign bundles)",
+        epilog=EXAMPLES["central"],
+    )
+    sync_cli.configure_parser(central)
+    central.set_defaults(handler=sync_cli.run)
     return parser
 
 

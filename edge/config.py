@@ -98,12 +98,29 @@ class ThresholdsSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
 
 
 class SyncSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    token: str | None = None  # bearer token central presents to /sync/v1/*; None disables the feed
-    page_max: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
-    central_url: str | None = None  # where to poll for bundles; None: no downlink
+    # Bearer token central presents to /sync/v1/* (and the store presents to central for bundles);
+    # None disables the feed.
+    token: Annotated[str, msgspec.Meta(min_length=16)] | None = None
+    page_max: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 5000
+    page_max_bytes: Annotated[int, msgspec.Meta(ge=65_536, le=256 * 1024 * 1024)] = 4 * 1024 * 1024
+    gzip_level: Annotated[int, msgspec.Meta(ge=1, le=9)] = 1  # pages are gzipped when the client accepts it
+    # Bounds of what central has not acked: past either, raw sensor readings are compacted into
+    # per-device per-minute aggregates (purchases, consent and erasure events are never touched).
+    outbox_max_bytes: Annotated[int, msgspec.Meta(ge=1024 * 1024)] = 1024 * 1024 * 1024
+    outbox_max_age_s: PositiveFloat = 172_800.0
+    compact_interval_s: PositiveFloat = 60.0
+    central_url: Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s]+$")] | None = None  # None: no downlink
     bundle_poll_s: PositiveFloat = 60.0
-    public_key: str | None = None  # the chain's Ed25519 public key (hex) that signs bundles
+    # The chain's Ed25519 public key (hex) that signs bundles.
+    public_key: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
     bundle_dir: str = "var/bundles"
+    bundle_max_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 256 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.central_url is not None and self.public_key is None:
+            raise ValueError("public_key: required when central_url is set (bundles must be verified)")
+        if self.central_url is not None and self.token is None:
+            raise ValueError("token: required when central_url is set (the store presents it to central)")
 
 
 class LogSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sync.outbox import OUTBOX_DDL
+from sync.outbox import OUTBOX_DDL, SYNC_DDL
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +84,13 @@ def _v1(conn: sqlite3.Connection) -> None:
         conn.execute(ddl)
 
 
+@migration(2, "sync")
+def _v2(conn: sqlite3.Connection) -> None:
+    # sync_state (feed id, durable ack cursor, pending totals kept by triggers) and bundle_events.
+    for ddl in SYNC_DDL:
+        conn.execute(ddl)
+
+
 @migration(3, "store_state")
 def _v3(conn: sqlite3.Connection) -> None:
     for ddl in (
@@ -145,15 +152,19 @@ def current_version(conn: sqlite3.Connection) -> int:
 
 
 def migrate(conn: sqlite3.Connection) -> list[int]:
-    """Apply every pending migration; return the versions applied. The connection must be in
-    autocommit mode (isolation_level=None) so each migration gets its own explicit transaction."""
+    """Apply every registered migration the database has not recorded; return the versions applied.
+
+    Missing versions are applied even below the highest recorded one (a branch may land a lower
+    number after a higher one was applied somewhere). The connection must be in autocommit mode
+    (isolation_level=None) so each migration gets its own explicit transaction."""
     applied = []
-    known = current_version(conn)
+    current_version(conn)  # creates the bookkeeping table
+    known = {int(v) for (v,) in conn.execute("SELECT version FROM schema_migrations")}
     latest = MIGRATIONS[-1].version if MIGRATIONS else 0
-    if known > latest:
-        raise RuntimeError(f"database schema version {known} is newer than this storeedge ({latest})")
+    if known and max(known) > latest:
+        raise RuntimeError(f"database schema version {max(known)} is newer than this storeedge ({latest})")
     for step in MIGRATIONS:
-        if step.version <= known:
+        if step.version in known:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:

@@ -1,36 +1,376 @@
 """The daemon's side of sync with central: the changes feed, acks and bundle downlink.
 
 `SyncService` is what the daemon wires in: HTTP routes for central to pull from and background tasks.
+The logic lives in `sync` (paging, cursors, acks, compaction, bundles); this module only wires it to the
+daemon: pages are read on a read-only connection on its own thread, every write (acks, compaction,
+bundle reports) goes through the single writer.
+
+Routes: ``GET /sync/v1/changes``, ``POST /sync/v1/ack``, ``GET /sync/v1/status`` (bearer ``[sync] token``)
+and ``GET /api/v1/sync`` (the same status for staff, behind the staff token).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hmac
+import logging
+import sqlite3
+import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
+import msgspec
 from aiohttp import web
 
 from edge.config import Config
-from edge.metrics import IngestMetrics
+from edge.db import connect
+from edge.metrics import Counter, Gauge, IngestMetrics
 from edge.writer import StoreWriter
+from sync import feed
+from sync.bundles import (
+    DEFAULT_CHECKS,
+    BundleInstaller,
+    BundlePoller,
+    BundleStore,
+    InstallResult,
+    record_bundle_event,
+)
+from sync.compaction import CompactionPolicy, compact_step
+from sync.errors import FeedError
+from sync.outbox import OutboxStatus, status
+from sync.schemas import ActiveBundleView, BundleEventView, SyncStatusView
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
+_json = msgspec.json.Encoder()
+TRIM_ROWS = 1000  # acked rows deleted per writer job: about a millisecond of the writer's time
+
+
+class _ReadThread:
+    """A read-only connection on its own thread (as `edge.queries.StoreReader`): WAL lets it read while
+    the writer commits, and building a page never blocks the event loop or the writer."""
+
+    def __init__(self, db_path: Path) -> None:
+        self._db_path = db_path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-reader")
+        self._conn: sqlite3.Connection | None = None
+
+    async def run(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            if self._conn is None:
+                self._conn = connect(self._db_path, readonly=True)
+            return query(self._conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, close)
+        self._executor.shutdown(wait=True)
+
+
+class SyncMetrics:
+    """Sync's series, registered on the daemon's registry (docs/sync.md lists them)."""
+
+    def __init__(self, metrics: IngestMetrics, current: Callable[[], OutboxStatus | None]) -> None:
+        r = metrics.registry
+
+        def read(field: Callable[[OutboxStatus], float]) -> Callable[[], float]:
+            return lambda: field(s) if (s := current()) is not None else 0.0
+
+        r.register(
+            Gauge(
+                "storeedge_sync_pending_rows", "Changes central has not acked.", read=read(lambda s: s.rows)
+            )
+        )
+        r.register(
+            Gauge(
+                "storeedge_sync_pending_bytes",
+                "Bytes of changes central has not acked.",
+                read=read(lambda s: s.pending_bytes),
+            )
+        )
+        r.register(
+            Gauge(
+                "storeedge_sync_oldest_pending_seconds",
+                "Age of the oldest change central has not acked.",
+                read=read(lambda s: s.oldest_age_s() or 0.0),
+            )
+        )
+        r.register(
+            Gauge("storeedge_sync_acked_seq", "The durable ack cursor.", read=read(lambda s: s.acked_seq))
+        )
+        self.pages = r.register(Counter("storeedge_sync_pages_served_total", "Changes pages served."))
+        self.changes = r.register(Counter("storeedge_sync_changes_served_total", "Changes served in pages."))
+        self.acks = r.register(Counter("storeedge_sync_acks_total", "Acks that moved the cursor."))
+        self.refused = r.register(
+            Counter("storeedge_sync_requests_refused_total", "Feed/ack requests refused, by code.", ("code",))
+        )
+        self.compacted = r.register(
+            Counter("storeedge_sync_compacted_rows_total", "Raw readings folded into aggregates.")
+        )
+        self.bundles = r.register(
+            Counter(
+                "storeedge_bundle_outcomes_total",
+                "Bundles activated, refused or rolled back, by kind and outcome.",
+                ("kind", "outcome"),
+            )
+        )
 
 
 class SyncService:
     def __init__(self, config: Config, db_path: Path, writer: StoreWriter, metrics: IngestMetrics) -> None:
         self._config = config
+        self._sync = config.sync
         self._db_path = db_path
         self._writer = writer
-        self._metrics = metrics
+        self._reader = _ReadThread(db_path)
+        self._status: OutboxStatus | None = None
+        self._trim_wanted = asyncio.Event()
+        self._warned_over_bound = False
+        self._metrics = SyncMetrics(metrics, lambda: self._status)
+        self._policy = CompactionPolicy(
+            max_bytes=self._sync.outbox_max_bytes, max_age_ms=int(self._sync.outbox_max_age_s * 1000)
+        )
+        self.bundles = BundleStore(config.path(self._sync.bundle_dir))
+        self._installer = BundleInstaller(
+            self.bundles,
+            public_key_hex=self._sync.public_key,
+            checks=dict(DEFAULT_CHECKS),
+            max_bytes=self._sync.bundle_max_bytes,
+            report=self._report_bundle,
+        )
 
+    # -- wiring ------------------------------------------------------------------------------------
     def routes(self) -> list[tuple[str, str, Handler]]:
         """Routes added to the daemon's HTTP app (their own auth: the [sync] token)."""
-        return []
+        return [
+            ("GET", "/sync/v1/changes", self._changes),
+            ("POST", "/sync/v1/ack", self._ack),
+            ("GET", "/sync/v1/status", self._status_sync),
+            ("GET", "/api/v1/sync", self._status_staff),
+        ]
 
     def tasks(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
-        """Long-running tasks the daemon supervises (e.g. polling central for bundles)."""
-        return []
+        """Long-running tasks the daemon supervises: the outbox watch (status, compaction) and, when
+        ``[sync] central_url`` is set, the bundle poller."""
+        tasks: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("outbox", self.watch_outbox),
+            ("trim", self.trim_acked),
+        ]
+        if self._sync.central_url is not None and self._sync.token is not None:
+            poller = BundlePoller(
+                self._sync.central_url,
+                store=self._config.store.id,
+                token=self._sync.token,
+                installer=self._installer,
+                interval_s=self._sync.bundle_poll_s,
+            )
+            tasks.append(("bundles", poller.run))
+        return tasks
 
     async def close(self) -> None:
-        return None
+        await self._reader.close()
+
+    # -- HTTP --------------------------------------------------------------------------------------
+    def _authorize(self, request: web.Request) -> None:
+        token = self._sync.token
+        if token is None:
+            raise FeedError(403, "disabled", "sync feed disabled: set [sync] token in the store's config")
+        given = request.headers.get("Authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+            raise FeedError(401, "unauthorized", "missing or wrong bearer token for /sync/v1/*")
+
+    def _refuse(self, exc: FeedError) -> web.Response:
+        self._metrics.refused.inc(exc.code)
+        log.warning("sync_request_refused", extra={"code": exc.code, "reason": exc.message})
+        headers = {"WWW-Authenticate": 'Bearer realm="storeedge-sync"'} if exc.status == 401 else None
+        return web.Response(
+            body=feed.encode_error(exc), status=exc.status, content_type="application/json", headers=headers
+        )
+
+    async def _changes(self, request: web.Request) -> web.StreamResponse:
+        try:
+            self._authorize(request)
+            cursor = feed.parse_cursor(request.query, self._sync.page_max)
+            gzip_level = (
+                self._sync.gzip_level if "gzip" in request.headers.get("Accept-Encoding", "") else None
+            )
+            store, max_bytes = self._config.store.id, self._sync.page_max_bytes
+
+            def build(conn: sqlite3.Connection) -> tuple[bytes, int]:
+                page = feed.read_page(conn, cursor, store=store, max_bytes=max_bytes)
+                return feed.encode_page(page, gzip_level=gzip_level), len(page.changes)
+
+            body, count = await self._reader.run(build)
+        except FeedError as exc:
+            return self._refuse(exc)
+        self._metrics.pages.inc()
+        self._metrics.changes.inc(amount=count)
+        response = web.Response(body=body, content_type="application/json")
+        if gzip_level is not None:
+            response.headers["Content-Encoding"] = "gzip"
+        return response
+
+    async def _ack(self, request: web.Request) -> web.StreamResponse:
+        try:
+            self._authorize(request)
+            ack = feed.parse_ack(await request.read())
+            outcome = await self._job(lambda conn: feed.apply_ack(conn, ack, _now_ms(), delete_max=0))
+            if outcome.error is not None:
+                raise outcome.error
+        except FeedError as exc:
+            return self._refuse(exc)
+        if outcome.moved:
+            self._metrics.acks.inc()
+            self._trim_wanted.set()
+            log.debug("sync_acked", extra={"through": outcome.acked, "deleted": outcome.deleted})
+        return web.Response(
+            body=_json.encode({"acked": outcome.acked, "moved": outcome.moved, "feed": outcome.feed}),
+            content_type="application/json",
+        )
+
+    async def _status_sync(self, request: web.Request) -> web.StreamResponse:
+        try:
+            self._authorize(request)
+        except FeedError as exc:
+            return self._refuse(exc)
+        return await self._status_staff(request)
+
+    async def _status_staff(self, _request: web.Request) -> web.StreamResponse:
+        view = await self.status_view()
+        return web.Response(body=_json.encode(view), content_type="application/json")
+
+    async def status_view(self) -> SyncStatusView:
+        def q(conn: sqlite3.Connection) -> tuple[OutboxStatus, list[BundleEventView]]:
+            events = [
+                BundleEventView(*row)
+                for row in conn.execute(
+                    "SELECT at_ms, kind, version, sha256, outcome, reason FROM bundle_events"
+                    " ORDER BY id DESC LIMIT 20"
+                )
+            ]
+            return status(conn), events
+
+        current, events = await self._reader.run(q)
+        self._status = current
+        now = _now_ms()
+        active = [
+            ActiveBundleView(b.kind, b.version, b.sha256, b.activated_ms) for b in self.bundles.active_all()
+        ]
+        return SyncStatusView(
+            store=self._config.store.id,
+            feed=current.feed,
+            head=current.last_seq,
+            acked=current.acked_seq,
+            acked_ms=current.acked_ms,
+            pending_rows=current.rows,
+            pending_bytes=current.pending_bytes,
+            oldest_pending_ms=current.oldest_created_ms,
+            oldest_pending_age_s=current.oldest_age_s(now),
+            last_ack_age_s=None if current.acked_ms is None else max(0.0, (now - current.acked_ms) / 1000),
+            compacted_rows=current.compacted_rows,
+            aggregates_written=current.aggregates_written,
+            over_bound=self._policy.over_bound(current, now),
+            bundles=active,
+            bundle_events=events,
+        )
+
+    async def _job(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in the writer's transaction and return its result once committed.
+
+        The result is taken from the job itself, not from `StoreWriter.run_job`'s return value: when
+        several items share a batch, the writer hands every job result of the batch to its first item
+        (edge/writer.py), so a job batched behind a reading gets None back.
+        """
+        results: list[T] = []
+
+        def job(conn: sqlite3.Connection) -> T:
+            result = fn(conn)
+            results.append(result)  # the last run is the committed one (a failed batch is retried)
+            return result
+
+        await self._writer.run_job(job)
+        if not results:
+            raise RuntimeError("writer job did not run")
+        return results[-1]
+
+    # -- background --------------------------------------------------------------------------------
+    async def watch_outbox(self) -> None:
+        """Refresh the status gauges and compact when the outbox is past its bounds."""
+        while True:
+            current = await self._reader.run(status)
+            self._status = current
+            if self._policy.over_bound(current, _now_ms()):
+                await self.compact()
+            await asyncio.sleep(self._sync.compact_interval_s)
+
+    async def trim_acked(self) -> None:
+        """Delete acked rows in steps of `TRIM_ROWS`, one small writer job each, whenever acks arrive."""
+        # At start, only if a crash left acked rows behind: no writer job otherwise.
+        if await self._reader.run(feed.acked_rows_left):
+            self._trim_wanted.set()
+        while True:
+            await self._trim_wanted.wait()
+            self._trim_wanted.clear()
+            while True:
+                deleted = await self._job(lambda conn: feed.trim_acked(conn, TRIM_ROWS))
+                if deleted < TRIM_ROWS:
+                    break
+
+    async def compact(self) -> int:
+        """Compact in small steps (one writer transaction each), so ingest never waits long behind it."""
+        total = 0
+        started = time.monotonic()
+        before = await self._reader.run(status)
+        for_size = before.pending_bytes > self._policy.max_bytes
+        while True:
+            result = await self._job(
+                lambda conn: compact_step(conn, self._policy, _now_ms(), for_size=for_size)
+            )
+            if result == 0:
+                break
+            total += result - 1
+            self._metrics.compacted.inc(amount=result - 1)
+            await asyncio.sleep(0)  # let ingest batches interleave
+        self._status = await self._reader.run(status)
+        if total:
+            log.warning(
+                "outbox_compacted",
+                extra={
+                    "raw_rows": total,
+                    "pending_rows": self._status.rows,
+                    "pending_bytes": self._status.pending_bytes,
+                    "seconds": round(time.monotonic() - started, 2),
+                },
+            )
+        over = self._policy.over_bound(self._status, _now_ms())
+        if over and not self._warned_over_bound:
+            log.warning(
+                "outbox_over_bound",
+                extra={
+                    "pending_bytes": self._status.pending_bytes,
+                    "max_bytes": self._policy.max_bytes,
+                    "note": "what is left is never compacted (purchases, consent, erasure, aggregates)",
+                },
+            )
+        self._warned_over_bound = over
+        return total
+
+    async def _report_bundle(self, result: InstallResult) -> None:
+        """Record what happened to a bundle durably (bundle_events) and for central (an outbox row)."""
+        self._metrics.bundles.inc(result.kind, result.outcome)
+        await self._job(lambda conn: record_bundle_event(conn, result, _now_ms()))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -152,15 +152,22 @@ class StoreWriter:
         alerts = [a for o in outcomes if not isinstance(o, BaseException) for a in o.alerts]
         if alerts and self.on_alerts is not None:
             self.on_alerts(alerts)
+        # Job results come back in batch order (all in the first outcome when the batch committed
+        # whole, one per outcome when items were applied one by one): hand each job its own.
+        job_results = iter([r for o in outcomes if not isinstance(o, BaseException) for r in o.job_results])
         for pending, outcome in zip(batch, outcomes, strict=True):
             self._record(outcome)
             if pending.on_commit is not None:
                 pending.on_commit()
-            if pending.result is not None and not pending.result.done():
-                if isinstance(outcome, BaseException):
+            if pending.result is None:
+                continue
+            if isinstance(outcome, BaseException):
+                if not pending.result.done():
                     pending.result.set_exception(outcome)
-                else:
-                    pending.result.set_result(outcome.job_results[0] if outcome.job_results else None)
+                continue
+            result = next(job_results)
+            if not pending.result.done():
+                pending.result.set_result(result)
 
     def _apply(self, batch: list[_Pending]) -> list[BatchOutcome | BaseException]:
         """On the writer thread: the whole batch in one transaction, else one transaction per item."""

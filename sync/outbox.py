@@ -2,12 +2,20 @@
 
 Rows are appended inside the same transaction as the change they describe, so a change is in the
 outbox if and only if it committed. ``seq`` is SQLite's AUTOINCREMENT rowid: strictly increasing and
-never reused, even after rows are deleted, which is what a pull cursor needs.
+never reused, even after rows are deleted, which is what a pull cursor needs. There is one writer, so
+seqs also become visible in order: a reader never sees seq N+1 without seq N (unless N was removed by
+an ack or by compaction, which only ever remove rows and add rows with new, higher seqs).
+
+`SYNC_DDL` (schema v2) adds ``sync_state``: the feed id, the durable ack cursor and running totals of
+what is pending (kept by triggers in the same transaction as every insert and delete, so status is O(1)
+however far behind central is), and ``bundle_events``: what the store did with bundles from central.
+Rows are deleted once central acks them: an ack means central has committed them.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -20,6 +28,43 @@ CREATE TABLE outbox (
     body TEXT NOT NULL
 )
 """
+
+# What a row costs, for the pending-bytes total and the compaction bound: its text in bytes plus a fixed
+# overhead of 16 for the seq, timestamp and SQLite's record header. Spelled out three times below.
+SYNC_DDL: tuple[str, ...] = (
+    """CREATE TABLE sync_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        feed TEXT NOT NULL,
+        acked_seq INTEGER NOT NULL DEFAULT 0,
+        acked_ms INTEGER,
+        pending_rows INTEGER NOT NULL DEFAULT 0,
+        pending_bytes INTEGER NOT NULL DEFAULT 0,
+        compacted_rows INTEGER NOT NULL DEFAULT 0,
+        aggregates_written INTEGER NOT NULL DEFAULT 0,
+        compact_floor INTEGER NOT NULL DEFAULT 0,
+        last_compaction_ms INTEGER)""",
+    # The feed id changes only if the database is replaced: central uses it to tell a new store database
+    # (whose seqs restart at 1) from the one it has been pulling.
+    """INSERT INTO sync_state (id, feed, pending_rows, pending_bytes)
+        SELECT 1, lower(hex(randomblob(16))), count(*), coalesce(sum(
+            length(CAST(body AS BLOB)) + length(CAST(entity AS BLOB)) + length(kind) + 16), 0)
+        FROM outbox""",
+    """CREATE TRIGGER outbox_pending_insert AFTER INSERT ON outbox BEGIN
+        UPDATE sync_state SET pending_rows = pending_rows + 1, pending_bytes = pending_bytes
+            + length(CAST(NEW.body AS BLOB)) + length(CAST(NEW.entity AS BLOB)) + length(NEW.kind) + 16
+        WHERE id = 1;
+    END""",
+    """CREATE TRIGGER outbox_pending_delete AFTER DELETE ON outbox BEGIN
+        UPDATE sync_state SET pending_rows = pending_rows - 1, pending_bytes = pending_bytes
+            - length(CAST(OLD.body AS BLOB)) - length(CAST(OLD.entity AS BLOB)) - length(OLD.kind) - 16
+        WHERE id = 1;
+    END""",
+    """CREATE TABLE bundle_events (
+        id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, kind TEXT NOT NULL, version INTEGER NOT NULL,
+        sha256 TEXT NOT NULL, outcome TEXT NOT NULL CHECK (outcome IN ('activated', 'refused', 'rolled_back')),
+        reason TEXT, detail TEXT)""",
+    "CREATE INDEX bundle_events_kind ON bundle_events (kind, id)",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +83,68 @@ def append(conn: sqlite3.Connection, created_ms: int, entries: Iterable[OutboxEn
 
 @dataclass(frozen=True, slots=True)
 class OutboxStatus:
+    """How far behind central is. ``rows``/``oldest_created_ms`` count what is still in the outbox, which
+    is exactly what central has not acked (acked rows are deleted)."""
+
     rows: int
     oldest_created_ms: int | None
-    last_seq: int
+    last_seq: int  # the newest seq ever issued (0 before the first change)
+    pending_bytes: int = 0
+    acked_seq: int = 0
+    acked_ms: int | None = None
+    feed: str = ""
+    compacted_rows: int = 0
+    aggregates_written: int = 0
+
+    def oldest_age_s(self, now_ms: int | None = None) -> float | None:
+        if self.oldest_created_ms is None:
+            return None
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        return max(0.0, (now - self.oldest_created_ms) / 1000)
+
+
+def head(conn: sqlite3.Connection) -> int:
+    """The newest seq ever issued, including rows since deleted (0 before the first change)."""
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+    return int(row[0]) if row else 0
 
 
 def status(conn: sqlite3.Connection) -> OutboxStatus:
-    rows, oldest, last = conn.execute("SELECT count(*), min(created_ms), max(seq) FROM outbox").fetchone()
-    return OutboxStatus(rows=rows, oldest_created_ms=oldest, last_seq=last or 0)
+    """Cheap on a schema with ``sync_state`` (v2): running totals, less the few acked rows not deleted yet
+    (the daemon deletes acked rows in small steps after each ack). A count on a bare v1 schema."""
+    try:
+        state = conn.execute(
+            "SELECT pending_rows, pending_bytes, acked_seq, acked_ms, feed, compacted_rows, aggregates_written"
+            " FROM sync_state WHERE id = 1"
+        ).fetchone()
+    except sqlite3.OperationalError:  # schema v1: no sync_state yet
+        state = None
+    if state is None:
+        rows = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        oldest_row = conn.execute("SELECT created_ms FROM outbox ORDER BY seq LIMIT 1").fetchone()
+        return OutboxStatus(
+            rows=rows, oldest_created_ms=oldest_row[0] if oldest_row else None, last_seq=head(conn)
+        )
+    rows, pending_bytes, acked, acked_ms, feed, compacted, aggregates = state
+    untrimmed, untrimmed_bytes = conn.execute(
+        "SELECT count(*), coalesce(sum(length(CAST(body AS BLOB)) + length(CAST(entity AS BLOB))"
+        " + length(kind) + 16), 0) FROM outbox WHERE seq <= ?",
+        (acked,),
+    ).fetchone()
+    rows -= untrimmed
+    pending_bytes -= untrimmed_bytes
+    oldest_row = conn.execute(
+        "SELECT created_ms FROM outbox WHERE seq > ? ORDER BY seq LIMIT 1", (acked,)
+    ).fetchone()
+    oldest = int(oldest_row[0]) if oldest_row else None
+    return OutboxStatus(
+        rows=rows,
+        oldest_created_ms=oldest,
+        last_seq=head(conn),
+        pending_bytes=pending_bytes,
+        acked_seq=acked,
+        acked_ms=acked_ms,
+        feed=feed,
+        compacted_rows=compacted,
+        aggregates_written=aggregates,
+    )

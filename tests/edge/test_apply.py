@@ -148,3 +148,24 @@ def test_a_failing_batch_leaves_nothing_behind(store: sqlite3.Connection) -> Non
         apply(store, ShelfWeight("shelf-A1-1", "A1-1", 1, T0, 10.0), boom)
     assert one(store, "SELECT count(*) FROM readings") == (0,)
     assert one(store, "SELECT count(*) FROM outbox") == (0,)
+
+
+def test_a_migration_missing_below_the_highest_applied_one_is_still_applied(tmp_path: Path) -> None:
+    path = tmp_path / "gap.db"
+    conn = open_store(path)
+    middle = MIGRATIONS[1]
+    conn.execute("DELETE FROM schema_migrations WHERE version = ?", (middle.version,))
+    conn.close()
+    # Re-applying would fail on existing tables, so drop what the middle migration created first:
+    # this simulates a database that never had it.
+    conn = sqlite3.connect(path)
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+        if name in {"sync_state", "bundle_events"}:
+            conn.execute(f"DROP TABLE {name}")
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.commit()
+    conn.close()
+    reopened = open_store(path)
+    versions = [v for (v,) in reopened.execute("SELECT version FROM schema_migrations ORDER BY version")]
+    assert versions == [m.version for m in MIGRATIONS]

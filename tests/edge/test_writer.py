@@ -93,3 +93,14 @@ async def test_stop_commits_everything_still_queued(tmp_path: Path) -> None:
     await writer.close()
     (count,) = sqlite3.connect(tmp_path / "w.db").execute("SELECT count(*) FROM readings").fetchone()
     assert count == 100
+
+
+async def test_every_job_gets_its_own_result_when_batched_with_others(tmp_path: Path) -> None:
+    writer, task, _ = await start(tmp_path, batch_max=100, batch_wait_s=0.05)
+    await writer.submit(ShelfWeight("shelf-A1-1", "A1-1", 1, T0, 500.0))
+    futures = [asyncio.ensure_future(writer.run_job(lambda _conn, n=n: n * 10)) for n in range(5)]
+    results = await asyncio.gather(*futures)
+    assert results == [0, 10, 20, 30, 40]
+    await writer.stop()
+    await task
+    await writer.close()

@@ -1,0 +1,463 @@
+"""The reference central service: pulls every store's changes into one database and serves signed bundles.
+
+For tests, the demo and small chains; the edge side is the product. One `StorePuller` per store pulls
+pages after its committed cursor (prefetching the next page while the current one commits), applies each
+page in one transaction (`sync.central_db.apply_page`: idempotent per (store, feed, seq)) and acks the
+store only after that commit. A failure of any kind restarts from the committed cursor after a jittered
+backoff, so a crash of either side, a cut WAN or a duplicated page costs time, never data.
+
+HTTP (aiohttp): ``GET /healthz``, ``GET /central/v1/status`` (per-store lag), ``GET
+/central/v1/bundles/latest?store=ID`` and ``GET /central/v1/bundles/{kind}/{version}/blob?store=ID``
+(the store's bearer token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import sqlite3
+import time
+import tomllib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar
+
+import aiohttp
+import msgspec
+from aiohttp import web
+
+from sync import central_db
+from sync.bundles import latest_bundles, published_blob
+from sync.client import Backoff, StoreClient
+from sync.errors import BundleError, CentralConfigError, FeedError, TransportError
+from sync.schemas import BundleList, CentralStatusView, CentralStoreView, ChangesPage
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_json = msgspec.json.Encoder()
+
+Token = Annotated[str, msgspec.Meta(min_length=16)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+
+
+# -- configuration -----------------------------------------------------------------------------------
+
+
+class CentralSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    database: str = "var/central.db"
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8090
+    bundle_dir: str = "var/central-bundles"
+    admin_token: Token | None = None  # required for /central/v1/status when set
+    page_limit: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 5000
+    poll_interval_s: PositiveFloat = 1.0
+    backoff_min_s: PositiveFloat = 0.2
+    backoff_max_s: PositiveFloat = 2.0
+    connect_timeout_s: PositiveFloat = 3.0
+    request_timeout_s: PositiveFloat = 60.0
+
+    def __post_init__(self) -> None:
+        if self.backoff_min_s > self.backoff_max_s:
+            raise ValueError("backoff_min_s: must not exceed backoff_max_s")
+
+
+class StoreSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")]
+    url: Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s]+$")]
+    token: Token
+
+
+class LogSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["logfmt", "json"] = "logfmt"
+
+
+class CentralConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    central: CentralSection = CentralSection()
+    stores: list[StoreSection] = []
+    log: LogSection = LogSection()
+    base_dir: str = "."  # the config file's directory; not a TOML key
+
+    def path(self, value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+
+def load_central_config(path: Path) -> CentralConfig:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CentralConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise CentralConfigError(f"{path}: not valid TOML: {exc}") from exc
+    if "base_dir" in raw:
+        raise CentralConfigError(f"{path}: base_dir: not a configuration key")
+    raw["base_dir"] = str(path.resolve().parent)
+    return parse_central_config(raw, origin=str(path))
+
+
+def parse_central_config(raw: dict[str, object], origin: str = "central config") -> CentralConfig:
+    try:
+        config = msgspec.convert(raw, CentralConfig)
+    except msgspec.ValidationError as exc:
+        raise CentralConfigError(f"{origin}: {_locate(str(exc))}") from exc
+    ids = [s.id for s in config.stores]
+    for index, store in enumerate(ids):
+        if ids.index(store) != index:
+            raise CentralConfigError(f"{origin}: stores[{index}].id: duplicate store {store!r}")
+    return config
+
+
+def _locate(message: str) -> str:
+    """msgspec's "... - at `$.central.port`" -> "[central] port: ..."; "$.stores[1].url" -> "stores[1].url: ..."."""
+    text, sep, where = message.rpartition(" - at `")
+    if not sep:
+        text, where = message, "$"
+    path = where.rstrip("`").removeprefix("$.").removeprefix("$")
+    unknown = text.partition("unknown field `")[2].rstrip("`")
+    if unknown:
+        path, text = (f"{path}.{unknown}" if path else unknown), "unknown key (typo?)"
+    section, dot, key = path.partition(".")
+    if dot and "[" not in section:
+        return f"[{section}] {key}: {text}"
+    return f"{path}: {text}" if path else text
+
+
+# -- the database thread -----------------------------------------------------------------------------
+
+
+class CentralDb:
+    """Central's one writing connection on its own thread; everything that touches the database goes
+    through `run`, so the event loop never blocks on an fsync."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="central-db")
+        self._conn: sqlite3.Connection | None = None
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            if self._conn is None:
+                self._conn = central_db.open_central_db(self._path)
+            return fn(self._conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, close)
+        self._executor.shutdown(wait=True)
+
+
+# -- pulling one store -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class PullState:
+    """What the puller knows beyond the database, for the status page."""
+
+    state: str = "never"  # never, catching_up, in_sync, unreachable, diverged, unauthorized
+    last_error: str | None = None
+    head: int = 0
+    last_ok_ms: int | None = None
+
+
+class StorePuller:
+    def __init__(
+        self, store: StoreSection, db: CentralDb, session: aiohttp.ClientSession, settings: CentralSection
+    ) -> None:
+        self.store = store
+        self._db = db
+        self._client = StoreClient(session, store.url, store.token)
+        self._settings = settings
+        self._backoff = Backoff(settings.backoff_min_s, settings.backoff_max_s)
+        self.state = PullState()
+        self.pages = 0
+        self.applied = 0
+
+    async def run(self) -> None:
+        """Pull forever: catch up, wait ``poll_interval_s``, again; any failure backs off and resumes from
+        the committed cursor."""
+        while True:
+            try:
+                await self.catch_up()
+            except FeedError as exc:
+                delay = await self._on_refusal(exc)
+            except (TransportError, sqlite3.Error) as exc:
+                delay = self._failed("unreachable" if isinstance(exc, TransportError) else "error", str(exc))
+            else:
+                self._backoff.reset()
+                delay = self._settings.poll_interval_s
+            await asyncio.sleep(delay)
+
+    async def catch_up(self) -> int:
+        """Pull until the store has nothing more; return the changes applied.
+
+        Three things overlap: the next page is fetched while this one commits, and the ack of what has
+        committed travels while the next page is applied (at most one ack in flight; acks are cumulative,
+        so the next one covers whatever was committed meanwhile). Nothing is acked before its commit.
+        """
+        name = self.store.id
+        committed = await self._db.run(lambda c: central_db.load_cursor(c, name))
+        feed, cursor = committed.feed, committed.cursor
+        limit = self._settings.page_limit
+        applied = pages = 0
+        started = time.monotonic()
+        fetch_wait = apply_s = 0.0
+        acked_through = -1
+        ack: asyncio.Task[object] | None = None
+        fetch: asyncio.Task[ChangesPage] | None = asyncio.create_task(
+            self._client.changes(cursor, limit, feed)
+        )
+        try:
+            while fetch is not None:
+                t0 = time.monotonic()
+                page = await fetch
+                fetch_wait += time.monotonic() - t0
+                fetch = None
+                pages += 1
+                self.pages += 1
+                self.state.head = page.head
+                if page.more:  # prefetch the next page while this one commits
+                    fetch = asyncio.create_task(self._client.changes(page.next, limit, page.feed))
+                self.state.state = "catching_up" if page.more else "in_sync"
+                if page.changes or feed is None:
+                    t0 = time.monotonic()
+                    result = await self._db.run(
+                        partial(central_db.apply_page, store=name, page=page, now_ms=_now_ms())
+                    )
+                    apply_s += time.monotonic() - t0
+                    applied += result.inserted
+                    self.applied += result.inserted
+                    cursor, feed = result.cursor, page.feed
+                acked_through = max(acked_through, page.acked)
+                if acked_through < cursor and (ack is None or ack.done()):
+                    if ack is not None:
+                        ack.result()  # a failed ack fails the round: resume from the committed cursor
+                    ack = asyncio.create_task(self._client.ack(cursor, feed))
+                    acked_through = cursor
+                self._succeeded()
+            if ack is not None:
+                await ack
+            if acked_through < cursor:  # committed while the last ack was in flight
+                await self._client.ack(cursor, feed)
+        finally:
+            for task in (fetch, ack):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, TransportError, FeedError):
+                        await task
+        if applied:
+            self._log_round(applied, pages, cursor, time.monotonic() - started, fetch_wait, apply_s)
+        return applied
+
+    def _succeeded(self) -> None:
+        self.state.last_ok_ms = _now_ms()
+        self.state.last_error = None
+        self._backoff.reset()
+
+    def _log_round(
+        self, applied: int, pages: int, cursor: int, elapsed: float, fetch_wait: float, apply_s: float
+    ) -> None:
+        log.info(
+            "central_pulled",
+            extra={
+                "store": self.store.id,
+                "changes": applied,
+                "pages": pages,
+                "cursor": cursor,
+                "seconds": round(elapsed, 3),
+                "per_s": round(applied / elapsed) if elapsed else None,
+                "fetch_wait_s": round(
+                    fetch_wait, 3
+                ),  # waiting for the store: the network or the store is slower
+                "apply_s": round(apply_s, 3),  # committing here: central is slower
+            },
+        )
+
+    async def _on_refusal(self, exc: FeedError) -> float:
+        name = self.store.id
+        details = exc.details
+        if exc.code == "feed_mismatch" and isinstance(details.get("feed"), str):
+            new_feed = str(details["feed"])
+            log.warning("central_store_feed_changed", extra={"store": name, "feed": new_feed})
+            await self._db.run(lambda c: central_db.switch_feed(c, name, new_feed, _now_ms()))
+            return 0.0
+        if exc.code == "cursor_gone" and isinstance(details.get("acked"), int):
+            acked = int(str(details["acked"]))
+            log.error(
+                "central_store_gap", extra={"store": name, "resume_after": acked, "reason": exc.message}
+            )
+            await self._db.run(lambda c: central_db.skip_to(c, name, acked, "cursor_gone", _now_ms()))
+            return 0.0
+        state = {"cursor_ahead": "diverged", "unauthorized": "unauthorized", "disabled": "unauthorized"}
+        return self._failed(state.get(exc.code, "refused"), f"{exc.code}: {exc.message}")
+
+    def _failed(self, state: str, error: str) -> float:
+        delay = self._backoff.next_delay()
+        if self.state.last_error != error:
+            log.warning(
+                "central_pull_failed",
+                extra={"store": self.store.id, "error": error, "retry_s": round(delay, 2)},
+            )
+        self.state.state, self.state.last_error = state, error
+        return delay
+
+
+# -- the service ---------------------------------------------------------------------------------------
+
+
+class Central:
+    """``async with Central(config) as central:`` runs the pullers and the HTTP server until the block ends."""
+
+    def __init__(self, config: CentralConfig) -> None:
+        self.config = config
+        self.db = CentralDb(config.path(config.central.database))
+        self.bundle_dir = config.path(config.central.bundle_dir)
+        self.pullers: dict[str, StorePuller] = {}
+        self.port: int | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._tokens = {s.id: s.token for s in config.stores}
+
+    async def __aenter__(self) -> Central:
+        c = self.config.central
+        await self.db.run(lambda conn: None)  # open (and create) the database before anything else
+        timeout = aiohttp.ClientTimeout(
+            total=c.request_timeout_s, connect=c.connect_timeout_s, sock_read=c.request_timeout_s
+        )
+        connector = aiohttp.TCPConnector(limit_per_host=4)
+        self._session = aiohttp.ClientSession(timeout=timeout, connector=connector)
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/central/v1/status", self._status)
+        app.router.add_get("/central/v1/bundles/latest", self._bundles_latest)
+        app.router.add_get("/central/v1/bundles/{kind}/{version}/blob", self._bundle_blob)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, c.host, c.port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1]) if self._runner.addresses else c.port
+        for store in self.config.stores:
+            puller = self.pullers[store.id] = StorePuller(store, self.db, self._session, c)
+            self._tasks.append(asyncio.create_task(puller.run(), name=f"pull:{store.id}"))
+        log.info("central_started", extra={"port": self.port, "stores": len(self.config.stores)})
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+        await self.db.close()
+        log.info("central_stopped")
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        async with self:
+            await stop.wait()
+
+    # -- status -----------------------------------------------------------------------------------
+    async def status(self) -> CentralStatusView:
+        rows = {r.store: r for r in await self.db.run(central_db.store_rows)}
+        now = _now_ms()
+        views = []
+        for store in self.config.stores:
+            row = rows.get(store.id)
+            puller = self.pullers.get(store.id)
+            state = puller.state if puller else PullState()
+            cursor = row.cursor if row else 0
+            head = max(state.head, row.head if row else 0)
+            views.append(
+                CentralStoreView(
+                    store=store.id,
+                    url=store.url,
+                    state=state.state,
+                    feed=row.feed if row else None,
+                    cursor=cursor,
+                    head=head,
+                    behind=max(0, head - cursor),
+                    changes=row.changes if row else 0,
+                    last_pull_ms=state.last_ok_ms,
+                    last_applied_ms=row.last_applied_ms if row else None,
+                    lag_s=(now - row.newest_created_ms) / 1000 if row and row.newest_created_ms else None,
+                    last_error=state.last_error,
+                    gaps=row.gaps if row else 0,
+                    bundles=row.bundles if row else {},
+                )
+            )
+        return CentralStatusView(stores=views)
+
+    # -- HTTP -------------------------------------------------------------------------------------
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "stores": len(self.config.stores)})
+
+    async def _status(self, request: web.Request) -> web.Response:
+        token = self.config.central.admin_token
+        if token is not None and not _bearer_ok(request, token):
+            return web.json_response(
+                {"error": "unauthorized", "message": "missing or wrong admin token"}, status=401
+            )
+        return web.Response(body=_json.encode(await self.status()), content_type="application/json")
+
+    def _store_auth(self, request: web.Request) -> web.Response | None:
+        store = request.query.get("store", "")
+        token = self._tokens.get(store)
+        if token is None or not _bearer_ok(request, token):
+            return web.json_response(
+                {"error": "unauthorized", "message": "unknown store or wrong bearer token"}, status=401
+            )
+        return None
+
+    async def _bundles_latest(self, request: web.Request) -> web.Response:
+        if (refused := self._store_auth(request)) is not None:
+            return refused
+        try:
+            manifests = await asyncio.to_thread(latest_bundles, self.bundle_dir)
+        except BundleError as exc:
+            log.exception("central_bundle_dir_unreadable", extra={"error": str(exc)})
+            return web.json_response(
+                {"error": "internal", "message": "bundle directory unreadable"}, status=500
+            )
+        return web.Response(body=_json.encode(BundleList(manifests)), content_type="application/json")
+
+    async def _bundle_blob(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self._store_auth(request)) is not None:
+            return refused
+        kind, version = request.match_info["kind"], request.match_info["version"]
+        if not kind.isidentifier() or not version.isdigit():
+            return web.json_response({"error": "not_found", "message": "no such bundle"}, status=404)
+        path = published_blob(self.bundle_dir, kind, int(version))
+        if not path.is_file():
+            return web.json_response({"error": "not_found", "message": "no such bundle"}, status=404)
+        # Not web.FileResponse: it would label a .tar.gz "Content-Encoding: gzip" and clients would inflate
+        # the blob on the way, so its sha256 would no longer match the signed one.
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        response.content_length = path.stat().st_size
+        await response.prepare(request)
+        with path.open("rb") as blob:
+            while chunk := await asyncio.to_thread(blob.read, 1 << 20):
+                await response.write(chunk)
+        await response.write_eof()
+        return response
+
+
+def _bearer_ok(request: web.Request, token: str) -> bool:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
