@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-long lint bench setup mosquitto clean
+.PHONY: demo test test-long lint bench models setup mosquitto clean
 
 demo: setup mosquitto
 	$(BIN)/storeedge demo $(DEMO_ARGS)
@@ -30,6 +30,10 @@ bench: setup mosquitto
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/state.py $(BENCH_ARGS)
 	$(BIN)/python bench/routing.py $(BENCH_ARGS)
+
+# Retrain the shipped models (models/trained/) from the household simulator: deterministic from the seed.
+models: setup
+	$(BIN)/storeedge models train --source simulated --cutoff 2024-10-01 --seed 0 --out models/trained
 
 setup: $(STAMP)
 

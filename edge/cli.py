@@ -14,11 +14,13 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from edge.config import Config, load_config
 from edge.errors import EdgeError
 from edge.logs import bind, configure_logging
+from models import cli as models_cli
 from routing import cli as routing_cli
 from routing.errors import RoutingError
 from sensors.errors import SensorError
@@ -31,6 +33,7 @@ EXAMPLES = {
     "demo": "example: storeedge demo --duration 30",
     "route": "example: storeedge route --items milk,bread,ice-cream --from kiosk-2",
     "central": "example: storeedge central run --config central.toml",
+    "models": "example: storeedge models evaluate --source completejourney --cutoff 2017-10-01",
 }
 
 
@@ -94,7 +97,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync_cli.configure_parser(central)
     central.set_defaults(handler=sync_cli.run)
+
+    models = commands.add_parser(
+        "models",
+        help="train and evaluate the household and shelf prediction models",
+        epilog=EXAMPLES["models"],
+    )
+    models_cli.configure_parser(models, simulate=_simulate_history)
+    models.set_defaults(handler=models_cli.run)
     return parser
+
+
+def _simulate_history(path: Path, *, seed: int, households: int, days: int, start: date) -> None:
+    """The `--source simulated` hook: models may not import simulators, the CLI may."""
+    from simulators.household_history import write_simulated_history
+
+    write_simulated_history(path, seed=seed, households=households, days=days, start=start)
 
 
 def _simulation_options(parser: argparse.ArgumentParser) -> None:

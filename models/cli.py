@@ -1,0 +1,243 @@
+"""`storeedge models train|evaluate`: train on everything before a cutoff, test on the days after it.
+
+The edge CLI wires this in with `configure_parser(subparser, simulate=...)` and `run(args)`. The
+`simulated` source needs the household simulator, which models may not import; the caller hands it in
+(`simulators.household_history.write_simulated_history`). Without it, `--source simulated` fails with
+a message saying how to produce a history file instead.
+
+    storeedge models train --source simulated --cutoff 2024-10-01 --out models/trained
+    storeedge models evaluate --source completejourney --cutoff 2017-10-01 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any, Protocol
+
+from models.datasets import COMPLETEJOURNEY, SIMULATED, load_source
+from models.errors import DatasetError, ModelsError, TrainingError
+from models.history import PurchaseHistory, day_date, epoch_day, load_history
+
+SIM_START = date(2024, 1, 1)
+SIM_HOUSEHOLDS = 2000
+SIM_DAYS = 365
+
+
+class HistorySimulator(Protocol):
+    """Writes a simulated purchase history (the format of `models.history`) to ``path``."""
+
+    def __call__(self, path: Path, *, seed: int, households: int, days: int, start: date) -> None: ...
+
+
+def _cutoff(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def configure_parser(parser: argparse.ArgumentParser, simulate: HistorySimulator | None = None) -> None:
+    """Add the `train` and `evaluate` subcommands to ``parser`` (the `models` command)."""
+    parser.set_defaults(models_simulate=simulate)
+    commands = parser.add_subparsers(dest="models_command", required=True, metavar="{train,evaluate}")
+    for name, text in (
+        (
+            "train",
+            "train the models on everything before --cutoff, evaluate them on the days after it, and write "
+            "model.onnx + card.json per model to --out "
+            "(example: storeedge models train --source simulated --cutoff 2024-10-01 --out models/trained)",
+        ),
+        (
+            "evaluate",
+            "train on everything before --cutoff and print held-out metrics next to the baselines "
+            "(example: storeedge models evaluate --source completejourney --cutoff 2017-10-01 --json)",
+        ),
+    ):
+        sub = commands.add_parser(name, help=text.split(" (example")[0], description=text)
+        sub.add_argument(
+            "--source",
+            required=True,
+            metavar="{simulated,completejourney,FILE}",
+            help="training data: the household simulator, Dunnhumby's Complete Journey, or a history file (.npz/.csv)",
+        )
+        sub.add_argument(
+            "--cutoff", required=True, type=_cutoff, help="first day of the test window (YYYY-MM-DD)"
+        )
+        sub.add_argument("--seed", type=int, default=0, help="seed for sampling, training and the simulator")
+        sub.add_argument("--json", action="store_true", help="print the metrics as JSON")
+        sub.add_argument(
+            "--sim-households", type=int, default=SIM_HOUSEHOLDS, help="households of the simulated source"
+        )
+        sub.add_argument(
+            "--sim-days", type=int, default=SIM_DAYS, help="days of the simulated source (from 2024-01-01)"
+        )
+        if name == "train":
+            sub.add_argument("--out", required=True, type=Path, help="directory for the trained models")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `models train` or `models evaluate`; errors print one line naming what is at fault, exit 2."""
+    try:
+        return _run(args)
+    except ModelsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from models.pipeline import Provenance, TrainOptions, evaluate_models, export_models, train_models  # noqa: PLC0415
+    from models.shelf import pick_stream_from_history  # noqa: PLC0415
+
+    simulate: HistorySimulator | None = getattr(args, "models_simulate", None)
+    with tempfile.TemporaryDirectory(prefix="storeedge-models-") as scratch:
+        began = time.perf_counter()
+        history = _load(args.source, simulate, args, Path(scratch))
+        loaded = time.perf_counter() - began
+        cutoff = epoch_day(args.cutoff)
+        _check_cutoff(history, cutoff, args.cutoff)
+        shelf_history = history if args.source == SIMULATED else _shelf_history(simulate, args, Path(scratch))
+        stream = pick_stream_from_history(shelf_history) if shelf_history is not None else None
+        options = TrainOptions(seed=args.seed)
+        began = time.perf_counter()
+        trained = train_models(history, cutoff, options, stream)
+        trained_s = time.perf_counter() - began
+        began = time.perf_counter()
+        report = evaluate_models(history, cutoff, trained, stream)
+        evaluated_s = time.perf_counter() - began
+        report["timing_seconds"] = {
+            "load": round(loaded, 1),
+            "train": round(trained_s, 1),
+            "evaluate": round(evaluated_s, 1),
+            **{f"train_{k}": round(v, 1) for k, v in trained.seconds.items()},
+        }
+        if args.models_command == "train":
+            provenance = Provenance(
+                source=args.source if args.source in {SIMULATED, COMPLETEJOURNEY} else Path(args.source).name,
+                cutoff=cutoff,
+                seed=args.seed,
+                data_sha256=history.sha256(),
+                shelf_source=SIMULATED if stream is not None else "",
+                shelf_data_sha256=shelf_history.sha256() if shelf_history is not None else "",
+            )
+            cards = export_models(trained, report, args.out, provenance, history, stream)
+            report["written"] = {
+                name: {"version": c.version, "onnx_bytes": c.onnx_bytes} for name, c in cards.items()
+            }
+        if stream is None:
+            report["shelf_depletion"] = {"note": "skipped: the simulated source is not available"}
+    if args.json:
+        print(json.dumps(report, indent=2, default=float))
+    else:
+        print(format_report(report, args.source, args.cutoff))
+    return 0
+
+
+def _load(
+    source: str, simulate: HistorySimulator | None, args: argparse.Namespace, scratch: Path
+) -> PurchaseHistory:
+    if source != SIMULATED:
+        return load_source(source)
+    if simulate is None:
+        raise DatasetError(
+            "--source simulated: the household simulator is not wired into this command; write a history with "
+            "`python -m simulators.household_history --out FILE` and pass --source FILE"
+        )
+    return _simulated(simulate, args, scratch)
+
+
+def _simulated(simulate: HistorySimulator, args: argparse.Namespace, scratch: Path) -> PurchaseHistory:
+    if args.sim_households < 1 or args.sim_days < 60:
+        raise DatasetError("--sim-households must be >= 1 and --sim-days >= 60")
+    path = scratch / f"simulated-{args.seed}-{args.sim_households}-{args.sim_days}.npz"
+    if not path.exists():
+        simulate(path, seed=args.seed, households=args.sim_households, days=args.sim_days, start=SIM_START)
+    return load_history(path)
+
+
+def _shelf_history(
+    simulate: HistorySimulator | None, args: argparse.Namespace, scratch: Path
+) -> PurchaseHistory | None:
+    """The shelf model trains on simulator ground truth whatever the household source is."""
+    return _simulated(simulate, args, scratch) if simulate is not None else None
+
+
+def _check_cutoff(history: PurchaseHistory, cutoff: int, text: date) -> None:
+    if not history.n_lines:
+        raise TrainingError("the source has no purchase lines")
+    first, last = day_date(history.first_day), day_date(history.last_day)
+    if cutoff - history.first_day < 84 + 28:
+        raise TrainingError(
+            f"--cutoff {text}: need at least 16 weeks of history before it (history starts {first})"
+        )
+    if history.last_day - cutoff < 14:
+        raise TrainingError(f"--cutoff {text}: need at least 14 test days after it (history ends {last})")
+
+
+def format_report(report: dict[str, Any], source: str, cutoff: date) -> str:
+    """The metrics table: each model next to its baseline from the same run."""
+    lines = [
+        f"source {source}, cutoff {cutoff}: trained on everything before it, tested on the days after it",
+        "",
+    ]
+    np_report = report["next_purchase"]
+    lines.append(
+        f"next purchase: {np_report['model']['pairs']} pairs with >= 3 purchases, "
+        f"{np_report['censored_share']:.1%} not bought again in the {np_report['test_days']} test days"
+    )
+    lines += _table(
+        ("mae_days", "within_7d", "within_2d", "within_1d", "ece_7d", "ece_14d"),
+        [
+            ("model (median date)", np_report["model"]),
+            ("model (likeliest week)", np_report["model_best_week"]),
+            ("median interval", np_report["baseline"]),
+        ],
+    )
+    nb = report["next_basket"]
+    lines.append("")
+    lines.append(
+        f"next basket: {nb['model']['baskets']} test baskets of {nb['model']['households']} households "
+        f"({nb['new_item_share']:.1%} of basket items never bought before)"
+    )
+    lines += _table(
+        ("recall@10", "ndcg@10", "recall_repeat@10", "recall_new@10", "ece"),
+        [("model", nb["model"]), ("GP-TopFreq", nb["baseline"])],
+    )
+    shelf = report.get("shelf_depletion", {})
+    lines.append("")
+    if shelf.get("model"):
+        lines.append("shelf depletion (simulator ground truth; samples that empty within 24 h)")
+        lines += _table(
+            ("mae_minutes", "median_error_minutes", "within_30min", "within_20pct"),
+            [
+                ("model", shelf["model"]),
+                ("last-hour linear", shelf["baseline"]),
+                ("model, shelf moving", shelf["active_last_hour"]["model"]),
+                ("linear, shelf moving", shelf["active_last_hour"]["baseline"]),
+            ],
+        )
+    else:
+        lines.append(f"shelf depletion: {shelf.get('note', 'not trained')}")
+    timing = report.get("timing_seconds", {})
+    lines.append("")
+    lines.append("seconds: " + ", ".join(f"{k} {v}" for k, v in timing.items()))
+    return "\n".join(lines)
+
+
+def _table(keys: tuple[str, ...], rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    width = max(len(name) for name, _ in rows) + 2
+    header = "".ljust(width) + "".join(k.rjust(max(12, len(k) + 2)) for k in keys)
+    out = [header]
+    for name, values in rows:
+        cells = []
+        for k in keys:
+            v = values.get(k)
+            cell = f"{v:.3f}" if isinstance(v, float) else str(v)
+            cells.append(cell.rjust(max(12, len(k) + 2)))
+        out.append(name.ljust(width) + "".join(cells))
+    return out

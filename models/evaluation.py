@@ -1,0 +1,147 @@
+"""Held-out evaluation on a temporal split, model and baseline side by side in the same run.
+
+Everything is computed from the history before the cutoff; the truth is what happened from the cutoff
+to the end of the data (the test window). Nothing from the test window feeds a prediction.
+
+Next purchase (pairs with at least 3 purchase days before the cutoff, so the median-interval baseline
+is defined): T = days from the cutoff to the pair's first purchase in the test window. Day errors
+(MAE, share within +-7 / +-2 / +-1 days) are over the pairs bought in the window; pairs never bought
+again in it are censored and count only in the calibration of P(T < 7) and P(T < 14) (ECE, 10 bins),
+which is over all pairs. The baseline predicts max(0, median gap - days since the last purchase); its
+"probability" is the indicator that its predicted day falls before 7 (14) days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from models.features import pair_features, summarise
+from models.history import PurchaseHistory
+from models.metrics import day_errors, ece, mean_by_group, ranking
+from models.next_basket import TOP_K, basket_features, top_frequency_probability, top_frequency_scores
+from models.next_purchase import median_interval_days, scores_from_hazard
+from models.targets import first_purchase_days
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+HazardFn = Callable[[F32], F64]
+ProbabilityFn = Callable[[F32], F64]
+EVAL_MIN_PURCHASES = 3
+PER_CATEGORY_MIN_PAIRS = 30
+
+
+def _probability_metrics(p7: F64, p14: F64, t: npt.NDArray[np.int64]) -> dict[str, float]:
+    bought = t >= 0
+    e7 = ece(p7, bought & (t < 7))
+    e14 = ece(p14, bought & (t < 14))
+    return {"ece": max(e7, e14), "ece_7d": e7, "ece_14d": e14}
+
+
+def evaluate_next_purchase(
+    history: PurchaseHistory, cutoff: int, hazard: HazardFn, *, end_day: int | None = None
+) -> dict[str, Any]:
+    """Model vs median-interval baseline, overall and per category."""
+    end = (history.last_day + 1) if end_day is None else end_day
+    stats = summarise(history, cutoff)
+    pairs = np.flatnonzero(stats.n >= EVAL_MIN_PURCHASES)
+    h, c = stats.pair_household[pairs], stats.pair_category[pairs]
+    x = pair_features(stats, h, c, float(cutoff))
+    t = first_purchase_days(history, h, c, cutoff, end)
+    scores = scores_from_hazard(hazard(x), x)
+    baseline = median_interval_days(x)
+    bought = t >= 0
+
+    def summary(predicted: F64, p7: F64, p14: F64, rows: npt.NDArray[np.bool_]) -> dict[str, float]:
+        return {
+            **day_errors(predicted[rows & bought], t[rows & bought]),
+            **_probability_metrics(p7[rows], p14[rows], t[rows]),
+            "pairs": int(rows.sum()),
+            "bought": int((rows & bought).sum()),
+        }
+
+    everything = np.ones(t.shape, dtype=bool)
+    model_p7, model_p14 = scores.p_within_days(7), scores.p_within_days(14)
+    base_p7, base_p14 = (baseline < 7).astype(np.float64), (baseline < 14).astype(np.float64)
+    per_category: dict[str, Any] = {}
+    for code in np.unique(c):
+        rows = c == code
+        if (rows & bought).sum() >= PER_CATEGORY_MIN_PAIRS:
+            per_category[stats.categories[int(code)]] = {
+                "model": summary(scores.expected_days, model_p7, model_p14, rows),
+                "baseline": summary(baseline, base_p7, base_p14, rows),
+            }
+    return {
+        "model_best_week": summary(scores.best_week_days, model_p7, model_p14, everything),
+        "model": summary(scores.expected_days, model_p7, model_p14, everything)
+        | {
+            "mean_confidence": float(scores.confidence.mean()),
+            "p_horizon_mean": float(scores.p_horizon.mean()),
+        },
+        "baseline": summary(baseline, base_p7, base_p14, everything),
+        "censored_share": float(1 - bought.mean()) if t.size else float("nan"),
+        "test_days": int(end - cutoff),
+        "confidence_hit_rate": float(np.mean(bought & (np.abs(scores.expected_days - t) <= 7)))
+        if t.size
+        else float("nan"),
+        "per_category": per_category,
+    }
+
+
+def evaluate_next_basket(
+    history: PurchaseHistory,
+    cutoff: int,
+    probability: ProbabilityFn,
+    *,
+    end_day: int | None = None,
+    k: int = TOP_K,
+) -> dict[str, Any]:
+    """Model vs GP-TopFreq on every basket of the test window (households with history before the
+    cutoff). Recall@k and NDCG@k per basket, averaged per household, then over households; the same for
+    the basket's repeat items (bought before the cutoff) and new items separately."""
+    from models.training import basket_queries  # noqa: PLC0415  (training code: sklearn only when evaluating)
+
+    end = (history.last_day + 1) if end_day is None else end_day
+    stats = summarise(history, cutoff)
+    queries = basket_queries(history, stats, cutoff, end)
+    cands, label, q_household, n_relevant = (
+        queries.candidates,
+        queries.label,
+        queries.household,
+        queries.n_relevant,
+    )
+    x = basket_features(stats, cands, queries.day.astype(np.float64))
+    model_p = probability(x)
+    base_score, base_tiebreak = top_frequency_scores(stats, cands)
+    base_p = top_frequency_probability(stats, cands)
+    # Repeat items: categories the household bought before the cutoff; new items: the others.
+    repeat_row = stats.pair_index(cands.household, cands.category) >= 0
+    n_repeat = queries.n_repeat.astype(np.float64)
+    n_new = n_relevant - n_repeat
+
+    def summary(score: F64, tiebreak: F64 | None, prob: F64) -> dict[str, float]:
+        _, recall, ndcg = ranking(cands.query, score, label, n_relevant, k, tiebreak)
+        hits_repeat, _, _ = ranking(cands.query, score, label & repeat_row, n_repeat, k, tiebreak)
+        hits_new, _, _ = ranking(cands.query, score, label & ~repeat_row, n_new, k, tiebreak)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recall_repeat = np.where(n_repeat > 0, hits_repeat / n_repeat, np.nan)
+            recall_new = np.where(n_new > 0, hits_new / n_new, np.nan)
+        return {
+            f"recall@{k}": mean_by_group(recall, q_household),
+            f"ndcg@{k}": mean_by_group(ndcg, q_household),
+            f"recall_repeat@{k}": mean_by_group(recall_repeat, q_household),
+            f"recall_new@{k}": mean_by_group(recall_new, q_household),
+            "ece": ece(prob, label),
+            "baskets": int(queries.day.size),
+            "households": int(np.unique(q_household).size),
+        }
+
+    return {
+        "model": summary(model_p, -stats.cat_households[cands.category].astype(np.float64), model_p),
+        "baseline": summary(base_score, base_tiebreak, base_p),
+        "test_days": int(end - cutoff),
+        "new_item_share": float(n_new.sum() / max(1, n_relevant.sum())),
+    }

@@ -1,0 +1,157 @@
+"""The smart shopping list: a household's next-basket candidates, ranked, each with its urgency, the days
+left until it usually buys it again, and a reason in words.
+
+Items are the household's own categories (never-bought candidates are left out: the list is about what
+it is running out of, and a reason must be about its own rhythm). The top ``limit`` by P(on the next
+trip) are kept and ordered urgent -> upcoming -> usual, then by probability:
+
+- **urgent**: P(bought within 2 days) >= 0.5;
+- **upcoming**: P(bought within 7 days) >= 0.5;
+- **usual**: the rest (bought often, not due yet).
+
+Reasons are built from the features that put the item on the list, in this order of precedence:
+it is due (time since last >= 0.8 x its usual gap), the last quantity was small (<= 0.6 x usual), it is
+in at least half of the household's trips, the household usually buys it on today's weekday; else how
+often it bought it. They only ever talk about the household's own purchases (counts, gaps, days,
+quantities) and never infer anything about the household.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from models.features import F, PairStats
+from models.inference import NextBasketScores
+from models.next_basket import basket_features, candidates
+from models.next_purchase import MIN_PURCHASES, NextPurchaseScores
+
+Urgency = Literal["urgent", "upcoming", "usual"]
+URGENCY_ORDER: dict[str, int] = {"urgent": 0, "upcoming": 1, "usual": 2}
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+DUE_RATIO = 0.8
+SMALL_LAST_QTY = 0.6
+FREQUENT_TRIP_SHARE = 0.5
+WEEKDAY_HABIT = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class ShoppingListItem:
+    category: str
+    urgency: Urgency
+    days_left: float | None  # expected days until it is bought again (None: too few purchases to say)
+    probability: float  # P(on the next trip)
+    reason: str
+
+
+def _days(value: float) -> str:
+    days = round(value)
+    if days <= 0:
+        return "today"
+    if days == 1:
+        return "1 day"
+    return f"{days} days"
+
+
+def _every(days: float) -> str:
+    if days < 1.5:
+        return "every day"
+    if days >= 13.5 and round(days / 7) >= 2:
+        return f"about every {round(days / 7)} weeks"
+    return f"about every {round(days)} days"
+
+
+def _quantity(value: float) -> str:
+    return f"{round(value, 1):g}"
+
+
+def reason(category: str, features: npt.NDArray[np.float32], now: float) -> str:
+    """A reason in words from one row of pair features (`models.features.FEATURE_NAMES`)."""
+    x = {name: float(features[i]) for name, i in F.items()}
+    n = int(x["n_purchases"])
+    gap, recency = x["interval_median"], x["recency_days"]
+    last_ago = "today" if round(recency) <= 0 else f"{_days(recency)} ago"
+    if n >= MIN_PURCHASES and not np.isnan(gap) and recency >= DUE_RATIO * gap:
+        return f"you buy {category} {_every(gap)}; last time was {last_ago}"
+    if n >= 3 and x["last_qty_ratio"] <= SMALL_LAST_QTY:
+        last = x["last_qty_ratio"] * x["qty_median"]
+        return f"last time you bought {_quantity(last)} {category} instead of your usual {_quantity(x['qty_median'])}"
+    if n >= 3 and x["trip_share"] >= FREQUENT_TRIP_SHARE:
+        tenths = round(10 * x["trip_share"])
+        return f"{category} is in {tenths} of every 10 of your trips"
+    if n >= 4 and x["dow_share_now"] >= WEEKDAY_HABIT:
+        day = WEEKDAYS[int(np.floor(now) + 3) % 7]
+        return f"you usually buy {category} on {day}s"
+    times = "once" if n == 1 else f"{n} times"
+    return f"you bought {category} {times}; last time was {last_ago}"
+
+
+def build_shopping_list(
+    categories: Sequence[str],
+    category: npt.ArrayLike,
+    features: npt.NDArray[np.float32],
+    probability: npt.ArrayLike,
+    purchase: NextPurchaseScores,
+    now: float,
+    limit: int = 10,
+) -> tuple[ShoppingListItem, ...]:
+    """Ranked items for one household from its candidates' codes, pair features (FEATURE_NAMES columns),
+    next-basket probabilities and next-purchase scores (one row each)."""
+    codes = np.asarray(category, dtype=np.int64)
+    p = np.asarray(probability, dtype=np.float64)
+    own = features[:, F["n_purchases"]] > 0
+    chosen = [i for i in np.argsort(-p, kind="stable") if own[i]][:limit]
+    items = []
+    for i in chosen:
+        n = features[i, F["n_purchases"]]
+        forecast = n >= MIN_PURCHASES
+        p2, p7 = purchase.p_within_days(2)[i], purchase.p_within_days(7)[i]
+        urgency: Urgency = "usual"
+        if forecast and p2 >= 0.5:
+            urgency = "urgent"
+        elif forecast and p7 >= 0.5:
+            urgency = "upcoming"
+        name = categories[int(codes[i])]
+        items.append(
+            ShoppingListItem(
+                category=name,
+                urgency=urgency,
+                days_left=float(purchase.expected_days[i]) if forecast else None,
+                probability=round(float(p[i]), 4),
+                reason=reason(name, features[i], now),
+            )
+        )
+    items.sort(key=lambda item: (URGENCY_ORDER[item.urgency], -item.probability))
+    return tuple(items)
+
+
+class PurchaseScorer(Protocol):
+    def score(self, features: npt.NDArray[np.float32]) -> NextPurchaseScores: ...
+
+
+class BasketScorer(Protocol):
+    def score(self, features: npt.NDArray[np.float32]) -> NextBasketScores: ...
+
+
+def household_shopping_list(
+    stats: PairStats,
+    household: int,
+    now: float,
+    next_purchase: PurchaseScorer,
+    next_basket: BasketScorer,
+    limit: int = 10,
+) -> tuple[ShoppingListItem, ...]:
+    """End to end for one household (e.g. at the kiosk): candidates, features, both models, the list.
+
+    ``next_purchase`` and ``next_basket`` are `models.inference.NextPurchaseModel` and
+    `NextBasketModel` (or anything with the same `score`)."""
+    cands = candidates(stats, [household])
+    x = basket_features(stats, cands, now)
+    pair_x = x[:, : len(F)]
+    probability = next_basket.score(x).probability
+    purchase = next_purchase.score(np.ascontiguousarray(pair_x))
+    return build_shopping_list(stats.categories, cands.category, pair_x, probability, purchase, now, limit)

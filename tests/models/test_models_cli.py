@@ -1,0 +1,96 @@
+"""`storeedge models train|evaluate`: errors name what is at fault; a small run prints the metrics table
+or the documented JSON and writes loadable models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from models.cli import configure_parser, run
+from models.history import PurchaseHistory, day_date, save_history
+from models.inference import load_models
+from simulators.household_history import write_simulated_history
+
+
+def _parser(simulate: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="storeedge models")
+    configure_parser(parser, simulate=write_simulated_history if simulate else None)
+    return parser
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str], simulate: bool = True) -> tuple[int, str, str]:
+    code = run(_parser(simulate).parse_args(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_bad_cutoff_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        _parser().parse_args(["evaluate", "--source", "simulated", "--cutoff", "2024-13-01"])
+    assert exc.value.code == 2
+    assert "argument --cutoff: not a date (YYYY-MM-DD): '2024-13-01'" in capsys.readouterr().err
+
+
+def test_unknown_source_and_unreadable_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = _run(["evaluate", "--source", "nonsense", "--cutoff", "2024-06-01"], capsys)
+    assert code == 2
+    assert "--source 'nonsense': unknown source" in err
+    code, _, err = _run(
+        ["evaluate", "--source", str(tmp_path / "gone.npz"), "--cutoff", "2024-06-01"], capsys
+    )
+    assert code == 2
+    assert "gone.npz: history file not found" in err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("household,category\n")
+    code, _, err = _run(["evaluate", "--source", str(bad), "--cutoff", "2024-06-01"], capsys)
+    assert code == 2
+    assert "bad.csv line 1: header must be" in err
+
+
+def test_simulated_needs_the_simulator(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(
+        ["evaluate", "--source", "simulated", "--cutoff", "2024-06-01"], capsys, simulate=False
+    )
+    assert code == 2
+    assert "python -m simulators.household_history --out FILE" in err
+
+
+def test_cutoff_outside_the_history(
+    capsys: pytest.CaptureFixture[str], small_history: PurchaseHistory, tmp_path: Path
+) -> None:
+    path = tmp_path / "h.npz"
+    save_history(small_history, path)
+    code, _, err = _run(["evaluate", "--source", str(path), "--cutoff", "2030-01-01"], capsys)
+    assert code == 2
+    assert "--cutoff 2030-01-01: need at least 14 test days after it" in err
+    code, _, err = _run(["evaluate", "--source", str(path), "--cutoff", "2024-01-10"], capsys)
+    assert "--cutoff 2024-01-10: need at least 16 weeks of history before it" in err
+
+
+def test_evaluate_json_and_train_on_a_history_file(
+    capsys: pytest.CaptureFixture[str], small_history: PurchaseHistory, tmp_path: Path
+) -> None:
+    path = tmp_path / "h.npz"
+    save_history(small_history, path)
+    cutoff = day_date(small_history.first_day + 180).isoformat()
+    out = tmp_path / "trained"
+    common = ["--source", str(path), "--cutoff", cutoff, "--sim-households", "150", "--sim-days", "90"]
+    code, text, err = _run(["train", *common, "--out", str(out), "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(text)
+    for model in ("next_purchase", "next_basket"):
+        assert set(report[model]) >= {"model", "baseline"}
+    for side in ("model", "baseline"):
+        assert {"mae_days", "within_7d", "within_2d", "ece"} <= set(report["next_purchase"][side])
+        assert {"recall@10", "ndcg@10", "ece"} <= set(report["next_basket"][side])
+    models = load_models(out)
+    assert models.next_purchase.card.source == "h.npz"
+    assert models.shelf_depletion.card.source == "simulated"
+    code, text, _ = _run(["evaluate", *common], capsys)
+    assert code == 0
+    assert "median interval" in text
+    assert "GP-TopFreq" in text
+    assert "last-hour linear" in text
