@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from edge.errors import StoreError
 from edge.migrations import migrate
@@ -38,3 +42,34 @@ def open_store(path: Path) -> sqlite3.Connection:
         conn.close()
         raise StoreError(f"{path}: cannot migrate database: {exc}") from exc
     return conn
+
+
+T = TypeVar("T")
+
+
+class ReadThread:
+    """A read-only connection on its own thread: WAL lets it read while the writer commits, and a query
+    never blocks the event loop or the writer. Each reader (API, sync feed) has its own, so a long
+    page build does not queue the API's reads behind it."""
+
+    def __init__(self, db_path: Path, name: str) -> None:
+        self._db_path = db_path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._conn: sqlite3.Connection | None = None
+
+    async def run(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            if self._conn is None:
+                self._conn = connect(self._db_path, readonly=True)
+            return query(self._conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, close)
+        self._executor.shutdown(wait=True)

@@ -3,15 +3,12 @@ while the writer commits), so queries never block the event loop or the writer."
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from edge.db import connect
+from edge.db import ReadThread
 from edge.state.alerts import AlertEvent, list_alerts
 from edge.views import (
     DeviceView,
@@ -33,28 +30,13 @@ class StoreReader:
         self, db_path: Path, store_id: str, low_stock_items: int, restock_horizon_min: float = 60.0
     ) -> None:
         self._restock_horizon_ms = int(restock_horizon_min * 60_000)
-        self._db_path = db_path
         self._store_id = store_id
         self._low = low_stock_items
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
-        self._conn: sqlite3.Connection | None = None
-
-    async def _run(self, query: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            if self._conn is None:
-                self._conn = connect(self._db_path, readonly=True)
-            return query(self._conn)
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        self._reads = ReadThread(db_path, "sqlite-reader")
+        self._run = self._reads.run
 
     async def close(self) -> None:
-        def close() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, close)
-        self._executor.shutdown(wait=True)
+        await self._reads.close()
 
     async def ping(self) -> bool:
         return await self._run(lambda c: c.execute("SELECT 1").fetchone() == (1,))

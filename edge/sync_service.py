@@ -17,7 +17,6 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,7 +24,7 @@ import msgspec
 from aiohttp import web
 
 from edge.config import Config
-from edge.db import connect
+from edge.db import ReadThread
 from edge.metrics import Counter, Gauge, IngestMetrics
 from edge.writer import StoreWriter
 from sync import feed
@@ -48,33 +47,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")
 _json = msgspec.json.Encoder()
 TRIM_ROWS = 1000  # acked rows deleted per writer job: about a millisecond of the writer's time
-
-
-class _ReadThread:
-    """A read-only connection on its own thread (as `edge.queries.StoreReader`): WAL lets it read while
-    the writer commits, and building a page never blocks the event loop or the writer."""
-
-    def __init__(self, db_path: Path) -> None:
-        self._db_path = db_path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-reader")
-        self._conn: sqlite3.Connection | None = None
-
-    async def run(self, query: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            if self._conn is None:
-                self._conn = connect(self._db_path, readonly=True)
-            return query(self._conn)
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
-
-    async def close(self) -> None:
-        def close() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, close)
-        self._executor.shutdown(wait=True)
 
 
 class SyncMetrics:
@@ -132,7 +104,7 @@ class SyncService:
         self._sync = config.sync
         self._db_path = db_path
         self._writer = writer
-        self._reader = _ReadThread(db_path)
+        self._reader = ReadThread(db_path, "sync-reader")
         self._status: OutboxStatus | None = None
         self._trim_wanted = asyncio.Event()
         self._warned_over_bound = False
