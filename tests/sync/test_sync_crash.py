@@ -54,7 +54,7 @@ class CentralProcess:
                 cwd=REPO,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
-        wait_for_sync(self._healthy, timeout=20, what="central healthy")
+        wait_for_sync(self._healthy, timeout=60, what="central healthy")
 
     def _healthy(self) -> bool:
         assert self.process is not None
@@ -106,10 +106,10 @@ def run_crash_cycles(tmp_path: Path, broker: MosquittoBroker, *, total: int, kil
         assert publisher.acked == total
         db = daemon.config.path(daemon.config.database.path)
         wait_for_sync(
-            lambda: count(db, "SELECT count(*) FROM readings") == total, timeout=60, what="all stored"
+            lambda: count(db, "SELECT count(*) FROM readings") == total, timeout=120, what="all stored"
         )
         head = edge_sync(daemon)["head"]
-        wait_for_sync(lambda: edge_sync(daemon)["acked"] == head, timeout=60, what="central caught up")
+        wait_for_sync(lambda: edge_sync(daemon)["acked"] == head, timeout=120, what="central caught up")
         assert edge_sync(daemon)["pending_rows"] == 0
     finally:
         central.stop()
