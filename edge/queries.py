@@ -6,7 +6,6 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
-from typing import TypeVar
 
 from edge.db import ReadThread
 from edge.state.alerts import AlertEvent, list_alerts
@@ -21,8 +20,6 @@ from edge.views import (
     StoreSummary,
     ZoneView,
 )
-
-T = TypeVar("T")
 
 
 class StoreReader:

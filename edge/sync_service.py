@@ -258,23 +258,8 @@ class SyncService:
         )
 
     async def _job(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in the writer's transaction and return its result once committed.
-
-        The result is taken from the job itself, not from `StoreWriter.run_job`'s return value: when
-        several items share a batch, the writer hands every job result of the batch to its first item
-        (edge/writer.py), so a job batched behind a reading gets None back.
-        """
-        results: list[T] = []
-
-        def job(conn: sqlite3.Connection) -> T:
-            result = fn(conn)
-            results.append(result)  # the last run is the committed one (a failed batch is retried)
-            return result
-
-        await self._writer.run_job(job)
-        if not results:
-            raise RuntimeError("writer job did not run")
-        return results[-1]
+        """Run ``fn`` in the writer's transaction and return its result once committed."""
+        return await self._writer.run_job(fn)
 
     # -- background --------------------------------------------------------------------------------
     async def watch_outbox(self) -> None:

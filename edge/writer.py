@@ -17,10 +17,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar, cast
 
 import msgspec
 
-from edge.apply import BatchApplier, BatchOutcome, MaintenanceJob, Received
+from edge.apply import BatchApplier, BatchOutcome, Received
 from edge.db import open_store
 from edge.metrics import IngestMetrics
 from edge.state.alerts import AlertEvent
@@ -28,6 +29,7 @@ from sensors.backoff import Backoff
 from sensors.schemas import Reading, Rejection, RejectReason, Source
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +70,11 @@ class StoreWriter:
         """Queue an item; waits when the queue is full (backpressure reaches the broker via unsent acks)."""
         await self._queue.put(_Pending(Received(item, _now_ms()), on_commit, None))
 
-    async def run_job(self, job: MaintenanceJob) -> object:
+    async def run_job(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``job(conn)`` inside a write transaction and return its result once committed."""
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Pending(Received(job, _now_ms()), None, future))
-        return await future
+        return cast("T", await future)  # the future carries exactly what job returned
 
     # -- the writer task ----------------------------------------------------------------------------
     async def open(self) -> None:
