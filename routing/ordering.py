@@ -170,6 +170,27 @@ def _transition_costs(problem: OrderingProblem) -> NDArray[np.float64]:
     return np.where(same_group | rank_drops, math.inf, problem.cost)
 
 
+def _reachable_masks(problem: OrderingProblem) -> NDArray[np.int64]:
+    """The sets of groups a valid walk can have visited at some point, ascending.
+
+    With precedence, a group h whose every candidate ranks below every candidate of a group g must be
+    visited before g; a set holding g but not h is never reached, so the DP skips it. For the usual
+    ambient -> chilled -> frozen list that leaves a small fraction of the 2^k sets (10 ambient + 3
+    chilled + 2 frozen stops: about 1,100 of 32,768). Without ranks every set is reachable."""
+    k = problem.n_groups
+    masks = np.arange(1 << k, dtype=np.int64)
+    low = np.full(k, np.iinfo(np.int64).max)
+    high = np.full(k, np.iinfo(np.int64).min)
+    np.minimum.at(low, problem.group, problem.rank)
+    np.maximum.at(high, problem.group, problem.rank)
+    keep = np.ones(masks.size, dtype=bool)
+    for g in range(k):
+        before = sum(1 << h for h in range(k) if high[h] < low[g])
+        if before:
+            keep &= ((masks >> g) & 1 == 0) | (masks & before == before)
+    return masks[keep]
+
+
 def solve_held_karp(problem: OrderingProblem) -> OrderingSolution:
     """The optimal order (Held-Karp over groups x candidates)."""
     k, m = problem.n_groups, problem.n_candidates
@@ -187,8 +208,8 @@ def solve_held_karp(problem: OrderingProblem) -> OrderingSolution:
     # ending at candidate c (whose group is in `mask`).
     best = np.full((n_masks, m), math.inf)
     best[group_bit, np.arange(m)] = problem.start_cost
-    masks = np.arange(n_masks, dtype=np.int64)
-    popcount = np.zeros(n_masks, dtype=np.int64)
+    masks = _reachable_masks(problem)
+    popcount = np.zeros(masks.size, dtype=np.int64)
     for bit in range(k):
         popcount += (masks >> bit) & 1
     for size in range(2, k + 1):

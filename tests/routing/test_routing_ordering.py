@@ -16,6 +16,7 @@ from routing.ordering import (
     OrderingProblem,
     _initial_representatives,
     _LocalSearch,
+    _reachable_masks,
     lkh_available,
     solve,
     solve_held_karp,
@@ -286,3 +287,39 @@ def test_local_search_to_convergence_takes_only_real_improvements(monkeypatch: p
 )
 def test_held_karp_matches_brute_force_long(instance: tuple[int, list[int], bool, float]) -> None:
     test_held_karp_matches_brute_force.hypothesis.inner_test(instance)  # type: ignore[attr-defined]
+
+
+def test_precedence_prunes_the_exact_solvers_states_to_the_reachable_sets() -> None:
+    # 10 ambient, 3 chilled, 2 frozen stops (one place each): any subset of ambient, then all ambient
+    # plus some chilled, then all ambient and chilled plus some frozen.
+    ranks = np.array([0] * 10 + [1] * 3 + [2] * 2, dtype=np.int64)
+    problem = make_problem(7, [1] * 15, precedence=False, blocked=0.0)
+    ranked = OrderingProblem(problem.start_cost, problem.cost, problem.end_cost, problem.group, ranks)
+    assert _reachable_masks(ranked).size == 2**10 + (2**3 - 1) + (2**2 - 1)
+    assert _reachable_masks(problem).size == 2**15  # without ranks nothing can be skipped
+    # A category sold both chilled and frozen ranks with neither group: it may come in either phase.
+    mixed = OrderingProblem(
+        np.ones(3), np.ones((3, 3)), np.ones(3), np.array([0, 1, 1]), np.array([0, 1, 2], dtype=np.int64)
+    )
+    assert _reachable_masks(mixed).size == 3  # {}, {0}, {0, 1}: group 1 never before group 0
+    assert solve_held_karp(ranked).cost == pytest.approx(brute_force_ranked(ranked))
+
+
+def brute_force_ranked(problem: OrderingProblem) -> float:
+    """The optimum found another way: every order of the chilled and frozen stops, each joined to the
+    best ambient walk ending next to it (Held-Karp without ranks, so the pruning under test is unused)."""
+    by_rank = [np.flatnonzero(problem.rank == r).tolist() for r in sorted(set(problem.rank.tolist()))]
+    best = math.inf
+    for orders in itertools.product(*(itertools.permutations(group) for group in by_rank[1:])):
+        tail = [c for part in orders for c in part]
+        head = OrderingProblem(
+            problem.start_cost[by_rank[0]],
+            problem.cost[np.ix_(by_rank[0], by_rank[0])],
+            problem.cost[np.ix_(by_rank[0], [tail[0]])][:, 0]
+            + problem.path_cost([*tail])
+            - problem.start_cost[tail[0]],
+            np.arange(len(by_rank[0]), dtype=np.int64),
+            np.zeros(len(by_rank[0]), dtype=np.int64),
+        )
+        best = min(best, solve_held_karp(head).cost)
+    return best
