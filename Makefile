@@ -9,10 +9,17 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-long lint bench models setup mosquitto clean
+.PHONY: demo kiosk test test-long lint bench models setup mosquitto clean
 
 demo: setup mosquitto
+	@echo "kiosk: once the store runs, open one in another terminal with 'make kiosk'"
+	@echo "       (or 'make kiosk KIOSK_ARGS=--serve' and browse to http://127.0.0.1:8000)"
 	$(BIN)/storeedge demo $(DEMO_ARGS)
+
+# A kiosk (Textual) against the store `make demo` is running; KIOSK_ARGS="--staff" for staff mode.
+kiosk: setup
+	@test -f var/demo/storeedge.toml || { echo "no store running: start 'make demo' in another terminal first"; exit 2; }
+	$(BIN)/storeedge kiosk --config var/demo/storeedge.toml $(KIOSK_ARGS)
 
 test: setup mosquitto lint
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
@@ -30,6 +37,10 @@ bench: setup mosquitto
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/state.py $(BENCH_ARGS)
 	$(BIN)/python bench/routing.py $(BENCH_ARGS)
+	$(BIN)/python bench/sync.py $(BENCH_ARGS)
+	$(BIN)/python bench/models.py $(BENCH_ARGS)
+	$(BIN)/python bench/customers.py $(BENCH_ARGS)
+	$(BIN)/python bench/kiosk.py $(BENCH_ARGS)
 
 # Retrain the shipped models (models/trained/) from the household simulator: deterministic from the seed.
 models: setup

@@ -7,7 +7,6 @@ Open: ``/healthz`` and ``/metrics`` (Prometheus text). Staff: ``/api/v1/*`` with
 from __future__ import annotations
 
 import asyncio
-import hmac
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,8 +14,10 @@ from dataclasses import dataclass
 import msgspec
 from aiohttp import WSCloseCode, web
 
+from edge.access import AccessPolicy, Principal
 from edge.alert_bus import AlertBus
 from edge.metrics import IngestMetrics
+from edge.predictions import PredictionService
 from edge.queries import StoreReader
 from edge.state import alerts as alert_store
 from edge.writer import StoreWriter
@@ -34,33 +35,46 @@ class ApiContext:
     writer: StoreWriter | None = None
     bus: AlertBus | None = None
     layout: Layout | None = None
+    predictions: PredictionService | None = None
+    access: AccessPolicy | None = None  # None: staff token only
 
 
 CONTEXT = web.AppKey("context", ApiContext)
+PRINCIPAL = web.RequestKey("principal", Principal)  # who is calling; set by `authorize`
 SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("sockets")
 _json = msgspec.json.Encoder()
 
 
-def _ok(value: object, status: int = 200) -> web.Response:
+def json_response(value: object, status: int = 200) -> web.Response:
     return web.Response(body=_json.encode(value), status=status, content_type="application/json")
 
 
-def _error(status: int, message: str) -> web.Response:
-    return _ok({"error": message}, status)
+def error_response(status: int, message: str) -> web.Response:
+    return json_response({"error": message}, status)
 
 
 @web.middleware
-async def staff_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def authorize(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Routes under /api/ need a bearer token; `edge.access` says which role may call what."""
     if request.path.startswith("/api/"):
-        token = request.app[CONTEXT].staff_token
-        if token is None:
-            return _error(403, "staff API disabled: set [http] staff_token in the config")
+        ctx = request.app[CONTEXT]
+        policy = ctx.access or AccessPolicy(ctx.staff_token, None, None)
+        if policy.staff_token is None and policy.kiosk_token is None:
+            return error_response(403, "staff API disabled: set [http] staff_token in the config")
         # Browsers cannot set headers on a WebSocket: /api/v1/events also takes ?token=.
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip() or request.query.get(
             "token", ""
         )
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            return _error(401, "missing or wrong bearer token")
+        principal = policy.principal(given)
+        if principal is None:
+            return error_response(401, "missing or wrong bearer token")
+        resource = request.match_info.route.resource
+        pattern = resource.canonical if resource is not None else request.path
+        household = request.match_info.get("id") if "{id}" in pattern else None
+        refusal = policy.refusal(principal, request.method, pattern, household)
+        if refusal is not None:
+            return error_response(403, refusal)
+        request[PRINCIPAL] = principal
     return await handler(request)
 
 
@@ -73,7 +87,7 @@ async def healthz(request: web.Request) -> web.Response:
         "mqtt_connected": ctx.mqtt_connected(),
         "queue_depth": int(ctx.metrics.queue_depth.value()),
     }
-    return _ok(body, 200 if db_ok else 503)
+    return json_response(body, 200 if db_ok else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -82,23 +96,23 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def shelves(request: web.Request) -> web.Response:
-    return _ok(await request.app[CONTEXT].reader.shelves())
+    return json_response(await request.app[CONTEXT].reader.shelves())
 
 
 async def fridges(request: web.Request) -> web.Response:
-    return _ok(await request.app[CONTEXT].reader.fridges())
+    return json_response(await request.app[CONTEXT].reader.fridges())
 
 
 async def zones(request: web.Request) -> web.Response:
-    return _ok(await request.app[CONTEXT].reader.zones())
+    return json_response(await request.app[CONTEXT].reader.zones())
 
 
 async def devices(request: web.Request) -> web.Response:
-    return _ok(await request.app[CONTEXT].reader.devices())
+    return json_response(await request.app[CONTEXT].reader.devices())
 
 
 async def summary(request: web.Request) -> web.Response:
-    return _ok(await request.app[CONTEXT].reader.summary())
+    return json_response(await request.app[CONTEXT].reader.summary())
 
 
 async def quarantine(request: web.Request) -> web.Response:
@@ -106,21 +120,21 @@ async def quarantine(request: web.Request) -> web.Response:
     try:
         limit = int(request.query.get("limit", "100"))
     except ValueError:
-        return _error(400, "limit: expected an integer")
+        return error_response(400, "limit: expected an integer")
     if not 1 <= limit <= 1000:
-        return _error(400, "limit: expected 1..1000")
-    return _ok(await request.app[CONTEXT].reader.quarantine(reason, limit))
+        return error_response(400, "limit: expected 1..1000")
+    return json_response(await request.app[CONTEXT].reader.quarantine(reason, limit))
 
 
 async def alerts(request: web.Request) -> web.Response:
     state = request.query.get("state") or None
     if state not in (None, "open", "acked", "resolved", "active"):
-        return _error(400, "state: expected open, acked, resolved or active")
+        return error_response(400, "state: expected open, acked, resolved or active")
     try:
         limit = int(request.query.get("limit", "200"))
     except ValueError:
-        return _error(400, "limit: expected an integer")
-    return _ok(await request.app[CONTEXT].reader.alerts(state, max(1, min(limit, 1000))))
+        return error_response(400, "limit: expected an integer")
+    return json_response(await request.app[CONTEXT].reader.alerts(state, max(1, min(limit, 1000))))
 
 
 async def _alert_action(request: web.Request, action: str) -> web.Response:
@@ -128,28 +142,28 @@ async def _alert_action(request: web.Request, action: str) -> web.Response:
     try:
         alert_id = int(request.match_info["id"])
     except ValueError:
-        return _error(400, "alert id: expected an integer")
+        return error_response(400, "alert id: expected an integer")
     by = "staff"
     if request.can_read_body:
         try:
             body = await request.json()
         except ValueError:
-            return _error(400, 'body: expected JSON like {"by": "name"}')
+            return error_response(400, 'body: expected JSON like {"by": "name"}')
         if isinstance(body, dict) and isinstance(body.get("by"), str):
             by = body["by"][:64]
     if ctx.writer is None:
-        return _error(503, "store is read-only")
+        return error_response(503, "store is read-only")
     fn = alert_store.acknowledge if action == "ack" else alert_store.resolve
     now = int(time.time() * 1000)
-    event = await ctx.writer.run_job(lambda conn: fn(conn, alert_id, by, now))
+    event = await ctx.writer.run_job(lambda conn: fn(conn, alert_id, by, now), urgent=True)
     if event is None:
-        return _error(
+        return error_response(
             409,
             f"alert {alert_id} does not exist or cannot be {'acknowledged' if action == 'ack' else 'resolved'} now",
         )
     if ctx.bus is not None and isinstance(event, alert_store.AlertEvent):
         ctx.bus.publish([event])
-    return _ok(event)
+    return json_response(event)
 
 
 async def ack_alert(request: web.Request) -> web.Response:
@@ -172,44 +186,55 @@ class RouteRequest(
 
 async def routes(request: web.Request) -> web.Response:
     """Plan a walk for any list, with congestion from the zones' live occupancy."""
-    ctx = request.app[CONTEXT]
-    if ctx.layout is None:
-        return _error(503, "no store layout loaded: set [store] layout")
     try:
         body = msgspec.json.decode(await request.read(), type=RouteRequest)
     except msgspec.ValidationError as exc:
-        return _error(400, f"body: {exc}")
+        return error_response(400, f"body: {exc}")
     except msgspec.DecodeError:
-        return _error(400, 'body: expected JSON like {"items": ["milk", "bread"]}')
-    if not 1 <= len(body.items) <= 200:
-        return _error(400, "items: expected 1 to 200 entries")
+        return error_response(400, 'body: expected JSON like {"items": ["milk", "bread"]}')
+    result = await plan_for(
+        request.app[CONTEXT], body.items, body.start, body.end, body.accessible, body.precedence
+    )
+    return result if isinstance(result, web.Response) else json_response(result)
+
+
+async def plan_for(
+    ctx: ApiContext,
+    items: list[str],
+    start: str | None,
+    end: str | None,
+    accessible: bool,
+    precedence: bool,
+) -> dict[str, object] | web.Response:
+    """The route's JSON for ``items`` (solved in an executor), or the error response to send."""
+    if ctx.layout is None:
+        return error_response(503, "no store layout loaded: set [store] layout")
+    if not 1 <= len(items) <= 200:
+        return error_response(400, "items: expected 1 to 200 entries")
     congestion = {z.id: z.occupancy / z.capacity for z in await ctx.reader.zones() if z.capacity}
     layout = ctx.layout
     try:
         route = await asyncio.get_running_loop().run_in_executor(
-            None,
-            lambda: plan_route(
-                layout, body.items, body.start, body.end, body.accessible, body.precedence, congestion
-            ),
+            None, lambda: plan_route(layout, items, start, end, accessible, precedence, congestion)
         )
     except RoutingError as exc:
-        return _error(422, str(exc))
-    return _ok(route.to_dict())
+        return error_response(422, str(exc))
+    return route.to_dict()
 
 
 async def footfall(request: web.Request) -> web.Response:
     try:
         hours = float(request.query.get("hours", "24"))
     except ValueError:
-        return _error(400, "hours: expected a number")
+        return error_response(400, "hours: expected a number")
     if not 0 < hours <= 24 * 90:
-        return _error(400, "hours: expected 0 < hours <= 2160")
+        return error_response(400, "hours: expected 0 < hours <= 2160")
     since_ms = int((time.time() - hours * 3600) * 1000)
-    return _ok(await request.app[CONTEXT].reader.footfall(since_ms - since_ms % 3_600_000))
+    return json_response(await request.app[CONTEXT].reader.footfall(since_ms - since_ms % 3_600_000))
 
 
 async def restock(request: web.Request) -> web.Response:
-    return _ok(await request.app[CONTEXT].reader.restock())
+    return json_response(await request.app[CONTEXT].reader.restock())
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -270,7 +295,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
 def build_app(
     context: ApiContext, extra_routes: list[tuple[str, str, Handler]] | None = None
 ) -> web.Application:
-    app = web.Application(middlewares=[staff_auth])
+    app = web.Application(middlewares=[authorize])
     app[CONTEXT] = context
     sockets: set[web.WebSocketResponse] = set()
     app[SOCKETS] = sockets

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from edge.prediction_store import queue_rescore, record_outcomes
 from edge.privacy import Pseudonymiser
 from edge.state.alerts import AlertEvent, AlertSignal, apply_signals
 from edge.state.rules import StoreRules, fridge_signal, queue_signal, stock_signals
@@ -343,6 +344,12 @@ class BatchApplier:
             "items": [{"sku": i.sku, "qty": i.qty, "unit_price": i.unit_price} for i in r.items],
         }
         outbox.append(OutboxEntry("purchase", r.basket_id, _json.encode(body).decode()))
+        if household is not None:
+            # What became of the household's cached predictions (once per prediction), and a rescore
+            # soon if it consented to personalisation (docs/models.md, "Serving").
+            bought = {c for item in r.items if (c := categories.get(item.sku)) is not None}
+            outbox.extend(record_outcomes(conn, household, bought, r.ts_ms, self._now_ms))
+            queue_rescore(conn, household, self._now_ms)
 
     def _device_status(self, conn: sqlite3.Connection, s: DeviceStatus, outbox: list[OutboxEntry]) -> None:
         cursor = conn.execute(

@@ -34,6 +34,8 @@ EXAMPLES = {
     "route": "example: storeedge route --items milk,bread,ice-cream --from kiosk-2",
     "central": "example: storeedge central run --config central.toml",
     "models": "example: storeedge models evaluate --source completejourney --cutoff 2017-10-01",
+    "models seed": "example: storeedge models seed --config storeedge.toml --households 300 --weeks 12",
+    "kiosk": "example: storeedge kiosk --api http://127.0.0.1:8080 --scanner /dev/ttyUSB0",
 }
 
 
@@ -103,8 +105,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="train and evaluate the household and shelf prediction models",
         epilog=EXAMPLES["models"],
     )
-    models_cli.configure_parser(models, simulate=_simulate_history)
+    models_commands = models_cli.configure_parser(models, simulate=_simulate_history)
     models.set_defaults(handler=models_cli.run)
+    seed = models_commands.add_parser(
+        "seed",
+        help="fill a store database with weeks of simulated loyalty purchases (for a demo kiosk)",
+        description="Simulate the store's households for the past weeks and write their baskets as "
+        f"purchases (no consent, nothing synced). {EXAMPLES['models seed']}",
+    )
+    seed.add_argument("--config", type=Path, required=True, help="the storeedge.toml whose database to seed")
+    seed.add_argument("--households", type=int, default=300, help="simulated households (default 300)")
+    seed.add_argument("--weeks", type=int, default=12, help="weeks of history up to yesterday (default 12)")
+    seed.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    seed.set_defaults(handler=cmd_models_seed)
+
+    # The kiosk is a separate app that only talks HTTP to the daemon. Its CLI module is light (Textual
+    # loads only when a kiosk runs) and imported here, so `storeedge run` never loads kiosk code.
+    from kiosk import cli as kiosk_cli
+
+    kiosk = commands.add_parser(
+        "kiosk",
+        help="the in-store kiosk for shoppers and staff (a Textual app using the daemon's API)",
+        epilog=EXAMPLES["kiosk"],
+    )
+    kiosk_cli.configure_parser(kiosk)
+    kiosk.set_defaults(handler=kiosk_cli.run)
     return parser
 
 
@@ -201,6 +226,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         asyncio.run(main())
     except SimulatorError as exc:
         raise EdgeError(f"simulate: {exc}") from exc
+    return 0
+
+
+def cmd_models_seed(args: argparse.Namespace) -> int:
+    from edge.demo import seed_demo_history
+
+    config = _load(args.config)
+    report = seed_demo_history(config, households=args.households, weeks=args.weeks, seed=args.seed)
+    print(
+        f"seeded {report.baskets} baskets ({report.lines} lines) of {report.households} households; "
+        f"cards with a long history: {', '.join(report.cards)}"
+    )
     return 0
 
 

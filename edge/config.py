@@ -7,12 +7,13 @@ Relative paths in the file are relative to the file's own directory.
 from __future__ import annotations
 
 import tomllib
+import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
 
-from edge.errors import ConfigError
+from edge.errors import ConfigError, field_error
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
@@ -25,6 +26,9 @@ class StoreSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     name: str = "Demo Store"
     planogram: str = "simulators/demo_store/planogram.toml"
     layout: str = "simulators/demo_store/layout.toml"  # the walking graph for routes (docs/routing.md)
+    # Offers for the kiosk until central pushes a `promotions` bundle (docs/customers.md); "" = none.
+    promotions: str = "simulators/demo_store/promotions.json"
+    timezone: str = "UTC"  # IANA name (e.g. "Europe/Berlin"): store-local days, nightly jobs, offers
 
 
 class MqttSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -62,6 +66,9 @@ class HttpSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080  # 0: pick a free port and log it
     staff_token: str | None = None  # required for /api/v1/*; None disables those endpoints
+    kiosk_token: str | None = (
+        None  # kiosks open shopper sessions with it (docs/customers.md); None: no kiosks
+    )
 
 
 class PrivacySection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -74,6 +81,7 @@ class RetentionSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     readings_days: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     quarantine_max_rows: PositiveInt = 10_000
     housekeeping_interval_s: PositiveFloat = 300.0
+    access_log_days: PositiveFloat = 400.0  # who read which household's data, kept this long
 
 
 class ThresholdsSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -123,6 +131,28 @@ class SyncSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
             raise ValueError("token: required when central_url is set (the store presents it to central)")
 
 
+class KioskSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # A kiosk warns after idle_s without input, then wipes after countdown_s more (WCAG 2.2.1: >= 20 s).
+    idle_s: Annotated[float, msgspec.Meta(ge=10, le=3600)] = 60.0
+    countdown_s: Annotated[float, msgspec.Meta(ge=20, le=600)] = 30.0
+    session_s: Annotated[float, msgspec.Meta(ge=60, le=86_400)] = 900.0  # a shopper session token's lifetime
+
+
+class ModelsSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # The prediction models (docs/models.md, "Serving"). dir: the directory with next_purchase/,
+    # next_basket/ and shelf_depletion/ (model.onnx + card.json each); "" = the models shipped in the package.
+    enabled: bool = True
+    dir: str = ""
+    threads: Annotated[int, msgspec.Meta(ge=1, le=8)] = 1  # onnxruntime intra-op threads per model
+    # Store-local ([store] timezone) time of the nightly full rescore.
+    rescore_at: Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "03:00"
+    rescore_interval_s: PositiveFloat = 30.0  # how often households whose history changed are rescored
+    shelf_forecast_interval_s: PositiveFloat = 60.0
+    history_days: Annotated[int, msgspec.Meta(ge=28, le=3660)] = 365  # purchase history the models see
+    list_limit: Annotated[int, msgspec.Meta(ge=1, le=50)] = 10  # items on a shopping list
+    batch_households: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 2000  # per scoring + write step
+
+
 class LogSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["logfmt", "json"] = "logfmt"
@@ -138,6 +168,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     retention: RetentionSection = RetentionSection()
     thresholds: ThresholdsSection = ThresholdsSection()
     sync: SyncSection = SyncSection()
+    models: ModelsSection = ModelsSection()
+    kiosk: KioskSection = KioskSection()
     log: LogSection = LogSection()
     # Where relative paths resolve from: the config file's directory. Not a TOML key.
     base_dir: str = "."
@@ -145,6 +177,11 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     def path(self, value: str) -> Path:
         p = Path(value)
         return p if p.is_absolute() else Path(self.base_dir) / p
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        """The store's time zone (validated at load)."""
+        return zoneinfo.ZoneInfo(self.store.timezone)
 
     @property
     def mqtt_client_id(self) -> str:
@@ -191,6 +228,20 @@ def _cross_checks(config: Config) -> list[str]:
         problems.append("[privacy] pseudonym_key: set either pseudonym_key or pseudonym_key_file, not both")
     if config.privacy.pseudonym_key is not None and len(config.privacy.pseudonym_key) < 16:
         problems.append("[privacy] pseudonym_key: must be at least 16 characters")
+    if (
+        config.http.kiosk_token is not None
+        and config.http.staff_token is not None
+        and config.http.kiosk_token == config.http.staff_token
+    ):
+        problems.append(
+            "[http] kiosk_token: must differ from staff_token (a kiosk must not get staff rights)"
+        )
+    try:
+        zoneinfo.ZoneInfo(config.store.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        problems.append(
+            f"[store] timezone: unknown time zone {config.store.timezone!r} (an IANA name like Europe/Berlin)"
+        )
     names = [p.name or p.path for p in config.serial.ports]
     for index, name in enumerate(names):
         if names.index(name) != index:
@@ -200,13 +251,7 @@ def _cross_checks(config: Config) -> list[str]:
 
 def _locate(message: str) -> str:
     """msgspec says "... - at `$.mqtt.port`"; we say "[mqtt] port: ..." like the TOML file does."""
-    text, sep, where = message.rpartition(" - at `")
-    if not sep:
-        text, where = message, "$"
-    path = where.rstrip("`").removeprefix("$.").removeprefix("$")
-    unknown = text.partition("unknown field `")[2].rstrip("`")
-    if unknown:
-        path, text = f"{path}.{unknown}" if path else unknown, "unknown key (typo?)"
+    path, text = field_error(message)
     if not path:
         return text
     if "." in path:

@@ -11,16 +11,20 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
+from edge.access import AccessPolicy, SessionSigner
 from edge.alert_bus import AlertBus
 from edge.api import ApiContext, build_app
 from edge.apply import BatchApplier, load_planogram_job
 from edge.config import Config
+from edge.customer_api import CustomerApi, CustomerSettings
 from edge.housekeeping import run_housekeeping
 from edge.ingest import MqttIngest, SerialIngest
 from edge.metrics import IngestMetrics
+from edge.predictions import PredictionService, load_store_models
 from edge.privacy import Pseudonymiser, load_pseudonym_key
 from edge.queries import StoreReader
 from edge.state.rules import StoreRules
@@ -82,6 +86,7 @@ class Daemon:
             settle_tolerance_g=t.settle_tolerance_g,
             queue_pressure_ratio=t.queue_pressure_ratio,
             queue_clear_ratio=t.queue_clear_ratio,
+            pick_rate_stockout=not config.models.enabled,
         )
         self.bus = AlertBus(config.store.id)
         self.metrics = IngestMetrics(queue_depth=lambda: float(self.writer.depth()))
@@ -124,6 +129,12 @@ class Daemon:
             for p in config.serial.ports
         ]
         self.sync = SyncService(config, db_path, self.writer, self.metrics)
+        self.predictions = (
+            PredictionService(config, db_path, self.writer, self.metrics, load_store_models(config))
+            if config.models.enabled
+            else None
+        )
+        self.customers = self._customer_api(config, db_path, key)
         self.http: HttpEndpoint | None = None
 
     async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
@@ -143,6 +154,12 @@ class Daemon:
             sources += [
                 tasks.create_task(supervise(f"sync:{name}", run, self.metrics), name=f"sync:{name}")
                 for name, run in self.sync.tasks()
+            ]
+            sources += [
+                tasks.create_task(
+                    supervise(f"predictions:{name}", run, self.metrics), name=f"predictions:{name}"
+                )
+                for name, run in (self.predictions.tasks() if self.predictions else [])
             ]
             sources.append(
                 tasks.create_task(
@@ -166,6 +183,7 @@ class Daemon:
                             r.housekeeping_interval_s,
                             r.readings_days,
                             r.quarantine_max_rows,
+                            r.access_log_days,
                         ),
                         self.metrics,
                     ),
@@ -190,7 +208,10 @@ class Daemon:
             await writer_task
             await runner.cleanup()
         await self.sync.close()
+        if self.predictions is not None:
+            await self.predictions.close()
         await self.reader.close()
+        await self.customers.close()
         await self.writer.close()
         log.info("daemon_stopped", extra={"shutdown_ms": round((time.monotonic() - t_stop) * 1000)})
 
@@ -203,6 +224,33 @@ class Daemon:
             await asyncio.sleep(interval)
             await self.writer.run_job(SilenceCheck(self.rules, int(time.time() * 1000), since_ms))
 
+    def _customer_api(self, config: Config, db_path: Path, key: bytes) -> CustomerApi:
+        k = config.kiosk
+        settings = CustomerSettings(
+            store_id=config.store.id,
+            store_name=config.store.name,
+            idle_s=k.idle_s,
+            countdown_s=k.countdown_s,
+            session_s=k.session_s,
+            categories=tuple(sorted(set(self.planogram.categories_by_sku.values()))),
+            timezone=config.tz,
+            # Central's promotions bundle when one is live, else the file the config names.
+            promotion_paths=(
+                config.path(config.sync.bundle_dir) / "promotions" / "current" / "promotions.json",
+                *([config.path(config.store.promotions)] if config.store.promotions else []),
+            ),
+            layout_text=config.path(config.store.layout).read_text(encoding="utf-8"),
+        )
+        self.sessions = SessionSigner(key, k.session_s)
+        return CustomerApi(
+            settings,
+            db_path,
+            self.writer,
+            Pseudonymiser(key),
+            self.sessions,
+            self.predictions,
+        )
+
     async def _start_http(self) -> web.AppRunner:
         h = self.config.http
         app = build_app(
@@ -214,8 +262,9 @@ class Daemon:
                 self.writer,
                 self.bus,
                 self.layout,
+                access=AccessPolicy(h.staff_token, h.kiosk_token, self.sessions),
             ),
-            self.sync.routes(),
+            [*self.sync.routes(), *self.customers.routes()],
         )
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,50 @@ import msgspec
 from edge.broker import MosquittoBroker, free_port
 from edge.config import Config, load_config, parse_config
 from edge.errors import EdgeError
+from edge.predictions import StoreClock
+from edge.seed import SeedBasket, SeedReport, seed_store
+from sensors.planogram import load_planogram
+
+DEMO_SEED_HOUSEHOLDS = 300
+DEMO_SEED_WEEKS = 12
 
 REPO_EXAMPLE = Path(__file__).resolve().parent.parent / "storeedge.example.toml"
 DEMO_PLANOGRAM = Path(__file__).resolve().parent.parent / "simulators" / "demo_store" / "planogram.toml"
+
+
+def seed_demo_history(config: Config, *, households: int, weeks: int, seed: int = 7) -> SeedReport:
+    """Simulate the store's households for the ``weeks`` before today and seed the config's database with
+    their baskets (`edge.seed`). The simulator lives here, where edge may import it."""
+    from simulators.household_history import (  # noqa: PLC0415 - the simulators only when seeding
+        HouseholdSimConfig,
+        pos_transactions,
+        simulate_households,
+    )
+
+    if households < 1 or not 1 <= weeks <= 104:
+        raise EdgeError("seed: --households must be >= 1 and --weeks within 1..104")
+    planogram_path = config.path(config.store.planogram)
+    clock = StoreClock(config.store.timezone)
+    now_ms = clock.now_ms()
+    offset_ms = clock.utc_offset_min(now_ms) * 60_000
+    today = date(1970, 1, 1) + timedelta(days=(now_ms + offset_ms) // 86_400_000)
+    sim = simulate_households(
+        HouseholdSimConfig(
+            seed=seed, households=households, days=7 * weeks, start=today - timedelta(days=7 * weeks),
+            planogram=planogram_path,
+        )
+    )  # fmt: skip
+    baskets = (
+        SeedBasket(
+            t.payload.loyalty_id or "",
+            int(t.payload.ts) - offset_ms,  # the simulator's clock is store-local
+            t.payload.basket_id,
+            [(i.sku, i.qty, i.unit_price) for i in t.payload.items],
+        )
+        for t in pos_transactions(sim)
+        if t.payload.loyalty_id
+    )
+    return seed_store(config, load_planogram(planogram_path), baskets)
 
 
 def demo_config(base: Config, workdir: Path, broker_port: int | None) -> dict[str, Any]:
@@ -42,6 +84,9 @@ def demo_config(base: Config, workdir: Path, broker_port: int | None) -> dict[st
         raw["mqtt"]["port"] = broker_port
     raw["http"]["port"] = free_port(base.http.host)
     raw["http"]["staff_token"] = base.http.staff_token or secrets.token_urlsafe(16)
+    raw["http"]["kiosk_token"] = base.http.kiosk_token or secrets.token_urlsafe(16)
+    if base.store.promotions:
+        raw["store"]["promotions"] = str(base.path(base.store.promotions).resolve())
     raw["database"]["path"] = str((workdir / "storeedge.db").resolve())
     raw["serial"]["ports"] = [
         {"path": str((workdir / "tty-legacy").resolve()), "name": "legacy-a6", "baudrate": 9600}
@@ -229,14 +274,36 @@ def _prepare(args: argparse.Namespace) -> tuple[Config, Path]:
     return base, workdir
 
 
+def _write_config(
+    base: Config, workdir: Path, broker: MosquittoBroker | None, seed: int
+) -> tuple[dict[str, Any], Path]:
+    """The demo's config file, and its database seeded with weeks of loyalty purchases so a kiosk shows a
+    real list (the demo database is new every time); prints loyalty cards worth typing at a kiosk."""
+    raw = demo_config(base, workdir, broker.port if broker else None)
+    config_path = workdir / "storeedge.toml"
+    config_path.write_text(to_toml(raw))
+    try:
+        seeded = seed_demo_history(
+            load_config(config_path), households=DEMO_SEED_HOUSEHOLDS, weeks=DEMO_SEED_WEEKS, seed=seed
+        )
+    except BaseException:
+        if broker is not None:
+            broker.stop()
+        raise
+    print(
+        f"seeded {seeded.households} households with {DEMO_SEED_WEEKS} weeks of purchases; loyalty cards to "
+        f"try at a kiosk: {', '.join(seeded.cards)}",
+        flush=True,
+    )
+    return raw, config_path
+
+
 async def run_demo(args: argparse.Namespace) -> int:
     base, workdir = _prepare(args)
     broker = None if args.external_broker else MosquittoBroker(workdir / "broker")
     if broker is not None:
         broker.start()
-    raw = demo_config(base, workdir, broker.port if broker else None)
-    config_path = workdir / "storeedge.toml"
-    config_path.write_text(to_toml(raw))
+    raw, config_path = _write_config(base, workdir, broker, args.seed)
     url = f"http://{raw['http']['host']}:{raw['http']['port']}"
     token = raw["http"]["staff_token"]
     cli = [sys.executable, "-m", "edge"]

@@ -13,3 +13,21 @@ class ConfigError(EdgeError):
 
 class StoreError(EdgeError):
     """The SQLite store cannot be opened or migrated."""
+
+
+def field_error(message: str) -> tuple[str, str]:
+    """A msgspec validation message as (field path, problem): "Object missing required field `ends`
+    - at `$.promotions[0]`" becomes ("promotions[0].ends", "missing (required)"); unknown fields and
+    plain "... - at `$.x.y`" messages likewise. The path is "" for the document itself."""
+    text, sep, where = message.rpartition(" - at `")
+    if not sep:
+        text, where = message, "$"
+    path = where.rstrip("`").removeprefix("$.").removeprefix("$")
+    for marker, problem in (
+        ("unknown field `", "unknown key (typo?)"),
+        ("missing required field `", "missing (required)"),
+    ):
+        name = text.partition(marker)[2].rstrip("`")
+        if name:
+            return (f"{path}.{name}" if path else name), problem
+    return path, text

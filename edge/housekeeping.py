@@ -14,9 +14,10 @@ log = logging.getLogger(__name__)
 
 
 class RetentionJob:
-    def __init__(self, readings_before_ms: int, quarantine_max_rows: int) -> None:
+    def __init__(self, readings_before_ms: int, quarantine_max_rows: int, access_before_ms: int = 0) -> None:
         self.readings_before_ms = readings_before_ms
         self.quarantine_max_rows = quarantine_max_rows
+        self.access_before_ms = access_before_ms
 
     def __call__(self, conn: sqlite3.Connection) -> dict[str, int]:
         # Purchases reference their ledger row and are kept (they are business records, and sync needs
@@ -28,7 +29,8 @@ class RetentionJob:
             "DELETE FROM quarantine WHERE id <= (SELECT max(id) FROM quarantine) - ?",
             (self.quarantine_max_rows,),
         ).rowcount
-        return {"readings": readings, "quarantine": quarantine}
+        access = conn.execute("DELETE FROM access_log WHERE ts_ms < ?", (self.access_before_ms,)).rowcount
+        return {"readings": readings, "quarantine": quarantine, "access_log": access}
 
 
 async def run_housekeeping(
@@ -37,9 +39,15 @@ async def run_housekeeping(
     interval_s: float,
     readings_days: float,
     quarantine_max_rows: int,
+    access_log_days: float = 400.0,
 ) -> None:
     while True:
-        job = RetentionJob(int(time.time() * 1000 - readings_days * 86_400_000), quarantine_max_rows)
+        now_ms = time.time() * 1000
+        job = RetentionJob(
+            int(now_ms - readings_days * 86_400_000),
+            quarantine_max_rows,
+            int(now_ms - access_log_days * 86_400_000),
+        )
         deleted = await writer.run_job(job)
         for table, count in deleted.items():
             metrics.housekeeping_deleted.inc(table, amount=count)

@@ -142,6 +142,71 @@ def _v5(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE shelves ADD COLUMN mixed_with TEXT NOT NULL DEFAULT ''")  # comma-separated SKUs
 
 
+@migration(6, "customers")
+def _v6(conn: sqlite3.Connection) -> None:
+    for ddl in (
+        # Consent per household and purpose; no row = never asked. Erasure deletes the rows.
+        """CREATE TABLE consents (
+            household TEXT NOT NULL, purpose TEXT NOT NULL CHECK (purpose IN ('personalisation', 'analytics')),
+            granted INTEGER NOT NULL CHECK (granted IN (0, 1)), updated_ms INTEGER NOT NULL,
+            PRIMARY KEY (household, purpose))""",
+        # Every read of a household's data through the API (who, what, when).
+        """CREATE TABLE access_log (
+            id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, household TEXT NOT NULL,
+            route TEXT NOT NULL, role TEXT NOT NULL)""",
+        "CREATE INDEX access_log_household ON access_log (household, ts_ms)",
+        "CREATE INDEX access_log_ts ON access_log (ts_ms)",
+        # Thumbs up/down on shopping-list items, with the model version that produced the list.
+        """CREATE TABLE list_feedback (
+            id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, household TEXT NOT NULL, category TEXT NOT NULL,
+            vote INTEGER NOT NULL CHECK (vote IN (-1, 1)), model_version TEXT)""",
+        "CREATE INDEX list_feedback_household ON list_feedback (household)",
+        # Erasures done here (the pseudonym only, which is meaningless without the chain key): so the
+        # audit trail shows that a request was honoured, and when.
+        "CREATE TABLE erasures (household TEXT PRIMARY KEY, erased_ms INTEGER NOT NULL)",
+    ):
+        conn.execute(ddl)
+
+
+@migration(7, "predictions")
+def _v7(conn: sqlite3.Connection) -> None:
+    # edge/prediction_store.py writes these; docs/models.md ("Serving") describes them.
+    for ddl in (
+        # The cached scores of households with personalisation consent, one row per own category.
+        # origin_day: the store-local day the forecast counts from (day 0); list_rank: place on the list.
+        """CREATE TABLE predictions (
+            household TEXT NOT NULL, category TEXT NOT NULL, purchases INTEGER NOT NULL,
+            p1 REAL, p2 REAL, p7 REAL, p14 REAL, p_horizon REAL, expected_days REAL,
+            days_p10 REAL, days_p50 REAL, days_p90 REAL, confidence REAL,
+            basket_probability REAL NOT NULL, urgency TEXT NOT NULL, reason TEXT, list_rank INTEGER,
+            model_version TEXT NOT NULL, basket_model_version TEXT NOT NULL, scored_ms INTEGER NOT NULL,
+            origin_day INTEGER NOT NULL, utc_offset_min INTEGER NOT NULL,
+            PRIMARY KEY (household, category)) WITHOUT ROWID""",
+        # What happened to a prediction: the first purchase of its category after it was made.
+        """CREATE TABLE prediction_outcomes (
+            id INTEGER PRIMARY KEY, household TEXT NOT NULL, category TEXT NOT NULL,
+            model_version TEXT NOT NULL, basket_model_version TEXT NOT NULL, scored_ms INTEGER NOT NULL,
+            origin_day INTEGER NOT NULL, expected_days REAL, p7 REAL, basket_probability REAL NOT NULL,
+            urgency TEXT NOT NULL, list_rank INTEGER, purchased_ms INTEGER NOT NULL,
+            actual_days INTEGER NOT NULL, recorded_ms INTEGER NOT NULL,
+            UNIQUE (household, category, scored_ms))""",
+        "CREATE INDEX prediction_outcomes_recorded ON prediction_outcomes (recorded_ms)",
+        # Households whose history changed since they were scored (a purchase, consent granted).
+        "CREATE TABLE rescore_queue (household TEXT PRIMARY KEY, queued_ms INTEGER NOT NULL)",
+        """CREATE TABLE shelf_forecasts (
+            shelf TEXT PRIMARY KEY, items INTEGER NOT NULL, minutes_to_empty REAL, empty_at_ms INTEGER,
+            baseline_minutes REAL, model_version TEXT NOT NULL, scored_ms INTEGER NOT NULL)""",
+        """CREATE TABLE prediction_runs (
+            id INTEGER PRIMARY KEY, kind TEXT NOT NULL, started_ms INTEGER NOT NULL,
+            finished_ms INTEGER NOT NULL, households INTEGER NOT NULL, rows INTEGER NOT NULL,
+            model_version TEXT NOT NULL)""",
+        # The generic list (the store's most bought categories this week) and shelf pick windows.
+        "CREATE INDEX purchases_ts ON purchases (ts_ms)",
+        "CREATE INDEX shelf_changes_ts ON shelf_changes (ts_ms)",
+    ):
+        conn.execute(ddl)
+
+
 def current_version(conn: sqlite3.Connection) -> int:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -179,3 +244,20 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
             raise
         applied.append(step.version)
     return applied
+
+
+@migration(8, "outbox_bulk_totals")
+def _v8(conn: sqlite3.Connection) -> None:
+    # The outbox's pending totals are kept by sync.outbox (one UPDATE per batch, ack and compaction step)
+    # instead of per-row triggers: deleting acked rows fired one per row inside the writer's transaction,
+    # 7x the cost of the delete itself. They now count the rows above the ack cursor (acked rows waiting
+    # to be deleted are not pending), recounted here once.
+    conn.execute("DROP TRIGGER IF EXISTS outbox_pending_insert")
+    conn.execute("DROP TRIGGER IF EXISTS outbox_pending_delete")
+    conn.execute(
+        """UPDATE sync_state SET (pending_rows, pending_bytes) = (
+            SELECT count(*), coalesce(sum(
+                length(CAST(body AS BLOB)) + length(CAST(entity AS BLOB)) + length(kind) + 16), 0)
+            FROM outbox WHERE seq > sync_state.acked_seq)
+        WHERE id = 1"""
+    )

@@ -37,6 +37,7 @@ class _Pending:
     received: Received
     on_commit: Callable[[], None] | None
     result: asyncio.Future[object] | None
+    urgent: bool = False  # someone is waiting on it (an HTTP request): commit without waiting for more
 
 
 class StoreWriter:
@@ -70,10 +71,14 @@ class StoreWriter:
         """Queue an item; waits when the queue is full (backpressure reaches the broker via unsent acks)."""
         await self._queue.put(_Pending(Received(item, _now_ms()), on_commit, None))
 
-    async def run_job(self, job: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``job(conn)`` inside a write transaction and return its result once committed."""
+    async def run_job(self, job: Callable[[sqlite3.Connection], T], *, urgent: bool = False) -> T:
+        """Run ``job(conn)`` inside a write transaction and return its result once committed.
+
+        ``urgent``: a person is waiting (an HTTP request). The batch it joins commits as soon as the
+        queue is momentarily empty instead of waiting up to ``batch_wait_ms`` for more items to share
+        the fsync with; it still shares the transaction with whatever is already queued."""
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(Received(job, _now_ms()), None, future))
+        await self._queue.put(_Pending(Received(job, _now_ms()), None, future, urgent))
         return cast("T", await future)  # the future carries exactly what job returned
 
     # -- the writer task ----------------------------------------------------------------------------
@@ -93,7 +98,7 @@ class StoreWriter:
             if first is None:
                 break
             batch = [first]
-            deadline = time.monotonic() + self._batch_wait_s
+            deadline = time.monotonic() + (0.0 if first.urgent else self._batch_wait_s)
             while len(batch) < self._batch_max:
                 try:
                     nxt = self._queue.get_nowait()
@@ -109,6 +114,8 @@ class StoreWriter:
                     stopping = True
                     break
                 batch.append(nxt)
+                if nxt.urgent:
+                    deadline = 0.0  # take what is already queued, then commit
             await self._commit(batch)
         await self._drain()
 

@@ -42,10 +42,13 @@ def _cutoff(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
-def configure_parser(parser: argparse.ArgumentParser, simulate: HistorySimulator | None = None) -> None:
-    """Add the `train` and `evaluate` subcommands to ``parser`` (the `models` command)."""
+def configure_parser(
+    parser: argparse.ArgumentParser, simulate: HistorySimulator | None = None
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """Add the `train` and `evaluate` subcommands to ``parser`` (the `models` command); returns the
+    subcommands so the caller can add its own (the edge CLI adds `seed`, which needs a store)."""
     parser.set_defaults(models_simulate=simulate)
-    commands = parser.add_subparsers(dest="models_command", required=True, metavar="{train,evaluate}")
+    commands = parser.add_subparsers(dest="models_command", required=True, metavar="SUBCOMMAND")
     for name, text in (
         (
             "train",
@@ -79,6 +82,7 @@ def configure_parser(parser: argparse.ArgumentParser, simulate: HistorySimulator
         )
         if name == "train":
             sub.add_argument("--out", required=True, type=Path, help="directory for the trained models")
+    return commands
 
 
 def run(args: argparse.Namespace) -> int:

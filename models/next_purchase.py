@@ -11,7 +11,9 @@ features plus four bin columns (`HAZARD_FEATURES`). Survival S_k = prod_{j<k} (1
 - ``expected_days`` = the median of T given T < 91 (each bin's mass spread over its days by the
   household's weekday habit), the point forecast scored by MAE; a pair that may never be bought again
   still gets a date "if at all";
-- ``confidence`` = P(|T - expected_days| <= 7), unconditional: how much to trust that date.
+- ``confidence`` = P(|T - expected_days| <= 7), unconditional: how much to trust that date;
+- ``days_quantiles`` = the 10th, 50th and 90th percentiles of T given T < 91 (`QUANTILES`; the 50th is
+  ``expected_days``): the spread of that date.
 
 Censoring is handled by construction: a training pair contributes one row per bin it was observed to
 survive into, and none for bins its observation window does not fully cover (see
@@ -34,6 +36,7 @@ BIN_EDGES: tuple[int, ...] = (0, 1, 2, 4, 7, 14, 28, 56, 91)
 HORIZON_DAYS = BIN_EDGES[-1]
 PROBABILITY_DAYS: tuple[int, ...] = (1, 2, 7, 14)
 CONFIDENCE_HALF_WIDTH_DAYS = 7
+QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)  # of T given T < horizon (0.5: expected_days)
 N_BINS = len(BIN_EDGES) - 1
 HAZARD_FEATURES: tuple[str, ...] = (
     *FEATURE_NAMES,
@@ -94,16 +97,22 @@ class NextPurchaseScores:
     """Per pair: P(T < d) for `PROBABILITY_DAYS` (columns), P(T < horizon), the median day given a
     purchase within the horizon (the expected date, days from now), the probability that date is right
     within 7 days, and the centre of the most likely 15-day window (an alternative point forecast that
-    maximises the share within +-7 days at the cost of MAE)."""
+    maximises the share within +-7 days at the cost of MAE), and the `QUANTILES` of T given a purchase
+    within the horizon (pairs x 3: p10, p50 = expected_days, p90; the horizon where nothing is likely)."""
 
     p_within: F64  # pairs x len(PROBABILITY_DAYS)
     p_horizon: F64
     expected_days: F64
     confidence: F64
     best_week_days: F64
+    days_quantiles: F64  # pairs x len(QUANTILES)
 
     def p_within_days(self, days: int) -> F64:
         return self.p_within[:, PROBABILITY_DAYS.index(days)]
+
+    def days_quantile(self, q: float) -> F64:
+        """Days until the next purchase at quantile ``q`` of `QUANTILES`, given one within the horizon."""
+        return self.days_quantiles[:, QUANTILES.index(q)]
 
 
 def scores_from_hazard(
@@ -123,6 +132,7 @@ def scores_from_hazard(
     expected = np.empty(n)
     confidence = np.empty(n)
     best_week = np.empty(n)
+    quantiles = np.empty((n, len(QUANTILES)))
     for lo in range(0, n, SCORE_CHUNK):
         hi = min(n, lo + SCORE_CHUNK)
         weights = day_weights(features[lo:hi]) if features is not None else np.ones((hi - lo, HORIZON_DAYS))
@@ -131,7 +141,18 @@ def scores_from_hazard(
         # by_day[:, t] = P(T < t), t = 0..horizon
         by_day = np.concatenate((np.zeros((hi - lo, 1)), np.cumsum(day_mass, axis=1)), axis=1)
         expected[lo:hi], confidence[lo:hi], best_week[lo:hi] = _points(by_day, p_horizon[lo:hi])
-    return NextPurchaseScores(p_within, p_horizon, expected, confidence, best_week)
+        quantiles[lo:hi] = _quantiles(by_day, p_horizon[lo:hi])
+    return NextPurchaseScores(p_within, p_horizon, expected, confidence, best_week, quantiles)
+
+
+def _quantiles(by_day: F64, p_horizon: F64) -> F64:
+    """Per pair, for each q of `QUANTILES`: the first day t with P(T <= t) >= q * P(T < horizon), i.e. the
+    q-quantile of T given a purchase within the horizon (the horizon when no purchase is likely at all)."""
+    out = np.empty((by_day.shape[0], len(QUANTILES)))
+    for j, q in enumerate(QUANTILES):
+        reached = by_day[:, 1:] >= q * p_horizon[:, None] - 1e-12
+        out[:, j] = np.where(p_horizon > 0, np.argmax(reached, axis=1), HORIZON_DAYS)
+    return out
 
 
 def _points(by_day: F64, p_horizon: F64) -> tuple[F64, F64, F64]:

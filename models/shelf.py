@@ -86,6 +86,14 @@ def pick_stream_from_history(history: PurchaseHistory) -> PickStream:
     return PickStream.build(history.categories, history.category, minute, history.qty)
 
 
+def _at(values: I64, index: I64) -> F64:
+    """``values[index]`` where the index is valid, 0 elsewhere (also for an empty array: a shelf with no
+    picks at all); callers mask the invalid positions."""
+    if values.size == 0:
+        return np.zeros(index.shape)
+    return values[np.clip(index, 0, values.size - 1)].astype(np.float64)
+
+
 class _Cumulative:
     """Cumulative picked items per shelf, for O(log n) window sums and time-to-sell lookups."""
 
@@ -109,7 +117,7 @@ class _Cumulative:
         # First event whose cumulative total reaches the target: total[j + 1] >= target.
         j = np.searchsorted(self.total, target - 1e-9, side="left") - 1
         ok = (j >= idx) & (j < self.end[shelf]) & (items > 0)
-        when = np.where(ok, self.stream.minute[np.clip(j, 0, max(0, self.stream.minute.size - 1))], np.inf)
+        when = np.where(ok, _at(self.stream.minute, j), np.inf)
         return np.where(items <= 0, 0.0, when - minute)
 
 
@@ -125,7 +133,7 @@ def shelf_features(
     window = {w: now - cum.before(s, t - w) for w in (15, 60, 180, 1440)}
     idx = np.searchsorted(cum.key, s * (1 << 40) + np.ceil(t).astype(np.int64), side="left") - 1
     has_last = (idx >= cum.start[s]) & (idx >= 0)
-    last = np.where(has_last, stream.minute[np.clip(idx, 0, max(0, stream.minute.size - 1))], -np.inf)
+    last = np.where(has_last, _at(stream.minute, idx), -np.inf)
     cap = float(HORIZON_MINUTES)
     with np.errstate(divide="ignore", invalid="ignore"):
         linear = np.where(window[60] > 0, k / (window[60] / 60.0), np.inf)

@@ -69,25 +69,76 @@ def _quantity(value: float) -> str:
     return f"{round(value, 1):g}"
 
 
+_REASON_COLUMNS = (
+    "n_purchases", "interval_median", "recency_days", "last_qty_ratio", "qty_median", "trip_share",
+    "dow_share_now",
+)  # fmt: skip
+
+
 def reason(category: str, features: npt.NDArray[np.float32], now: float) -> str:
     """A reason in words from one row of pair features (`models.features.FEATURE_NAMES`)."""
-    x = {name: float(features[i]) for name, i in F.items()}
-    n = int(x["n_purchases"])
-    gap, recency = x["interval_median"], x["recency_days"]
+    n_f, gap, recency, last_ratio, qty_median, trip_share, dow_now = (
+        float(features[F[name]]) for name in _REASON_COLUMNS
+    )
+    n = int(n_f)
     last_ago = "today" if round(recency) <= 0 else f"{_days(recency)} ago"
     if n >= MIN_PURCHASES and not np.isnan(gap) and recency >= DUE_RATIO * gap:
         return f"you buy {category} {_every(gap)}; last time was {last_ago}"
-    if n >= 3 and x["last_qty_ratio"] <= SMALL_LAST_QTY:
-        last = x["last_qty_ratio"] * x["qty_median"]
-        return f"last time you bought {_quantity(last)} {category} instead of your usual {_quantity(x['qty_median'])}"
-    if n >= 3 and x["trip_share"] >= FREQUENT_TRIP_SHARE:
-        tenths = round(10 * x["trip_share"])
+    if n >= 3 and last_ratio <= SMALL_LAST_QTY:
+        last = last_ratio * qty_median
+        return (
+            f"last time you bought {_quantity(last)} {category} instead of your usual {_quantity(qty_median)}"
+        )
+    if n >= 3 and trip_share >= FREQUENT_TRIP_SHARE:
+        tenths = round(10 * trip_share)
         return f"{category} is in {tenths} of every 10 of your trips"
-    if n >= 4 and x["dow_share_now"] >= WEEKDAY_HABIT:
+    if n >= 4 and dow_now >= WEEKDAY_HABIT:
         day = WEEKDAYS[int(np.floor(now) + 3) % 7]
         return f"you usually buy {category} on {day}s"
     times = "once" if n == 1 else f"{n} times"
     return f"you bought {category} {times}; last time was {last_ago}"
+
+
+def urgencies(n_purchases: npt.ArrayLike, p2: npt.ArrayLike, p7: npt.ArrayLike) -> npt.NDArray[np.str_]:
+    """The urgency bucket per row: urgent (P(within 2 days) >= 0.5), upcoming (P(within 7 days) >= 0.5),
+    else usual; only pairs with a forecast (`MIN_PURCHASES` purchase days) can be urgent or upcoming."""
+    forecast = np.asarray(n_purchases, dtype=np.float64) >= MIN_PURCHASES
+    p2a, p7a = np.asarray(p2, dtype=np.float64), np.asarray(p7, dtype=np.float64)
+    return np.where(
+        forecast & (p2a >= 0.5), "urgent", np.where(forecast & (p7a >= 0.5), "upcoming", "usual")
+    ).astype(np.str_)
+
+
+def list_ranks(
+    query: npt.ArrayLike,
+    n_purchases: npt.ArrayLike,
+    probability: npt.ArrayLike,
+    urgency: npt.ArrayLike,
+    limit: int = 10,
+) -> npt.NDArray[np.int64]:
+    """Many households' lists at once: each candidate row's 1-based place on its query's list, 0 when it
+    is not on it. Per query the household's own categories (``n_purchases`` > 0), top ``limit`` by
+    probability (ties: row order), then ordered urgent -> upcoming -> usual, then by probability rounded
+    to 4 places as shown (ties: by probability, then row order): `build_shopping_list`'s order."""
+    q = np.asarray(query, dtype=np.int64)
+    own = np.asarray(n_purchases, dtype=np.float64) > 0
+    p = np.asarray(probability, dtype=np.float64)
+    rows = np.arange(q.size)
+    # Keep: own rows, top `limit` per query by probability (stable: row order breaks ties).
+    order = np.lexsort((rows, -p, ~own, q))
+    q_sorted = q[order]
+    starts = np.searchsorted(q_sorted, q_sorted, side="left")
+    keep = own[order] & (rows - starts < limit)
+    chosen = order[keep]
+    bucket = np.asarray([URGENCY_ORDER[str(u)] for u in np.asarray(urgency)[chosen]], dtype=np.int64)
+    shown = np.round(p[chosen], 4)
+    order2 = np.lexsort((rows[chosen], -p[chosen], -shown, bucket, q[chosen]))
+    final = chosen[order2]
+    q_final = q[final]
+    place = np.arange(final.size) - np.searchsorted(q_final, q_final, side="left") + 1
+    rank = np.zeros(q.size, dtype=np.int64)
+    rank[final] = place
+    return rank
 
 
 def build_shopping_list(

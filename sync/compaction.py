@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from sync.outbox import OutboxEntry, OutboxStatus, append
+from sync.outbox import OutboxEntry, OutboxStatus, append, remove
 from sync.schemas import ReadingAggregate
 
 COMPACTABLE = frozenset({"shelf_weight", "fridge_temperature", "shelf_event", "footfall"})
@@ -214,7 +214,7 @@ def compact_chunk(
                 for b in sorted(buckets.values(), key=lambda b: (b.minute_ms, b.device, b.type))
             ),
         )
-        conn.executemany("DELETE FROM outbox WHERE seq = ?", ((s,) for s in folded))
+        remove(conn, folded)  # keeps the pending totals exact (one UPDATE, no per-row trigger)
     conn.execute(
         "UPDATE sync_state SET compact_floor = ?, compacted_rows = compacted_rows + ?,"
         " aggregates_written = aggregates_written + ?, last_compaction_ms = ? WHERE id = 1",

@@ -22,14 +22,15 @@ from dataclasses import dataclass
 import msgspec
 
 from sync.errors import FeedError
-from sync.outbox import head
-from sync.schemas import AckRequest, Change, ChangesPage, ErrorBody
+from sync.outbox import head, pending_between
+from sync.schemas import AckRequest, ChangesPage, ErrorBody
 
 MAX_SEQ = 2**63 - 1
 # Per-row overhead of a change in the page's JSON beyond its body and entity, for the byte budget.
 _ROW_JSON_OVERHEAD = 80
 _encoder = msgspec.json.Encoder()
 _ack_decoder = msgspec.json.Decoder(AckRequest)
+_page_decoder = msgspec.json.Decoder(ChangesPage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,59 +78,113 @@ def _int_param(name: str, text: str) -> int:
     return int(text)
 
 
-def read_page(conn: sqlite3.Connection, cursor: OutboxCursor, *, store: str, max_bytes: int) -> ChangesPage:
-    """One page, read in one snapshot (a read transaction), so head, acked and rows agree."""
+# A page is built as JSON inside SQLite, in one statement returning one row: sqlite3 releases the GIL
+# while it steps a statement, so the feed thread no longer holds it for a Python loop over thousands of
+# rows (10-30 ms a 5,000-change page, ~20 pages a second during a catch-up) while the writer thread and
+# the event loop wait for it (docs/sync.md, "Benchmark"). Each change is formatted exactly as msgspec
+# encodes a `Change` (field order, no spaces, the body passed through untouched); json_quote escapes
+# kind and entity byte for byte as msgspec does (tests/sync/test_sync_totals.py checks both).
+_CHANGE_JSON = (
+    """format('{"seq":%d,"created_ms":%d,"kind":%s,"entity":%s,"body":%s}',"""
+    " seq, created_ms, json_quote(CAST(kind AS TEXT)), json_quote(CAST(entity AS TEXT)), body)"
+)
+# What a change costs against the page's byte budget (``page_max_bytes``): its body in bytes, entity
+# and kind in characters, plus `_ROW_JSON_OVERHEAD`.
+_CHANGE_COST = f"length(CAST(body AS BLOB)) + length(entity) + length(kind) + {_ROW_JSON_OVERHEAD}"
+# group_concat follows the order its rows arrive in: the ordered subquery (LIMIT keeps it from being
+# flattened, so it is a co-routine yielding rows in seq order). SQLite 3.44+ can say so explicitly.
+_ORDERED = " ORDER BY seq" if sqlite3.sqlite_version_info >= (3, 44, 0) else ""
+_PAGE_SQL = (
+    f"SELECT count(*), max(seq), coalesce(sum(cost), 0), CAST(group_concat(change, ','{_ORDERED}) AS BLOB)"  # noqa: S608
+    " FROM ("
+    f"SELECT seq, {_CHANGE_COST} AS cost, {_CHANGE_JSON} AS change FROM outbox"
+    " WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PageJson:
+    """A page's JSON (a `ChangesPage`, byte for byte as msgspec would encode it) and what the caller needs
+    to know about it without decoding it."""
+
+    data: bytes
+    count: int  # changes in the page
+    next: int
+    more: bool
+
+
+def read_page_json(conn: sqlite3.Connection, cursor: OutboxCursor, *, store: str, max_bytes: int) -> PageJson:
+    """One page as JSON, read in one snapshot (a read transaction), so head, acked and rows agree.
+
+    The page holds the changes after ``cursor.after`` in seq order, at most ``cursor.limit`` of them, and
+    stops before the change that would take it past ``max_bytes`` (it always holds at least one, so a
+    single change larger than the budget cannot wedge the feed)."""
     conn.execute("BEGIN")
     try:
         feed, acked = conn.execute("SELECT feed, acked_seq FROM sync_state WHERE id = 1").fetchone()
         newest = head(conn)
-        _check_feed(cursor.feed, feed, newest, acked)
-        if cursor.after > newest:
-            raise FeedError(
-                409,
-                "cursor_ahead",
-                f"after={cursor.after} is beyond this store's newest change {newest}: central is pulling"
-                " from a different or restored store database",
-                feed=feed,
-                head=newest,
-                acked=acked,
-            )
-        if cursor.after < acked:
-            raise FeedError(
-                410,
-                "cursor_gone",
-                f"after={cursor.after} is behind the ack cursor {acked}: changes through {acked} were"
-                f" deleted when acked; resume from after={acked}",
-                feed=feed,
-                head=newest,
-                acked=acked,
-            )
-        changes: list[Change] = []
-        budget = max_bytes
-        cut = False
-        rows = conn.execute(
-            "SELECT seq, created_ms, kind, entity, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-            (cursor.after, cursor.limit),
-        )
-        for seq, created_ms, kind, entity, body in rows:
-            raw = body.encode()
-            cost = len(raw) + len(entity) + len(kind) + _ROW_JSON_OVERHEAD
-            # Always at least one row, so a single change larger than the budget cannot wedge the feed.
-            if changes and cost > budget:
-                cut = True
-                break
-            budget -= cost
-            changes.append(Change(seq, created_ms, kind, entity, msgspec.Raw(raw)))
-        nxt = changes[-1].seq if changes else cursor.after
-        if cut or len(changes) == cursor.limit:
-            more = conn.execute("SELECT 1 FROM outbox WHERE seq > ? LIMIT 1", (nxt,)).fetchone() is not None
-        else:
-            more = False
-        return ChangesPage(
-            store=store, feed=feed, changes=changes, next=nxt, more=more, head=newest, acked=acked
-        )
+        _check_cursor(cursor, feed, newest, acked)
+        count, last, cost, changes = conn.execute(_PAGE_SQL, (cursor.after, MAX_SEQ, cursor.limit)).fetchone()
+        if count > 1 and cost > max_bytes:
+            # Rare (pages of big changes): find the last change within the budget, build again up to it.
+            spent, through = 0, cursor.after
+            for seq, row_cost in conn.execute(
+                f"SELECT seq, {_CHANGE_COST} FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",  # noqa: S608
+                (cursor.after, cursor.limit),
+            ):
+                spent += row_cost
+                if spent > max_bytes and through > cursor.after:
+                    break
+                through = seq
+            count, last, cost, changes = conn.execute(
+                _PAGE_SQL, (cursor.after, through, cursor.limit)
+            ).fetchone()
+        nxt = cursor.after if last is None else int(last)
+        more = conn.execute("SELECT 1 FROM outbox WHERE seq > ? LIMIT 1", (nxt,)).fetchone() is not None
     finally:
         conn.execute("COMMIT")
+    data = b"".join(
+        (
+            b'{"store":',
+            _encoder.encode(store),
+            b',"feed":',
+            _encoder.encode(feed),
+            b',"changes":[',
+            changes or b"",  # bytes (CAST AS BLOB): no decoding and re-encoding of a megabyte
+            b'],"next":%d,"more":%s,"head":%d,"acked":%d}'
+            % (nxt, b"true" if more else b"false", newest, acked),
+        )
+    )
+    return PageJson(data, int(count), nxt, more)
+
+
+def read_page(conn: sqlite3.Connection, cursor: OutboxCursor, *, store: str, max_bytes: int) -> ChangesPage:
+    """`read_page_json`, decoded (for tests and tools; the daemon serves the JSON as it is)."""
+    return _page_decoder.decode(read_page_json(conn, cursor, store=store, max_bytes=max_bytes).data)
+
+
+def _check_cursor(cursor: OutboxCursor, feed: str, newest: int, acked: int) -> None:
+    _check_feed(cursor.feed, feed, newest, acked)
+    if cursor.after > newest:
+        raise FeedError(
+            409,
+            "cursor_ahead",
+            f"after={cursor.after} is beyond this store's newest change {newest}: central is pulling"
+            " from a different or restored store database",
+            feed=feed,
+            head=newest,
+            acked=acked,
+        )
+    if cursor.after < acked:
+        raise FeedError(
+            410,
+            "cursor_gone",
+            f"after={cursor.after} is behind the ack cursor {acked}: changes through {acked} were"
+            f" deleted when acked; resume from after={acked}",
+            feed=feed,
+            head=newest,
+            acked=acked,
+        )
 
 
 def _check_feed(asked: str | None, feed: str, newest: int, acked: int) -> None:
@@ -147,7 +202,12 @@ def _check_feed(asked: str | None, feed: str, newest: int, acked: int) -> None:
 
 def encode_page(page: ChangesPage, *, gzip_level: int | None = None) -> bytes:
     """JSON bytes of a page, gzipped when ``gzip_level`` is given (the caller sets Content-Encoding)."""
-    data = _encoder.encode(page)
+    return compress(_encoder.encode(page), gzip_level)
+
+
+def compress(data: bytes, gzip_level: int | None) -> bytes:
+    """``data`` gzipped at ``gzip_level`` (None: as it is). Deterministic (mtime 0), and zlib releases the
+    GIL while it compresses, so a big page does not stall the other threads."""
     if gzip_level is None:
         return data
     return gzip.compress(data, compresslevel=gzip_level, mtime=0)
@@ -237,27 +297,30 @@ def apply_ack(
         )
     if request.through <= acked:
         return AckOutcome(acked, False, feed)
-    if delete_max is None:
-        deleted = conn.execute(
-            "DELETE FROM outbox WHERE seq > ? AND seq <= ?", (acked, request.through)
-        ).rowcount
-    else:
-        deleted = 0
+    # What the ack covers stops being pending: one range aggregate over the primary key (the rows central
+    # just pulled, so their pages are in cache), one UPDATE; the rows themselves are deleted later.
+    rows, size = pending_between(conn, acked, request.through)
     conn.execute(
-        "UPDATE sync_state SET acked_seq = ?, acked_ms = ? WHERE id = 1 AND acked_seq < ?",
-        (request.through, now_ms, request.through),
+        "UPDATE sync_state SET acked_seq = ?, acked_ms = ?, pending_rows = pending_rows - ?,"
+        " pending_bytes = pending_bytes - ? WHERE id = 1",
+        (request.through, now_ms, rows, size),
     )
+    deleted = trim_acked(conn, MAX_SEQ if delete_max is None else delete_max) if delete_max != 0 else 0
     return AckOutcome(request.through, True, feed, deleted=deleted)
 
 
 def trim_acked(conn: sqlite3.Connection, max_rows: int) -> int:
     """Delete up to ``max_rows`` of the oldest rows central has acked; returns how many. Inside a write
-    transaction; call until it returns 0."""
-    return conn.execute(
-        "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE seq <= "
+    transaction; call until it returns less than ``max_rows``. Acked rows are no longer in the pending
+    totals, so this is a bare range delete on the primary key (no per-row bookkeeping)."""
+    (through,) = conn.execute(
+        "SELECT max(seq) FROM (SELECT seq FROM outbox WHERE seq <= "
         "(SELECT acked_seq FROM sync_state WHERE id = 1) ORDER BY seq LIMIT ?)",
         (max_rows,),
-    ).rowcount
+    ).fetchone()
+    if through is None:
+        return 0
+    return conn.execute("DELETE FROM outbox WHERE seq <= ?", (through,)).rowcount
 
 
 def acked_rows_left(conn: sqlite3.Connection) -> bool:

@@ -7,16 +7,23 @@ seqs also become visible in order: a reader never sees seq N+1 without seq N (un
 an ack or by compaction, which only ever remove rows and add rows with new, higher seqs).
 
 `SYNC_DDL` (schema v2) adds ``sync_state``: the feed id, the durable ack cursor and running totals of
-what is pending (kept by triggers in the same transaction as every insert and delete, so status is O(1)
-however far behind central is), and ``bundle_events``: what the store did with bundles from central.
-Rows are deleted once central acks them: an ack means central has committed them.
+what is pending, and ``bundle_events``: what the store did with bundles from central. Rows are deleted
+once central acks them: an ack means central has committed them.
+
+Pending totals (schema v8, `edge.migrations`): ``pending_rows``/``pending_bytes`` count the rows with
+``seq > acked_seq``, kept exactly by the code that changes them, once per statement rather than by
+per-row triggers (v2 had triggers; deleting acked rows fired one per row inside the writer's
+transaction, 7x the cost of the delete itself): `append` adds its batch, an ack subtracts the range it
+covers (`sync.feed.apply_ack`), `remove` subtracts what it deletes, and deleting rows already acked
+(`sync.feed.trim_acked`) changes nothing. **Anything that inserts into or deletes from ``outbox`` must
+go through `append` / `remove`**; `tests/sync/test_sync_totals.py` recounts after every operation.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 OUTBOX_DDL = """
@@ -30,7 +37,9 @@ CREATE TABLE outbox (
 """
 
 # What a row costs, for the pending-bytes total and the compaction bound: its text in bytes plus a fixed
-# overhead of 16 for the seq, timestamp and SQLite's record header. Spelled out three times below.
+# overhead of 16 for the seq, timestamp and SQLite's record header. `row_cost` is the same in Python.
+ROW_COST_SQL = "length(CAST(body AS BLOB)) + length(CAST(entity AS BLOB)) + length(kind) + 16"
+
 SYNC_DDL: tuple[str, ...] = (
     """CREATE TABLE sync_state (
         id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -49,6 +58,7 @@ SYNC_DDL: tuple[str, ...] = (
         SELECT 1, lower(hex(randomblob(16))), count(*), coalesce(sum(
             length(CAST(body AS BLOB)) + length(CAST(entity AS BLOB)) + length(kind) + 16), 0)
         FROM outbox""",
+    # v2 kept the totals with these two per-row triggers; v8 drops them (see the module docstring).
     """CREATE TRIGGER outbox_pending_insert AFTER INSERT ON outbox BEGIN
         UPDATE sync_state SET pending_rows = pending_rows + 1, pending_bytes = pending_bytes
             + length(CAST(NEW.body AS BLOB)) + length(CAST(NEW.entity AS BLOB)) + length(NEW.kind) + 16
@@ -74,11 +84,64 @@ class OutboxEntry:
     body: str  # JSON
 
 
+def row_cost(kind: str, entity: str, body: str) -> int:
+    """`ROW_COST_SQL` of a row not stored yet (``length(kind)`` counts characters, as SQLite does)."""
+    return len(body.encode()) + len(entity.encode()) + len(kind) + 16
+
+
 def append(conn: sqlite3.Connection, created_ms: int, entries: Iterable[OutboxEntry]) -> None:
+    """Append rows (new seqs, above everything) and add them to the pending totals: one UPDATE per call.
+    Inside the caller's write transaction."""
+    rows = list(entries)
+    if not rows:
+        return
     conn.executemany(
         "INSERT INTO outbox (created_ms, kind, entity, body) VALUES (?, ?, ?, ?)",
-        ((created_ms, e.kind, e.entity, e.body) for e in entries),
+        ((created_ms, e.kind, e.entity, e.body) for e in rows),
     )
+    _add_pending(conn, len(rows), sum(row_cost(e.kind, e.entity, e.body) for e in rows))
+
+
+def remove(conn: sqlite3.Connection, seqs: Sequence[int]) -> int:
+    """Delete outbox rows by seq (compaction, erasure) keeping the pending totals exact; returns how many
+    were deleted. Rows already acked are deleted too but were no longer pending. Inside the caller's
+    write transaction."""
+    acked = conn.execute("SELECT acked_seq FROM sync_state WHERE id = 1").fetchone()[0]
+    deleted = pending = size = 0
+    for i in range(0, len(seqs), _REMOVE_CHUNK):
+        chunk = tuple(seqs[i : i + _REMOVE_CHUNK])
+        marks = ",".join("?" * len(chunk))
+        n, b = conn.execute(
+            f"SELECT count(*), coalesce(sum({ROW_COST_SQL}), 0) FROM outbox"  # noqa: S608 - placeholders only
+            f" WHERE seq IN ({marks}) AND seq > ?",
+            (*chunk, acked),
+        ).fetchone()
+        pending, size = pending + n, size + b
+        deleted += conn.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", chunk).rowcount  # noqa: S608
+    _add_pending(conn, -pending, -size)
+    return deleted
+
+
+def pending_between(conn: sqlite3.Connection, low: int, high: int) -> tuple[int, int]:
+    """(rows, bytes) of the outbox rows with ``low < seq <= high``: what an ack from ``low`` to ``high``
+    takes off the pending totals. A range scan of the primary key."""
+    rows, size = conn.execute(
+        f"SELECT count(*), coalesce(sum({ROW_COST_SQL}), 0) FROM outbox WHERE seq > ? AND seq <= ?",  # noqa: S608
+        (low, high),
+    ).fetchone()
+    return int(rows), int(size)
+
+
+def _add_pending(conn: sqlite3.Connection, rows: int, size: int) -> None:
+    if rows or size:
+        conn.execute(
+            "UPDATE sync_state SET pending_rows = pending_rows + ?, pending_bytes = pending_bytes + ?"
+            " WHERE id = 1",
+            (rows, size),
+        )
+
+
+_REMOVE_CHUNK = 500  # seqs per statement, well under SQLite's bound-parameter limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +173,8 @@ def head(conn: sqlite3.Connection) -> int:
 
 
 def status(conn: sqlite3.Connection) -> OutboxStatus:
-    """Cheap on a schema with ``sync_state`` (v2): running totals, less the few acked rows not deleted yet
-    (the daemon deletes acked rows in small steps after each ack). A count on a bare v1 schema."""
+    """O(1) on a schema with ``sync_state``: the running totals (rows above the ack cursor, schema v8)
+    and one index probe for the oldest pending row. A count on a bare v1 schema."""
     try:
         state = conn.execute(
             "SELECT pending_rows, pending_bytes, acked_seq, acked_ms, feed, compacted_rows, aggregates_written"
@@ -126,13 +189,6 @@ def status(conn: sqlite3.Connection) -> OutboxStatus:
             rows=rows, oldest_created_ms=oldest_row[0] if oldest_row else None, last_seq=head(conn)
         )
     rows, pending_bytes, acked, acked_ms, feed, compacted, aggregates = state
-    untrimmed, untrimmed_bytes = conn.execute(
-        "SELECT count(*), coalesce(sum(length(CAST(body AS BLOB)) + length(CAST(entity AS BLOB))"
-        " + length(kind) + 16), 0) FROM outbox WHERE seq <= ?",
-        (acked,),
-    ).fetchone()
-    rows -= untrimmed
-    pending_bytes -= untrimmed_bytes
     oldest_row = conn.execute(
         "SELECT created_ms FROM outbox WHERE seq > ? ORDER BY seq LIMIT 1", (acked,)
     ).fetchone()

@@ -51,6 +51,7 @@ def write_config(tmp_path: Path, broker: MosquittoBroker | None, **sections: dic
             "id": "demo",
             "planogram": str(DEMO_PLANOGRAM),
             "layout": str(DEMO_PLANOGRAM.with_name("layout.toml")),
+            "promotions": str(DEMO_PLANOGRAM.with_name("promotions.json")),
         },
         "mqtt": {
             "port": broker.port if broker else free_port(),

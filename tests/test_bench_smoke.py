@@ -30,3 +30,32 @@ def test_benchmark_runs_and_writes_json(script: str, args: list[str], tmp_path: 
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "table", "key"),
+    [
+        # A 20-minute backlog (60,000 changes) through the real daemon, mosquitto, proxy and central.
+        (
+            "sync.py",
+            ["--quick", "--warmup-s", "0.5", "--offline-s", "1", "--out"],
+            "catch-up rate (changes/s)",
+            "live_ingest_during_catch_up",
+        ),
+        # 200 households instead of 20,000: every stage, the daemon-side rescore and the RSS probe.
+        ("models.py", ["--quick", "--households", "200", "--output"], "full rescore", "stages"),
+    ],
+)
+def test_benchmark_prints_its_table_and_writes_json(
+    script: str, args: list[str], table: str, key: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "result.json"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / script), *args, str(out)],
+        capture_output=True, text=True, timeout=300, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert table in result.stdout, result.stdout[-2000:]
+    report = json.loads(out.read_text())
+    assert isinstance(report, dict)
+    assert report[key]

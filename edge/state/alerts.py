@@ -17,7 +17,7 @@ import msgspec
 
 AlertKind = Literal[
     "low_stock", "empty_shelf", "stockout_soon", "misplaced_item", "fridge_excursion",
-    "device_offline", "sensor_silent", "sensor_stuck", "queue_pressure",
+    "device_offline", "sensor_silent", "sensor_stuck", "queue_pressure", "stockout_predicted",
 ]  # fmt: skip
 Severity = Literal["info", "warning", "critical"]
 

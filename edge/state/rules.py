@@ -22,6 +22,9 @@ class StoreRules:
     settle_tolerance_g: float = 20.0
     queue_pressure_ratio: float = 0.8
     queue_clear_ratio: float = 0.6
+    # `stockout_soon` from the last hour's pick rate. Off when the daemon serves the shelf-depletion
+    # model, whose `stockout_predicted` alert replaces it (one warning per shelf, not two).
+    pick_rate_stockout: bool = True
 
     def period_s(self, device_kind: str) -> float | None:
         return {
@@ -56,14 +59,14 @@ def stock_signals(
     elif items >= low + hyst or items == 0:  # at zero the empty alert speaks instead
         signals.append(AlertSignal("low_stock", shelf, False))
     warning = rules.stockout_warning_min
-    if items > 0 and eta_min is not None and eta_min <= warning:
+    if rules.pick_rate_stockout and items > 0 and eta_min is not None and eta_min <= warning:
         message = f"{shelf} ({product}) empty in about {eta_min:.0f} min at the current pick rate"
         signals.append(
             AlertSignal(
                 "stockout_soon", shelf, True, "warning", message, {**detail, "eta_min": round(eta_min, 1)}
             )
         )
-    elif items == 0 or eta_min is None or eta_min > 2 * warning:
+    elif not rules.pick_rate_stockout or items == 0 or eta_min is None or eta_min > 2 * warning:
         signals.append(AlertSignal("stockout_soon", shelf, False))
     if misplaced_g:
         message = f"{shelf}: {misplaced_g:+.0f} g that is not {product} (misplaced item?)"

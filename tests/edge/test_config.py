@@ -40,7 +40,7 @@ def test_example_config_is_valid_and_matches_defaults_where_it_says_so() -> None
         ({"store": {"id": "my store"}}, "[store] id: Expected `str` matching regex"),
         (
             {"serial": {"ports": [{"baudrate": 9600}]}},
-            "[serial] ports[0]: Object missing required field `path`",
+            "[serial] ports[0].path: missing (required)",
         ),
         (
             {"serial": {"ports": [{"path": "/dev/a"}, {"path": "/dev/a"}]}},

@@ -37,7 +37,7 @@ async def start(
     )  # type: ignore[arg-type]
     await writer.open()
     task = asyncio.create_task(writer.run())
-    await writer.run_job(load_planogram_job(PLANOGRAM))
+    await writer.run_job(load_planogram_job(PLANOGRAM), urgent=True)
     return writer, task, metrics
 
 
@@ -101,6 +101,23 @@ async def test_every_job_gets_its_own_result_when_batched_with_others(tmp_path: 
     futures = [asyncio.ensure_future(writer.run_job(lambda _conn, n=n: n * 10)) for n in range(5)]
     results = await asyncio.gather(*futures)
     assert results == [0, 10, 20, 30, 40]
+    await writer.stop()
+    await task
+    await writer.close()
+
+
+async def test_an_urgent_job_does_not_wait_for_the_batch_to_fill(tmp_path: Path) -> None:
+    # A batch normally waits up to batch_wait for company; a job someone is waiting on does not.
+    writer, task, _ = await start(tmp_path, batch_max=100, batch_wait_s=30.0)
+    await writer.submit(ShelfWeight("shelf-A1-1", "A1-1", 1, T0, 500.0))
+    ordinary = asyncio.ensure_future(writer.run_job(lambda _conn: "ordinary"))
+    await asyncio.sleep(0.3)
+    assert not ordinary.done()  # still waiting for the 30 s batch window
+    # The urgent job joins that batch and commits it, with the reading and the ordinary job.
+    assert await asyncio.wait_for(writer.run_job(lambda _conn: "urgent", urgent=True), 10) == "urgent"
+    assert ordinary.result() == "ordinary"
+    with sqlite3.connect(tmp_path / "w.db") as conn:
+        assert conn.execute("SELECT count(*) FROM readings").fetchone() == (1,)
     await writer.stop()
     await task
     await writer.close()

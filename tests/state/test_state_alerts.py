@@ -11,7 +11,7 @@ from edge.apply import BatchApplier, Received, load_planogram_job
 from edge.db import open_store
 from edge.privacy import Pseudonymiser
 from edge.state.alerts import acknowledge, resolve
-from edge.state.rules import StoreRules
+from edge.state.rules import StoreRules, stock_signals
 from edge.state.silence import SilenceCheck
 from sensors.planogram import load_planogram
 from sensors.schemas import DeviceStatus, FridgeTemperature, ShelfWeight
@@ -252,3 +252,17 @@ def test_mixed_shelves_are_flagged_and_never_report_misplaced_items(tmp_path: Pa
         PlanogramError, match=r"shelves\[\d+\]\.mixed_with\[0\]: 'no-such-sku' is not another shelf's sku"
     ):
         parse_planogram(raw, "planogram.toml")
+
+
+def test_the_pick_rate_stockout_warning_gives_way_to_the_model() -> None:
+    # With the shelf-depletion model serving, `stockout_predicted` is the one warning per shelf: the
+    # linear rule stays quiet and clears any warning it raised before.
+    linear, model = (
+        StoreRules(stockout_warning_min=60),
+        StoreRules(stockout_warning_min=60, pick_rate_stockout=False),
+    )
+    kinds = {(s.kind, s.active) for s in stock_signals(linear, "A1-1", "Milk", 5, 20.0, 0.0, False)}
+    assert ("stockout_soon", True) in kinds
+    kinds = {(s.kind, s.active) for s in stock_signals(model, "A1-1", "Milk", 5, 20.0, 0.0, False)}
+    assert ("stockout_soon", False) in kinds
+    assert ("stockout_soon", True) not in kinds

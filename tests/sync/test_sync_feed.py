@@ -1,5 +1,5 @@
 """The changes feed and acks on a real SQLite store: paging, cursor validation, deterministic replay,
-acks that never move backwards, and pending totals kept exactly by triggers."""
+acks that never move backwards, and pending totals kept exactly (in bulk, schema v8)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,292 @@
+"""Shopper-facing API latency through real HTTP: what a kiosk waits for after a card is scanned.
+
+A daemon subprocess (real mosquitto, the shipped ONNX models) on a store seeded with simulated
+households (12 weeks of baskets). ``--consenting`` of them grant personalisation consent; the daemon
+scores them. Then a client measures, one request at a time and with ``--kiosks`` kiosks in parallel:
+
+- ``POST /api/v1/kiosk/sessions`` (scan -> session, consent state),
+- ``GET /api/v1/recommendations/shopping-list/{id}`` personalised (cached) and generic (no consent),
+- ``GET /api/v1/customers/{id}/offers``, ``GET /api/v1/in-store/{id}/optimal-route``,
+- and, as the baseline measured in the same run, ``GET /healthz`` (the cheapest round trip there is).
+
+Each household read also writes its access_log row (committed before the answer). Goal (issue #4):
+shopping list p99 < 50 ms. Prints a table and writes JSON (default bench/results/customers.json).
+
+    .venv/bin/python bench/customers.py            # 2,000 households, 300 consenting
+    .venv/bin/python bench/customers.py --quick    # 300 households, 60 consenting (about 30 s)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from edge.broker import MosquittoBroker, free_port  # noqa: E402
+from edge.config import load_config  # noqa: E402
+from edge.demo import seed_demo_history, to_toml  # noqa: E402
+
+PLANOGRAM = REPO / "simulators" / "demo_store" / "planogram.toml"
+STAFF, KIOSK = "bench-staff-token", "bench-kiosk-token"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    return {
+        "n": len(samples),
+        "p50_ms": pct(samples, 0.5),
+        "p99_ms": pct(samples, 0.99),
+        "max_ms": max(samples),
+    }
+
+
+def write_config(workdir: Path, broker: MosquittoBroker, batch_wait_ms: float) -> tuple[Path, int]:
+    port = free_port()
+    path = workdir / "storeedge.toml"
+    path.write_text(
+        to_toml(
+            {
+                "store": {
+                    "id": "demo",
+                    "planogram": str(PLANOGRAM),
+                    "layout": str(PLANOGRAM.with_name("layout.toml")),
+                    "promotions": str(PLANOGRAM.with_name("promotions.json")),
+                },
+                "mqtt": {"port": broker.port},
+                "database": {"path": str(workdir / "store.db"), "batch_wait_ms": batch_wait_ms},
+                "http": {"port": port, "staff_token": STAFF, "kiosk_token": KIOSK},
+                "privacy": {"pseudonym_key": "bench-key-0123456789abcdef"},
+                "models": {"rescore_interval_s": 1.0},
+                "log": {"level": "warning"},
+            }
+        )
+    )
+    return path, port
+
+
+async def wait_up(url: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            try:
+                async with http.get(f"{url}/healthz") as resp:
+                    if resp.status == 200 and (await resp.json())["mqtt_connected"]:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise SystemExit(f"daemon did not come up; see {log}")
+
+
+class Client:
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        self.http, self.url = http, url
+
+    async def call(self, method: str, path: str, token: str, body: Any = None) -> tuple[float, Any]:
+        t0 = time.perf_counter()
+        async with self.http.request(
+            method, f"{self.url}{path}", json=body, headers={"Authorization": f"Bearer {token}"}
+        ) as resp:
+            raw = await resp.read()
+            elapsed = (time.perf_counter() - t0) * 1000
+            if resp.status >= 300:
+                raise SystemExit(f"{method} {path}: {resp.status} {raw[:200]!r}")
+        return elapsed, json.loads(raw) if raw else None
+
+
+async def measure(n: int, kiosks: int, one: Callable[[int], Awaitable[float]]) -> dict[str, dict[str, float]]:
+    serial = [await one(i) for i in range(n)]
+    parallel: list[float] = []
+
+    async def kiosk(k: int) -> None:
+        for i in range(k, n, kiosks):
+            parallel.append(await one(i))
+
+    await asyncio.gather(*(kiosk(k) for k in range(kiosks)))
+    return {"serial": summary(serial), f"{kiosks}_kiosks": summary(parallel)}
+
+
+def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    with MosquittoBroker(workdir / "broker") as broker:
+        config_path, port = write_config(workdir, broker, args.batch_wait_ms)
+        t0 = time.perf_counter()
+        config = load_config(config_path)
+        report = seed_demo_history(config, households=args.households, weeks=12, seed=args.seed)
+        seed_s = time.perf_counter() - t0
+        print(
+            f"seeded {report.households} households, {report.baskets} baskets in {seed_s:.1f} s", flush=True
+        )
+        log = workdir / "daemon.log"
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "edge", "run", "--config", str(config_path)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
+        try:
+            return asyncio.run(bench_api(f"http://127.0.0.1:{port}", log, args))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+async def bench_api(url: str, log: Path, args: argparse.Namespace) -> dict[str, Any]:
+    await wait_up(url, log)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.kiosks * 2)) as http:
+        return await bench_calls(Client(http, url), args)
+
+
+async def bench_calls(c: Client, args: argparse.Namespace) -> dict[str, Any]:
+    # The simulator's cards are LOY-000001.. (simulators.household_population); those that shopped
+    # here are "known" when their session opens.
+    cards = [f"LOY-{i + 1:06d}" for i in range(args.households)]
+    sessions: list[dict[str, Any]] = []
+    for card in cards:
+        _, opened = await c.call("POST", "/api/v1/kiosk/sessions", KIOSK, {"card": card})
+        if opened["known"]:
+            sessions.append({**opened, "card": card})
+        if len(sessions) == args.consenting:
+            break
+    if len(sessions) < args.consenting:
+        raise SystemExit(f"only {len(sessions)} seeded households shopped here (wanted {args.consenting})")
+    cards = [s["card"] for s in sessions]
+    strangers = []
+    for i in range(len(cards)):
+        _, opened = await c.call("POST", "/api/v1/kiosk/sessions", KIOSK, {"card": f"BENCH-NEW-{i}"})
+        strangers.append(opened)
+    t0 = time.perf_counter()
+    for s in sessions:
+        await c.call(
+            "PUT",
+            f"/api/v1/customers/{s['customer']}/consent",
+            s["token"],
+            {"personalisation": True, "analytics": False},
+        )
+    # Wait until every consenting household is scored (rescore queue drained).
+    while True:
+        scored = 0
+        for s in sessions[:: max(1, len(sessions) // 10)]:
+            _, lst = await c.call("GET", f"/api/v1/recommendations/shopping-list/{s['customer']}", s["token"])
+            scored += bool(lst["personalised"])
+        if scored == len(sessions[:: max(1, len(sessions) // 10)]):
+            break
+        if time.perf_counter() - t0 > 300:
+            raise SystemExit("households were not scored within 300 s")
+        await asyncio.sleep(0.5)
+    scored_s = time.perf_counter() - t0
+    n = len(sessions)
+
+    async def healthz(i: int) -> float:
+        t = time.perf_counter()
+        async with c.http.get(f"{c.url}/healthz") as resp:
+            await resp.read()
+        return (time.perf_counter() - t) * 1000
+
+    async def session(i: int) -> float:
+        return (await c.call("POST", "/api/v1/kiosk/sessions", KIOSK, {"card": cards[i]}))[0]
+
+    async def shopping(i: int) -> float:
+        s = sessions[i]
+        return (await c.call("GET", f"/api/v1/recommendations/shopping-list/{s['customer']}", s["token"]))[0]
+
+    async def generic(i: int) -> float:
+        s = strangers[i]
+        return (await c.call("GET", f"/api/v1/recommendations/shopping-list/{s['customer']}", s["token"]))[0]
+
+    async def offers(i: int) -> float:
+        s = sessions[i]
+        return (await c.call("GET", f"/api/v1/customers/{s['customer']}/offers", s["token"]))[0]
+
+    async def route(i: int) -> float:
+        s = sessions[i]
+        return (await c.call("GET", f"/api/v1/in-store/{s['customer']}/optimal-route", s["token"]))[0]
+
+    results: dict[str, Any] = {"consent_to_scored_s": round(scored_s, 2)}
+    for name, fn in [
+        ("healthz (baseline)", healthz),
+        ("open session (scan)", session),
+        ("shopping list, personalised", shopping),
+        ("shopping list, generic", generic),
+        ("offers", offers),
+        ("optimal route", route),
+    ]:
+        results[name] = await measure(n, args.kiosks, fn)
+    return results
+
+
+def print_table(results: dict[str, Any], kiosks: int) -> None:
+    base = results["healthz (baseline)"]["serial"]["p50_ms"]
+    print(
+        f"\n{'request':30} {'p50 ms':>8} {'p99 ms':>8} {'x healthz':>10} {f'p50 @{kiosks}':>9} {f'p99 @{kiosks}':>9}"
+    )
+    print("-" * 80)
+    for name, value in results.items():
+        if not isinstance(value, dict):
+            continue
+        s, p = value["serial"], value[f"{kiosks}_kiosks"]
+        print(
+            f"{name:30} {s['p50_ms']:8.1f} {s['p99_ms']:8.1f} {s['p50_ms'] / base:10.1f}"
+            f" {p['p50_ms']:9.1f} {p['p99_ms']:9.1f}"
+        )
+    print(f"\nconsent -> every household scored: {results['consent_to_scored_s']} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--households", type=int, default=2000, help="seeded households (default 2000)")
+    parser.add_argument("--consenting", type=int, default=300, help="households that consent (default 300)")
+    parser.add_argument("--kiosks", type=int, default=4, help="kiosks calling in parallel (default 4)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--batch-wait-ms", type=float, default=10.0, help="[database] batch_wait_ms (default 10)"
+    )
+    parser.add_argument("--quick", action="store_true", help="300 households, 60 consenting")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "customers.json")
+    args = parser.parse_args()
+    if args.quick:
+        args.households, args.consenting = 300, 60
+    workdir = Path(tempfile.mkdtemp(prefix="storeedge-bench-customers-"))
+    try:
+        results = bench(args, workdir)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print_table(results, args.kiosks)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "benchmark": "customers",
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "households": args.households,
+        "consenting": args.consenting,
+        "kiosks": args.kiosks,
+        "results": results,
+    }
+    args.out.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Households on the edge: consent per purpose, the access log, list feedback and erasure.
+
+Functions taking a connection run inside the single writer's transaction (``writer.run_job``) or on a
+read-only connection; each change that central must know about gets an outbox row in the same
+transaction (`consent`, `list_feedback`, `erasure`).
+
+Erasure ("forget me") deletes every row about the household in every household table that exists
+(`HOUSEHOLD_TABLES`: consent, predictions, outcomes, feedback, access log, the household itself),
+unlinks its purchases (they stay as anonymous sales: the store's sales and stock history must still add
+up), scrubs the household from outbox rows central has not pulled yet, and appends one `erasure` event
+so central erases it too. It records the pseudonym and time in ``erasures`` so the audit trail shows
+that the request was honoured.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Literal
+
+import msgspec
+
+from sync.outbox import OutboxEntry, append, remove
+
+Purpose = Literal["personalisation", "analytics"]
+PURPOSES: tuple[Purpose, ...] = ("personalisation", "analytics")
+
+# Tables keyed by household that erasure empties (those that exist: later schema versions add some).
+HOUSEHOLD_TABLES: tuple[str, ...] = (
+    "consents",
+    "list_feedback",
+    "predictions",
+    "prediction_outcomes",
+    "rescore_queue",
+    "access_log",
+)
+# Pending outbox rows that are about one household only: dropped on erasure (the erasure event follows).
+HOUSEHOLD_OUTBOX_KINDS: tuple[str, ...] = ("consent", "list_feedback", "prediction_outcome")
+
+_json = msgspec.json.Encoder()
+
+
+class ConsentView(msgspec.Struct, frozen=True):
+    personalisation: bool | None  # None: never asked
+    analytics: bool | None
+    updated_ms: int | None
+
+
+class ConsentUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    personalisation: bool
+    analytics: bool
+
+
+class FeedbackVote(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    category: str
+    vote: Literal["up", "down"]
+
+
+def consent_of(conn: sqlite3.Connection, household: str) -> ConsentView:
+    rows = conn.execute(
+        "SELECT purpose, granted, updated_ms FROM consents WHERE household = ?", (household,)
+    ).fetchall()
+    granted = {purpose: bool(g) for purpose, g, _ in rows}
+    updated = max((u for _, _, u in rows), default=None)
+    return ConsentView(granted.get("personalisation"), granted.get("analytics"), updated)
+
+
+def has_personalisation(conn: sqlite3.Connection, household: str) -> bool:
+    row = conn.execute(
+        "SELECT granted FROM consents WHERE household = ? AND purpose = 'personalisation'", (household,)
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def is_known(conn: sqlite3.Connection, household: str) -> bool:
+    """The household has bought something here (it has a row in households)."""
+    return conn.execute("SELECT 1 FROM households WHERE id = ?", (household,)).fetchone() is not None
+
+
+def set_consent(conn: sqlite3.Connection, household: str, update: ConsentUpdate, now_ms: int) -> ConsentView:
+    """Record both purposes. Withdrawing personalisation deletes the household's profile at once
+    (predictions and its rescoring mark), so no profile outlives the consent that allowed it."""
+    before = consent_of(conn, household)
+    conn.executemany(
+        "INSERT INTO consents (household, purpose, granted, updated_ms) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (household, purpose) DO UPDATE SET granted = excluded.granted,"
+        " updated_ms = excluded.updated_ms",
+        [
+            (household, "personalisation", int(update.personalisation), now_ms),
+            (household, "analytics", int(update.analytics), now_ms),
+        ],
+    )
+    if not update.personalisation:
+        delete_profile(conn, household)
+    if (before.personalisation, before.analytics) != (update.personalisation, update.analytics):
+        body = {
+            "household": household,
+            "personalisation": update.personalisation,
+            "analytics": update.analytics,
+            "ts_ms": now_ms,
+        }
+        append(conn, now_ms, [OutboxEntry("consent", household, _json.encode(body).decode())])
+    return consent_of(conn, household)
+
+
+def delete_profile(conn: sqlite3.Connection, household: str) -> None:
+    """What personalisation produced for a household: its cached predictions and rescoring mark."""
+    for table in ("predictions", "rescore_queue"):
+        if _table_exists(conn, table):
+            conn.execute(f"DELETE FROM {table} WHERE household = ?", (household,))  # noqa: S608 (fixed names)
+
+
+def log_access(conn: sqlite3.Connection, household: str, route: str, role: str, now_ms: int) -> None:
+    conn.execute(
+        "INSERT INTO access_log (ts_ms, household, route, role) VALUES (?, ?, ?, ?)",
+        (now_ms, household, route, role),
+    )
+
+
+def record_feedback(
+    conn: sqlite3.Connection, household: str, vote: FeedbackVote, model_version: str | None, now_ms: int
+) -> None:
+    value = 1 if vote.vote == "up" else -1
+    conn.execute(
+        "INSERT INTO list_feedback (ts_ms, household, category, vote, model_version) VALUES (?, ?, ?, ?, ?)",
+        (now_ms, household, vote.category, value, model_version),
+    )
+    body = {
+        "household": household,
+        "category": vote.category,
+        "vote": vote.vote,
+        "model_version": model_version,
+        "ts_ms": now_ms,
+    }
+    append(conn, now_ms, [OutboxEntry("list_feedback", household, _json.encode(body).decode())])
+
+
+def erase_household(conn: sqlite3.Connection, household: str, now_ms: int) -> dict[str, int]:
+    """Forget a household here and tell central to (see the module docstring). Returns rows touched."""
+    touched: dict[str, int] = {}
+    for table in HOUSEHOLD_TABLES:
+        if _table_exists(conn, table):
+            touched[table] = conn.execute(
+                f"DELETE FROM {table} WHERE household = ?",  # noqa: S608 (fixed names)
+                (household,),
+            ).rowcount
+    touched["households"] = conn.execute("DELETE FROM households WHERE id = ?", (household,)).rowcount
+    touched["purchases"] = conn.execute(
+        "UPDATE purchases SET household = NULL WHERE household = ?", (household,)
+    ).rowcount
+    touched["outbox"] = _scrub_outbox(conn, household)
+    conn.execute(
+        "INSERT INTO erasures (household, erased_ms) VALUES (?, ?)"
+        " ON CONFLICT (household) DO UPDATE SET erased_ms = excluded.erased_ms",
+        (household, now_ms),
+    )
+    body = {"household": household, "ts_ms": now_ms}
+    append(conn, now_ms, [OutboxEntry("erasure", household, _json.encode(body).decode())])
+    return touched
+
+
+def _scrub_outbox(conn: sqlite3.Connection, household: str) -> int:
+    """Drop pending rows about the household alone; unlink it from pending purchases.
+
+    Goes through `sync.outbox.remove` / `append` so the pending totals stay exact. A rewritten purchase
+    is removed and appended again under a new seq (central dedups by seq; the old seq is simply gone)."""
+    marks = ",".join("?" for _ in HOUSEHOLD_OUTBOX_KINDS)
+    own = [
+        seq
+        for (seq,) in conn.execute(
+            f"SELECT seq FROM outbox WHERE kind IN ({marks})"  # noqa: S608 (placeholders only)
+            " AND (entity = ? OR json_extract(body, '$.household') = ?)",
+            (*HOUSEHOLD_OUTBOX_KINDS, household, household),
+        )
+    ]
+    purchases = conn.execute(
+        "SELECT seq, created_ms, entity, json_set(body, '$.household', NULL) FROM outbox"
+        " WHERE kind = 'purchase' AND json_extract(body, '$.household') = ?",
+        (household,),
+    ).fetchall()
+    remove(conn, [*own, *(seq for seq, *_ in purchases)])
+    for _, created_ms, entity, body in purchases:
+        append(conn, created_ms, [OutboxEntry("purchase", entity, body)])
+    return len(own) + len(purchases)
+
+
+def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
+    return (
+        conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+        is not None
+    )

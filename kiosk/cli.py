@@ -1,0 +1,152 @@
+"""`storeedge kiosk`: the in-store kiosk (a Textual app) against a running daemon's API.
+
+storeedge kiosk --api http://127.0.0.1:8080 --token KIOSK_TOKEN --scanner /dev/ttyUSB0
+storeedge kiosk --api http://127.0.0.1:8080 --staff         # a staff handheld
+storeedge kiosk --api http://127.0.0.1:8080 --serve --port 8000   # in a browser
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import tomllib
+from pathlib import Path
+
+from kiosk.errors import KioskError
+from routing.errors import RoutingError
+
+__all__ = ["configure_parser", "run"]
+
+_EXAMPLES = """\
+examples:
+  %(prog)s --config var/demo/storeedge.toml          # beside `make demo`
+  %(prog)s --api http://127.0.0.1:8080 --token "$STOREEDGE_KIOSK_TOKEN"
+  %(prog)s --api http://127.0.0.1:8080 --scanner /dev/ttyUSB0 --from kiosk-1
+  %(prog)s --api http://127.0.0.1:8080 --staff
+  %(prog)s --api http://127.0.0.1:8080 --serve --port 8000
+"""
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add the kiosk's options to `parser` (a fresh parser or a sub-command's)."""
+    if parser.description is None:
+        parser.description = (
+            "The in-store kiosk: loyalty card -> shopping list, route and offers; staff mode."
+        )
+    if parser.epilog is None:
+        parser.epilog = _EXAMPLES
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "--api",
+        default=None,
+        metavar="URL",
+        help="the store daemon's HTTP API (default: http://127.0.0.1:8080)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="on the daemon's own box: take the API address and kiosk token from its storeedge.toml",
+    )
+    parser.add_argument(
+        "--token",
+        default=None,
+        help="the kiosk token ([http] kiosk_token; default: $STOREEDGE_KIOSK_TOKEN)",
+    )
+    parser.add_argument(
+        "--scanner", metavar="PORT", help="serial port of a barcode scanner, e.g. /dev/ttyUSB0"
+    )
+    parser.add_argument("--staff", action="store_true", help="start at the staff login (a staff handheld)")
+    parser.add_argument(
+        "--layout",
+        type=Path,
+        metavar="FILE",
+        help="store layout for the map (default: the daemon's, from GET /api/v1/kiosk/layout)",
+    )
+    parser.add_argument("--from", dest="start", metavar="NODE", help="where this kiosk stands, e.g. kiosk-1")
+    parser.add_argument("--idle", type=float, metavar="S", help="override the daemon's [kiosk] idle_s")
+    parser.add_argument("--countdown", type=float, metavar="S", help="override [kiosk] countdown_s (>= 20)")
+    parser.add_argument(
+        "--private", action="store_true", help="a staff-only device: allow the command palette"
+    )
+    parser.add_argument("--serve", action="store_true", help="serve the kiosk to a browser (textual-serve)")
+    parser.add_argument("--host", default="127.0.0.1", help="with --serve: address to listen on")
+    parser.add_argument("--port", type=int, default=8000, help="with --serve: port to listen on")
+
+
+def daemon_address(config: Path) -> tuple[str, str | None]:
+    """`[http] host`, `port` and `kiosk_token` from a daemon config, as (API URL, kiosk token)."""
+    try:
+        http = tomllib.loads(config.read_text(encoding="utf-8")).get("http", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise KioskError(f"--config {config}: {exc}") from exc
+    host = str(http.get("host", "127.0.0.1"))
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - listening everywhere: the kiosk on the box uses loopback
+        host = "127.0.0.1"
+    token = http.get("kiosk_token")
+    return f"http://{host}:{int(http.get('port', 8080))}", str(token) if token else None
+
+
+def run(args: argparse.Namespace) -> int:
+    token = args.token or os.environ.get("STOREEDGE_KIOSK_TOKEN") or None
+    if args.config is not None:
+        try:
+            url, config_token = daemon_address(args.config)
+        except KioskError as exc:
+            print(f"storeedge kiosk: error: {exc}", file=sys.stderr)
+            return 2
+        args.api = args.api or url
+        token = token or config_token
+    args.api = args.api or "http://127.0.0.1:8080"
+    args.token = token
+    if args.countdown is not None and args.countdown < 20:
+        print("storeedge kiosk: --countdown must be at least 20 s (WCAG 2.2.1)", file=sys.stderr)
+        return 2
+    if args.serve:
+        return _serve(args)
+    # Textual loads only when a kiosk actually runs, not whenever `storeedge` builds its parser.
+    from kiosk.app import build_app  # noqa: PLC0415
+    from kiosk.settings import KioskSettings  # noqa: PLC0415
+
+    settings = KioskSettings(
+        api=args.api,
+        token=token,
+        scanner=args.scanner,
+        staff=args.staff,
+        layout=args.layout,
+        start_node=args.start,
+        idle_s=args.idle,
+        countdown_s=args.countdown,
+        public=not args.private,
+    )
+    try:
+        app = build_app(settings)
+    except (RoutingError, OSError) as exc:
+        print(f"storeedge kiosk: error: --layout: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = app.run()
+    except KioskError as exc:
+        print(f"storeedge kiosk: error: {exc}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Each browser tab gets its own kiosk process running the same command without --serve."""
+    from textual_serve.server import Server  # noqa: PLC0415 - only the --serve path needs it
+
+    argv = [sys.executable, "-m", "edge", "kiosk", "--api", args.api]
+    for flag, value in (("--scanner", args.scanner), ("--layout", args.layout), ("--from", args.start),
+                        ("--idle", args.idle), ("--countdown", args.countdown)):  # fmt: skip
+        if value is not None:
+            argv += [flag, str(value)]
+    argv += [flag for flag, on in (("--staff", args.staff), ("--private", args.private)) if on]
+    # The token goes through the environment, not the command line other users can read.
+    if args.token:
+        os.environ["STOREEDGE_KIOSK_TOKEN"] = args.token
+    server = Server(shlex.join(argv), host=args.host, port=args.port, title="storeedge kiosk")
+    server.serve()
+    return 0

@@ -1,0 +1,76 @@
+"""The attract screen: what the kiosk does, "scan your card", or type the number."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Center, Vertical
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Button, Input, Static
+
+from kiosk.widgets import ConnectionBanner, KioskScreen
+
+
+class AttractScreen(KioskScreen):
+    store_name: reactive[str] = reactive("")
+    notice: reactive[str] = reactive("")
+
+    class CardEntered(Message):
+        def __init__(self, card: str) -> None:
+            super().__init__()
+            self.card = card
+
+    class StaffRequested(Message):
+        pass
+
+    def compose(self) -> ComposeResult:
+        yield ConnectionBanner()
+        with Vertical(id="attract"):
+            yield Static("", id="store-name", classes="title")
+            yield Static(
+                "Scan your loyalty card to see your shopping list, the quickest way round the store, "
+                "and offers that fit you.",
+                classes="lead",
+            )
+            yield Static("SCAN YOUR CARD", id="scan-prompt", classes="prompt")
+            yield Static("or type your card number and press Enter:", classes="hint")
+            with Center():
+                yield Input(placeholder="card number", id="card", max_length=64)
+            with Center():
+                yield Button("Staff", id="staff")
+            yield Static("", id="notice", classes="notice")
+
+    def on_mount(self) -> None:
+        self.query_one("#card", Input).focus()
+
+    def watch_store_name(self, name: str) -> None:
+        for title in self.query("#store-name").results(Static):
+            title.update(f"Welcome to {name}" if name else "Welcome")
+
+    def watch_notice(self, notice: str) -> None:
+        for line in self.query("#notice").results(Static):
+            line.update(notice)
+
+    @property
+    def has_input(self) -> bool:
+        # query, not query_one: the app asks while the screen may be composing or going away
+        return any(card.value for card in self.query("#card").results(Input))
+
+    def reset(self) -> None:
+        """Forget whatever was typed (the idle wipe)."""
+        for card in self.query("#card").results(Input):
+            card.value = ""
+            card.focus()
+
+    @on(Input.Submitted, "#card")
+    def _submitted(self, event: Input.Submitted) -> None:
+        card = event.value.strip()
+        event.input.value = ""
+        if card:
+            self.notice = ""
+            self.post_message(self.CardEntered(card))
+
+    @on(Button.Pressed, "#staff")
+    def _staff(self) -> None:
+        self.post_message(self.StaffRequested())

@@ -1,0 +1,203 @@
+"""A fake daemon API for the kiosk's unit and snapshot tests (the integration tests use a real one)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual.pilot import Pilot
+
+from kiosk.app import KioskApp, build_app
+from kiosk.client import StreamState
+from kiosk.errors import NotAuthorizedError
+from kiosk.schemas import (
+    Alert,
+    Consent,
+    Fridge,
+    KioskInfo,
+    ListEntry,
+    Offer,
+    Offers,
+    Quarantine,
+    RouteStop,
+    RouteView,
+    Session,
+    Shelf,
+    ShoppingList,
+    StaffOverview,
+    SyncStatus,
+    ZoneOccupancy,
+)
+from kiosk.screens.attract import AttractScreen
+from kiosk.settings import KioskSettings
+
+CUSTOMER = "hh_" + "ab" * 16
+STAFF = "staff-secret"
+
+LISTING = ShoppingList(
+    customer=CUSTOMER,
+    personalised=True,
+    urgent=[ListEntry("milk", "you buy milk about every 3 days; last time was 4 days ago", 0.0, 0.91)],
+    upcoming=[ListEntry("bread", "you buy bread about every 5 days; last time was 3 days ago", 2.0, 0.6)],
+    usual=[ListEntry("ice cream", "in most of your baskets", 6.0, 0.4)],
+    model_version="next_basket@2",
+    generated_ms=1_764_000_000_000,
+)
+ROUTE = RouteView(
+    start="kiosk-1",
+    end="checkout-1",
+    stops=[
+        RouteStop("A2-s1", "A2-1", ["bread"], "ambient", "left"),
+        RouteStop("A7-s1", "A7-1", ["milk"], "chilled", "left"),
+        RouteStop("A8-s1", "A8-1", ["ice cream"], "frozen", "left"),
+    ],
+    path=[],  # filled from the real planner by `real_route()`
+    distance_m=84.0,
+    minutes=3.4,
+)
+OFFERS = Offers(
+    personalised=True,
+    offers=[
+        Offer("p-12", "milk", "Milk 2 for 1.50", "Any 1 l semi-skimmed", 25, None, "milk is on your list"),
+    ],
+)
+ALERT = Alert(
+    id=7,
+    kind="empty_shelf",
+    subject="A3-2",
+    severity="critical",
+    state="open",
+    message="shelf A3-2 is empty",
+    opened_ms=1,
+    updated_ms=1,
+)
+
+
+def real_route(items: list[str]) -> RouteView:
+    """The demo layout's real route for `items`, as the API would send it."""
+    from routing import load_demo_layout, plan_route
+
+    route = plan_route(load_demo_layout(), items, start="kiosk-1")
+    import msgspec
+
+    return msgspec.convert(route.to_dict(), RouteView)
+
+
+@dataclass
+class FakeApi:
+    """Answers like the daemon would; records what was asked."""
+
+    consent: Consent = field(default_factory=Consent)
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+    alerts: asyncio.Queue[Alert | StreamState] | None = None
+    connected: bool = True
+    on_connection: Callable[[bool], None] | None = None
+
+    async def info(self) -> KioskInfo:
+        return KioskInfo("demo", "Demo Store", 60, 30, 900, ["bread", "eggs", "milk", "rice"])
+
+    async def layout_text(self) -> str:
+        from routing import demo_layout_path
+
+        return demo_layout_path().read_text()
+
+    async def open_session(self, card: str) -> Session:
+        self.calls.append(("open_session", card))
+        return Session(CUSTOMER, "session-token", 0, True, None, self.consent)
+
+    async def close_session(self, session: Session) -> None:
+        self.calls.append(("close_session", session.customer))
+
+    async def set_consent(self, session: Session, *, personalisation: bool, analytics: bool) -> Consent:
+        self.calls.append(("set_consent", (personalisation, analytics)))
+        self.consent = Consent(personalisation, analytics, 1)
+        return self.consent
+
+    async def shopping_list(self, session: Session) -> ShoppingList:
+        self.calls.append(("shopping_list", session.customer))
+        return LISTING
+
+    async def feedback(self, session: Session, category: str, vote: str) -> None:
+        self.calls.append(("feedback", (category, vote)))
+
+    async def offers(self, session: Session) -> Offers:
+        self.calls.append(("offers", None))
+        return OFFERS
+
+    async def route(self, token: str, items: list[str], start: str | None = None) -> RouteView:
+        self.calls.append(("route", list(items)))
+        return real_route(items)
+
+    async def forget(self, session: Session) -> None:
+        self.calls.append(("forget", session.customer))
+
+    async def verify_staff(self, token: str) -> None:
+        if token != STAFF:
+            raise NotAuthorizedError(401, "missing or wrong bearer token")
+
+    async def acknowledge(self, token: str, alert_id: int, by: str = "kiosk") -> Alert:
+        self.calls.append(("acknowledge", alert_id))
+        return Alert(alert_id, "empty_shelf", "A3-2", "critical", "acked", "shelf A3-2 is empty", 1, 2)
+
+    async def staff_overview(self, token: str) -> StaffOverview:
+        return StaffOverview(
+            shelves=[Shelf("A3-2", "A3", "Rice 1 kg", "rice", 20, 0, True)],
+            fridges=[Fridge("F1", "chilled", 0, 5, 3.5, True)],
+            zones=[ZoneOccupancy("entrance", 40, False, 3)],
+            quarantine=Quarantine(2, {"bad_json": 2}),
+            sync=SyncStatus("demo", 12, False, 4.0, 10.0),
+        )
+
+    async def alert_stream(self, token: str) -> AsyncIterator[Alert | StreamState]:
+        if self.alerts is None:
+            self.alerts = asyncio.Queue()
+        yield StreamState(True)
+        while True:
+            yield await self.alerts.get()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def fake_app(api: FakeApi | None = None, clock: FakeClock | None = None, **settings: Any) -> KioskApp:
+    return build_app(
+        KioskSettings(api="http://fake", clock=clock or FakeClock(), tick_s=0.05, **settings),
+        api or FakeApi(),
+    )
+
+
+def screen_text(app: KioskApp) -> str:
+    """Everything visible, as plain text lines (for 'is this shown / is this gone' checks)."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
+
+
+async def wait_for_screen(pilot: Pilot[Any], kind: type, timeout: float = 5.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if isinstance(pilot.app.screen, kind):
+            await pilot.pause()
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"expected {kind.__name__}, on {type(pilot.app.screen).__name__}")
+
+
+def assert_no_personal_data(app: KioskApp) -> None:
+    assert app.session is None
+    assert app.staff_token is None
+    assert app.current_mode == "shopper"
+    assert [type(s) for s in app.screen_stack] == [AttractScreen]
+    assert "staff" not in app._screen_stacks  # the staff stack was dropped with its tables
+    text = screen_text(app)
+    for secret in ("milk", "bread", CUSTOMER, "12345", "A3-2"):
+        assert secret not in text
+    assert not app.attract.has_input

@@ -1,0 +1,272 @@
+"""Pilot tests of each flow against a fake API (the real-daemon versions are in test_kiosk_daemon.py)."""
+
+from __future__ import annotations
+
+from textual.command import CommandPalette
+from textual.widgets import DataTable, OptionList
+
+from kiosk.schemas import Consent
+from kiosk.screens.attract import AttractScreen
+from kiosk.screens.consent import ConsentScreen
+from kiosk.screens.dialogs import ForgetScreen, IdleWarningScreen
+from kiosk.screens.route import RouteScreen
+from kiosk.screens.shopping_list import AddItem, ItemActions, ShoppingListScreen
+from kiosk.screens.staff import StaffLoginScreen, StaffScreen
+from kiosk.widgets import ConnectionBanner
+from tests.kiosk.kiosk_testkit import (
+    ALERT,
+    CUSTOMER,
+    STAFF,
+    FakeApi,
+    FakeClock,
+    assert_no_personal_data,
+    fake_app,
+    screen_text,
+    wait_for_screen,
+)
+
+SIZE = (80, 24)
+
+
+async def test_scan_consent_list_route_with_arrows_and_enter_only() -> None:
+    api = FakeApi()
+    app = fake_app(api)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"12345", "enter")
+        await wait_for_screen(pilot, ConsentScreen)
+        # Opt in to personalisation only: Enter toggles the focused checkbox, arrows move.
+        await pilot.press("enter", "down", "down", "enter")
+        await wait_for_screen(pilot, ShoppingListScreen)
+        assert api.calls[:3] == [
+            ("open_session", "12345"),
+            ("set_consent", (True, False)),
+            ("shopping_list", CUSTOMER),
+        ]
+        text = screen_text(app)
+        assert "Running out" in text
+        assert "milk  (needed now)" in text
+        assert "you buy milk about every 3 days; last time was 4 days ago" in text
+        assert "bread  (about 2 days left)" in text
+        await pilot.click("#route")
+        await wait_for_screen(pilot, RouteScreen)
+        assert api.calls[-1] == ("route", ["milk", "bread", "ice cream"])
+        text = screen_text(app)
+        assert "3 stops" in text
+        assert "1. bread - A2-1 (left)" in text
+        assert "━" in text  # the route is drawn on the map
+        await pilot.press("enter")  # "Back to my list" has the focus
+        await wait_for_screen(pilot, ShoppingListScreen)
+
+
+async def test_returning_customer_goes_straight_to_the_list() -> None:
+    api = FakeApi(consent=Consent(True, True, 1))
+    app = fake_app(api)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"777", "enter")
+        await wait_for_screen(pilot, ShoppingListScreen)
+        assert [name for name, _ in api.calls] == ["open_session", "shopping_list"]
+
+
+async def test_declining_consent_still_gets_a_list() -> None:
+    api = FakeApi()
+    app = fake_app(api)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"12345", "enter")
+        await wait_for_screen(pilot, ConsentScreen)
+        await pilot.click("#decline")
+        await wait_for_screen(pilot, ShoppingListScreen)
+        assert ("set_consent", (False, False)) in api.calls
+
+
+async def test_feedback_remove_and_add_edit_the_list_and_the_route() -> None:
+    api = FakeApi(consent=Consent(True, True, 1))
+    app = fake_app(api)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"777", "enter")
+        await wait_for_screen(pilot, ShoppingListScreen)
+        await pilot.press("enter")  # milk: the first entry
+        await wait_for_screen(pilot, ItemActions)
+        await pilot.press("enter")  # thumbs up
+        await wait_for_screen(pilot, ShoppingListScreen)
+        await pilot.pause(0.1)
+        assert ("feedback", ("milk", "up")) in api.calls
+        await pilot.press("down", "enter")  # bread
+        await wait_for_screen(pilot, ItemActions)
+        await pilot.press("down", "down", "enter")  # remove
+        await wait_for_screen(pilot, ShoppingListScreen)
+        screen = app.screen
+        assert isinstance(screen, ShoppingListScreen)
+        assert screen.items == ["milk", "ice cream"]
+        await pilot.click("#add")
+        await wait_for_screen(pilot, AddItem)
+        await pilot.press("down", "enter")  # eggs (bread, eggs, milk, rice)
+        await wait_for_screen(pilot, ShoppingListScreen)
+        assert screen.items == ["milk", "ice cream", "eggs"]
+        assert "added by you" in screen_text(app)
+        await pilot.click("#route")
+        await wait_for_screen(pilot, RouteScreen)
+        assert api.calls[-1] == ("route", ["milk", "ice cream", "eggs"])
+
+
+async def test_idle_warning_counts_down_a_key_extends_then_it_wipes() -> None:
+    api = FakeApi(consent=Consent(True, True, 1))
+    clock = FakeClock()
+    app = fake_app(api, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"777", "enter")
+        await wait_for_screen(pilot, ShoppingListScreen)
+        clock.advance(59)
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ShoppingListScreen), "warned before idle_s"
+        clock.advance(2)
+        await wait_for_screen(pilot, IdleWarningScreen)
+        assert "clears in 29 seconds" in screen_text(app)
+        clock.advance(10)
+        await pilot.pause(0.2)
+        assert "clears in 19 seconds" in screen_text(app)
+        await pilot.press("x")  # any key extends
+        await wait_for_screen(pilot, ShoppingListScreen)
+        assert app.session is not None
+        clock.advance(61)
+        await wait_for_screen(pilot, IdleWarningScreen)
+        clock.advance(30)
+        await wait_for_screen(pilot, AttractScreen)
+        await pilot.pause(0.1)
+        assert_no_personal_data(app)
+        assert "Session ended" in screen_text(app)
+        assert ("close_session", CUSTOMER) in api.calls
+
+
+async def test_mouse_movement_counts_as_input_but_time_alone_does_not() -> None:
+    clock = FakeClock()
+    app = fake_app(FakeApi(consent=Consent(True, True, 1)), clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"777", "enter")
+        await wait_for_screen(pilot, ShoppingListScreen)
+        for _ in range(4):
+            clock.advance(40)
+            await pilot.hover("#list", offset=(2 + _, 2))
+            await pilot.pause(0.1)
+        assert isinstance(app.screen, ShoppingListScreen)
+        clock.advance(100)  # the app keeps rendering and idling, but nobody touches it
+        await wait_for_screen(pilot, AttractScreen)
+        assert_no_personal_data(app)
+
+
+async def test_typed_but_unsent_card_number_is_wiped_too() -> None:
+    clock = FakeClock()
+    app = fake_app(FakeApi(), clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"12345")
+        assert app.attract.has_input
+        clock.advance(61)
+        await wait_for_screen(pilot, IdleWarningScreen)
+        clock.advance(30)
+        await wait_for_screen(pilot, AttractScreen)
+        await pilot.pause(0.1)
+        assert not app.attract.has_input
+
+
+async def test_forget_me_asks_first_then_erases_and_wipes() -> None:
+    api = FakeApi(consent=Consent(True, True, 1))
+    app = fake_app(api)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"777", "enter")
+        await wait_for_screen(pilot, ShoppingListScreen)
+        await pilot.click("#forget")
+        await wait_for_screen(pilot, ForgetScreen)
+        await pilot.press("enter")  # "No" has the focus
+        await wait_for_screen(pilot, ShoppingListScreen)
+        assert not any(name == "forget" for name, _ in api.calls)
+        await pilot.click("#forget")
+        await wait_for_screen(pilot, ForgetScreen)
+        await pilot.press("left", "enter")  # "Yes, forget me"
+        await wait_for_screen(pilot, AttractScreen)
+        await pilot.pause(0.1)
+        assert ("forget", CUSTOMER) in api.calls
+        assert_no_personal_data(app)
+        assert "has forgotten your card" in screen_text(app)
+
+
+async def test_staff_login_live_alert_and_acknowledge() -> None:
+    api = FakeApi()
+    app = fake_app(api)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.click("#staff")
+        await wait_for_screen(pilot, StaffLoginScreen)
+        await pilot.press(*"wrong", "enter")
+        await pilot.pause(0.2)
+        assert "not accepted" in screen_text(app)
+        assert app.staff_token is None
+        await pilot.press(*STAFF, "enter")
+        await wait_for_screen(pilot, StaffScreen)
+        assert api.alerts is not None
+        await api.alerts.put(ALERT)
+        await pilot.pause(0.2)
+        assert "Shelf empty" in screen_text(app)
+        assert "A3-2" in screen_text(app)
+        table = app.screen.query_one("#alerts", DataTable)
+        assert table.row_count == 1
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert ("acknowledge", 7) in api.calls
+        assert "ACKED" in screen_text(app)
+        await pilot.click("#exit")
+        await wait_for_screen(pilot, AttractScreen)
+        await pilot.pause(0.1)
+        assert_no_personal_data(app)
+
+
+async def test_staff_flag_starts_at_the_staff_login_and_idle_wipes_staff_too() -> None:
+    clock = FakeClock()
+    app = fake_app(FakeApi(), clock, staff=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_screen(pilot, StaffLoginScreen)
+        await pilot.press(*STAFF, "enter")
+        await wait_for_screen(pilot, StaffScreen)
+        clock.advance(61 + 30)
+        await wait_for_screen(pilot, AttractScreen)
+        await pilot.pause(0.1)
+        assert_no_personal_data(app)
+
+
+async def test_command_palette_is_off_on_public_kiosks() -> None:
+    app = fake_app(FakeApi())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, CommandPalette)
+        assert not app.use_command_palette
+
+
+async def test_reconnecting_banner_follows_the_connection() -> None:
+    api = FakeApi()
+    app = fake_app(api)
+    async with app.run_test(size=SIZE) as pilot:
+        banner = app.screen.query_one(ConnectionBanner)
+        assert not banner.display
+        assert api.on_connection is not None
+        api.on_connection(False)
+        await pilot.pause()
+        assert banner.display
+        assert "Reconnecting to the store" in screen_text(app)
+        api.on_connection(True)
+        await pilot.pause()
+        assert not banner.display
+
+
+async def test_list_keeps_a_valid_highlight_after_removing_the_last_entry() -> None:
+    app = fake_app(FakeApi(consent=Consent(True, True, 1)))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"777", "enter")
+        await wait_for_screen(pilot, ShoppingListScreen)
+        view = app.screen.query_one("#list", OptionList)
+        await pilot.press("down", "down", "enter")  # ice cream, the last entry
+        await wait_for_screen(pilot, ItemActions)
+        await pilot.press("down", "down", "enter")
+        await wait_for_screen(pilot, ShoppingListScreen)
+        assert view.highlighted is not None
+        assert not view.options[view.highlighted].disabled
+        screen = app.screen
+        assert isinstance(screen, ShoppingListScreen)
+        assert screen.row_categories[view.highlighted] == "bread"

@@ -1,0 +1,107 @@
+"""Snapshots of every kiosk screen at 80x24 and at a kiosk's full-screen size (SVGs in __snapshots__).
+
+Regenerate after a deliberate change with `pytest tests/kiosk/test_kiosk_snapshots.py --snapshot-update`
+and look at the SVGs before committing them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from kiosk.schemas import Consent
+from kiosk.screens.consent import ConsentScreen
+from kiosk.screens.dialogs import ForgetScreen, IdleWarningScreen
+from kiosk.screens.offers import OffersScreen
+from kiosk.screens.route import RouteScreen
+from kiosk.screens.shopping_list import ShoppingListScreen
+from kiosk.screens.staff import StaffLoginScreen, StaffScreen
+from tests.kiosk.kiosk_testkit import ALERT, STAFF, FakeApi, FakeClock, fake_app, wait_for_screen
+
+SIZES = {"80x24": (80, 24), "kiosk": (120, 40)}
+
+Step = Callable[[Pilot[Any], FakeApi, FakeClock], Awaitable[None]]
+
+
+async def attract(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
+    await pilot.pause(0.1)
+
+
+async def consent(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
+    await pilot.press(*"12345", "enter")
+    await wait_for_screen(pilot, ConsentScreen)
+
+
+async def shopping_list(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
+    api.consent = Consent(True, True, 1)
+    await pilot.press(*"12345", "enter")
+    await wait_for_screen(pilot, ShoppingListScreen)
+
+
+async def route(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
+    await shopping_list(pilot, api, clock)
+    await pilot.click("#route")
+    await wait_for_screen(pilot, RouteScreen)
+    await pilot.pause(0.1)
+
+
+async def offers(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
+    await shopping_list(pilot, api, clock)
+    await pilot.click("#offers")
+    await wait_for_screen(pilot, OffersScreen)
+
+
+async def forget(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
+    await shopping_list(pilot, api, clock)
+    await pilot.click("#forget")
+    await wait_for_screen(pilot, ForgetScreen)
+
+
+async def idle_warning(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
+    await shopping_list(pilot, api, clock)
+    clock.advance(65)
+    await wait_for_screen(pilot, IdleWarningScreen)
+    await pilot.pause(0.1)
+
+
+async def staff_login(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
+    await pilot.click("#staff")
+    await wait_for_screen(pilot, StaffLoginScreen)
+
+
+async def staff(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
+    await staff_login(pilot, api, clock)
+    await pilot.press(*STAFF, "enter")
+    await wait_for_screen(pilot, StaffScreen)
+    await pilot.pause(0.1)
+    assert api.alerts is not None
+    await api.alerts.put(ALERT)
+    await pilot.pause(0.2)
+
+
+SCREENS: dict[str, Step] = {
+    "attract": attract,
+    "consent": consent,
+    "list": shopping_list,
+    "route": route,
+    "offers": offers,
+    "forget": forget,
+    "idle_warning": idle_warning,
+    "staff_login": staff_login,
+    "staff": staff,
+}
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("screen", SCREENS)
+def test_screen_snapshot(screen: str, size: str, snap_compare: Any) -> None:
+    api, clock = FakeApi(), FakeClock()
+    app = fake_app(api, clock)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await SCREENS[screen](pilot, api, clock)
+
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=run_before)
