@@ -24,7 +24,7 @@ from edge.customer_api import CustomerApi, CustomerSettings
 from edge.housekeeping import run_housekeeping
 from edge.ingest import MqttIngest, SerialIngest
 from edge.metrics import IngestMetrics
-from edge.predictions import PredictionService, load_store_models
+from edge.predictions import PredictionService, load_store_models, model_directory
 from edge.privacy import Pseudonymiser, load_pseudonym_key
 from edge.queries import StoreReader
 from edge.state.rules import StoreRules
@@ -130,7 +130,14 @@ class Daemon:
         ]
         self.sync = SyncService(config, db_path, self.writer, self.metrics)
         self.predictions = (
-            PredictionService(config, db_path, self.writer, self.metrics, load_store_models(config))
+            PredictionService(
+                config,
+                db_path,
+                self.writer,
+                self.metrics,
+                load_store_models(config, models_dir := model_directory(config)),
+                models_dir=models_dir,
+            )
             if config.models.enabled
             else None
         )

@@ -89,11 +89,20 @@ AGGREGATES_TTL_MS = 3_600_000
 WEEK_MS = 7 * MS_PER_DAY
 
 
-def load_store_models(config: Config) -> StoreModels:
-    """The models named by ``[models] dir`` (default: the shipped ones), loaded once."""
-    directory = config.path(config.models.dir) if config.models.dir else TRAINED_DIR
+def model_directory(config: Config) -> Path:
+    """Where the served models are: the live `model` bundle from central when there is one (it passed
+    `edge.bundle_checks.check_store_models` before activation), else ``[models] dir`` (default: the
+    models shipped in the package). Resolved, so a bundle swap shows as a new path."""
+    live = config.path(config.sync.bundle_dir) / "model" / "current"
+    if (live / "next_purchase" / "model.onnx").is_file():
+        return live.resolve()
+    return (config.path(config.models.dir) if config.models.dir else TRAINED_DIR).resolve()
+
+
+def load_store_models(config: Config, directory: Path | None = None) -> StoreModels:
+    """The models in ``directory`` (default: `model_directory`)."""
     try:
-        return load_models(directory, threads=config.models.threads)
+        return load_models(directory or model_directory(config), threads=config.models.threads)
     except ModelsError as exc:
         raise ConfigError(f"[models] dir: {exc}") from exc
 
@@ -177,8 +186,11 @@ class PredictionService:
         metrics: IngestMetrics,
         models: StoreModels,
         clock: StoreClock | None = None,
+        models_dir: Path | None = None,
     ) -> None:
         self._config = config
+        # Where `models` came from; when set, a task watches for a newer `model` bundle and swaps to it.
+        self.models_dir = models_dir
         self._settings = config.models
         self._writer = writer
         self.models = models
@@ -198,7 +210,14 @@ class PredictionService:
 
     # -- wiring ----------------------------------------------------------------------------------------
     def tasks(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
-        return [("rescore", self.run_rescore), ("nightly", self.run_nightly), ("shelves", self.run_shelves)]
+        tasks: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("rescore", self.run_rescore),
+            ("nightly", self.run_nightly),
+            ("shelves", self.run_shelves),
+        ]
+        if self.models_dir is not None:
+            tasks.append(("models", self.run_model_watch))
+        return tasks
 
     async def close(self) -> None:
         await self._batch_reads.close()
@@ -469,6 +488,40 @@ class PredictionService:
             wait_ms = nightly_wait_ms(self.clock, self.clock.now_ms(), last, self._settings.rescore_at)
             await asyncio.sleep(wait_ms / 1000)
             await self.full_rescore()
+
+    async def refresh_models(self) -> bool:
+        """Swap to the models `model_directory` names now, if that is not where the served ones came from.
+        Loads off the loop; a set that fails to load is logged and the served models stay. True if swapped."""
+        directory = model_directory(self._config)
+        if self.models_dir is None or directory == self.models_dir:
+            return False
+        loop = asyncio.get_running_loop()
+        try:
+            models = await loop.run_in_executor(self._batch_pool, load_store_models, self._config, directory)
+        except ConfigError as exc:
+            log.error("models_not_activated", extra={"dir": str(directory), "error": str(exc)})  # noqa: TRY400
+            self.models_dir = directory  # do not retry the same broken set every poll
+            return False
+        async with self._scoring:  # no batch step straddles the swap
+            self.models, self.models_dir = models, directory
+            self._generic = None
+        log.info(
+            "models_activated",
+            extra={
+                "dir": str(directory),
+                "next_purchase": models.next_purchase.card.version,
+                "next_basket": models.next_basket.card.version,
+                "shelf_depletion": models.shelf_depletion.card.version,
+            },
+        )
+        return True
+
+    async def run_model_watch(self) -> None:
+        """A new `model` bundle goes live without a restart: swap, then rescore everyone with it."""
+        while True:
+            await asyncio.sleep(min(self._config.sync.bundle_poll_s, 60.0))
+            if await self.refresh_models():
+                await self.full_rescore()
 
     async def run_shelves(self) -> None:
         while True:

@@ -24,13 +24,13 @@ from typing import TypeVar
 import msgspec
 from aiohttp import web
 
+from edge.bundle_checks import DAEMON_CHECKS
 from edge.config import Config
 from edge.db import ReadThread, connect
 from edge.metrics import Counter, Gauge, IngestMetrics
 from edge.writer import StoreWriter
 from sync import feed
 from sync.bundles import (
-    DEFAULT_CHECKS,
     BundleInstaller,
     BundlePoller,
     BundleStore,
@@ -131,7 +131,7 @@ class SyncService:
         self._installer = BundleInstaller(
             self.bundles,
             public_key_hex=self._sync.public_key,
-            checks=dict(DEFAULT_CHECKS),
+            checks=dict(DAEMON_CHECKS),
             max_bytes=self._sync.bundle_max_bytes,
             report=self._report_bundle,
         )

@@ -36,6 +36,7 @@ from sync.central import Central
 from sync.errors import BundleRefusedError
 from sync.schemas import BundleManifest
 from tests.conftest import STAFF_TOKEN, ajson, run_daemon, write_config
+from tests.edge.test_predictions_model_swap import model_set
 from tests.sync.sync_helpers import SYNC_TOKEN, count, wait_for
 from tests.sync.test_sync_central import central_config
 
@@ -270,7 +271,6 @@ async def test_the_daemon_polls_central_verifies_activates_reports_and_refuses_a
 ) -> None:
     key_path, public = keys
     bundle_dir = tmp_path / "central-bundles"
-    model_v1 = str(write_model(tmp_path / "m1"))
     signed = cli.main(
         [
             "sign-bundle",
@@ -281,7 +281,7 @@ async def test_the_daemon_polls_central_verifies_activates_reports_and_refuses_a
             "--version",
             "1",
             "--from",
-            model_v1,
+            str(model_set(tmp_path / "m1", "v1")),
             "--out",
             str(bundle_dir),
         ]
@@ -302,39 +302,46 @@ async def test_the_daemon_polls_central_verifies_activates_reports_and_refuses_a
     config = central_config(tmp_path, {"demo": edge_url}, port=central_port, bundle_dir=str(bundle_dir))
     async with Central(config) as central, run_daemon(store_cfg) as edge:
         db = edge.config.path(edge.config.database.path)
+        service = edge.daemon.predictions
+        assert service is not None
+
+        def serving() -> str:
+            return service.models.next_purchase.card.version
+
         activated = "SELECT count(*) FROM bundle_events WHERE outcome = 'activated'"
         await wait_for(lambda: count(db, activated) == 1, what="v1 activated")
         status = await ajson(f"{edge.url}/api/v1/sync", STAFF_TOKEN)
         assert [(b["kind"], b["version"]) for b in status["bundles"]] == [("model", 1)]
-        live = edge.config.path(edge.config.sync.bundle_dir) / "model" / "current"
-        assert score(live) == 6.0
+        # The prediction service swaps to the live bundle without a restart.
+        await wait_for(lambda: serving() == "next_purchase-v1", what="v1 served")
 
         # A forged v2 (signed with another key) appears at central: refused, reported, v1 keeps serving.
         rogue = tmp_path / "rogue.key"
         generate_key(rogue)
-        publish_bundle(
-            load_private_key(rogue), "model", 2, write_model(tmp_path / "m2", weight=7.0), bundle_dir
-        )
+        publish_bundle(load_private_key(rogue), "model", 2, model_set(tmp_path / "m2", "v2"), bundle_dir)
         refused = "SELECT count(*) FROM bundle_events WHERE reason = 'bad_signature'"
         await wait_for(lambda: count(db, refused) == 1, what="forgery refused")
-        assert score(live) == 6.0
-        # v3, properly signed, replaces v1
-        publish_bundle(
-            load_private_key(key_path), "model", 3, write_model(tmp_path / "m3", weight=1.0), bundle_dir
-        )
-        await wait_for(lambda: count(db, activated) == 2, what="v3 activated")
-        assert score(live) == 3.0
+        # A properly signed v3 that is not a set of store models (one generic ONNX file) fails the
+        # daemon's health check: refused, v1 keeps serving.
+        publish_bundle(load_private_key(key_path), "model", 3, write_model(tmp_path / "m3"), bundle_dir)
+        unhealthy = "SELECT count(*) FROM bundle_events WHERE reason = 'health_check'"
+        await wait_for(lambda: count(db, unhealthy) == 1, what="unservable model refused")
+        assert serving() == "next_purchase-v1"
+        # v4, properly signed store models, replaces v1 and is served.
+        publish_bundle(load_private_key(key_path), "model", 4, model_set(tmp_path / "m4", "v4"), bundle_dir)
+        await wait_for(lambda: count(db, activated) == 2, what="v4 activated")
+        await wait_for(lambda: serving() == "next_purchase-v4", what="v4 served")
         assert (
-            count(db, "SELECT count(*) FROM bundle_events") == 3
-        )  # the forgery is reported once, not per poll
+            count(db, "SELECT count(*) FROM bundle_events") == 4
+        )  # each refusal is reported once, not per poll
         # the reports travel up the feed: central knows what each store runs
         await wait_for(
             lambda: (
-                count(tmp_path / "central.db", "SELECT count(*) FROM store_bundles WHERE version = 3") == 1
+                count(tmp_path / "central.db", "SELECT count(*) FROM store_bundles WHERE version = 4") == 1
             ),
             what="central knows",
         )
-        assert (await central.status()).stores[0].bundles == {"model": 3}
+        assert (await central.status()).stores[0].bundles == {"model": 4}
 
 
 async def test_a_bundle_request_without_the_store_token_is_refused(tmp_path: Path) -> None:
