@@ -344,11 +344,27 @@ class PredictionService:
         pool: ThreadPoolExecutor,
     ) -> tuple[int, int]:
         """Score what was read (in ``pool``) and write it; returns (households, rows) written."""
+        scored = await self._score_read(read, pool)
+        return await self._write(households, read, scored, trigger)
+
+    async def _score_read(
+        self, read: tuple[ScoringContext, HouseholdLines], pool: ThreadPoolExecutor
+    ) -> ScoredHouseholds:
         ctx, lines = read
         began = time.perf_counter()
         loop = asyncio.get_running_loop()
         scored: ScoredHouseholds = await loop.run_in_executor(pool, score_households, self.models, lines, ctx)
         self.stages.score_s += time.perf_counter() - began
+        return scored
+
+    async def _write(
+        self,
+        households: list[str],
+        read: tuple[ScoringContext, HouseholdLines],
+        scored: ScoredHouseholds,
+        trigger: str,
+    ) -> tuple[int, int]:
+        lines = read[1]
         began = time.perf_counter()
         # Households with no lines at all are in `households` but not in `lines.households`.
         written = await self._writer.run_job(
@@ -406,21 +422,31 @@ class PredictionService:
         chunks = [households[start : start + step] for start in range(0, len(households), step)]
         total_h = total_rows = 0
         # One full run at a time with the on-change passes (an older snapshot never overwrites a newer
-        # one); the next step's read overlaps this step's scoring.
+        # one). A three-stage pipeline: the next step's read and the previous step's write overlap this
+        # step's scoring (steps are disjoint households, so their writes commute; one write in flight).
         async with self._scoring:
             pending = asyncio.ensure_future(self._read(chunks[0], self._batch_reads)) if chunks else None
+            writing: asyncio.Future[tuple[int, int]] | None = None
             try:
                 for index, chunk in enumerate(chunks):
                     assert pending is not None
                     read = await pending
                     if index + 1 < len(chunks):
                         pending = asyncio.ensure_future(self._read(chunks[index + 1], self._batch_reads))
-                    h, rows = await self._score_and_write(chunk, read, "full", self._batch_pool)
-                    total_h += h
-                    total_rows += rows
+                    scored = await self._score_read(read, self._batch_pool)
+                    if writing is not None:
+                        h, rows = await writing
+                        total_h, total_rows = total_h + h, total_rows + rows
+                    writing = asyncio.ensure_future(self._write(chunk, read, scored, "full"))
+                if writing is not None:
+                    h, rows = await writing
+                    total_h, total_rows = total_h + h, total_rows + rows
             finally:
                 if pending is not None and not pending.done():
                     pending.cancel()
+                if writing is not None and not writing.done():
+                    # The job is already queued in the writer and commits anyway; only stop waiting.
+                    writing.cancel()
         seconds = time.perf_counter() - began
         version = self.models.next_purchase.card.version
         finished = self.clock.now_ms()

@@ -53,7 +53,7 @@ _EXACT_MAX_TABLE_BYTES: Final = 256 * 1024 * 1024
 _MIN_GAIN: Final = 1e-7
 #: The heuristic alternates ordering and placement at most this many times.
 _MAX_PLACEMENT_ROUNDS: Final = 6
-_LKH_RUNS: Final = 3
+_LKH_RUNS: Final = 1
 #: Without LKH, the local search restarts from this many random perturbations per stop (iterated
 #: local search); a fixed count, not a time budget, so the same list always gives the same route.
 _KICKS_PER_STOP: Final = 3
@@ -289,17 +289,17 @@ def _initial_representatives(problem: OrderingProblem) -> list[int]:
     """One candidate per group: the one closest, on average, to the nearest place of every other group."""
     k = problem.n_groups
     finite_cost = np.where(np.isfinite(problem.cost), problem.cost, problem.blocked_cost)
+    # nearest[c, h]: from candidate c to the closest place of group h (columns grouped, then reduced).
+    by_group = np.argsort(problem.group, kind="stable")
+    starts = np.searchsorted(problem.group[by_group], np.arange(k))
+    nearest = np.minimum.reduceat(finite_cost[:, by_group], starts, axis=1)
+    own = np.zeros_like(nearest, dtype=bool)
+    own[np.arange(problem.n_candidates), problem.group] = True
+    score = np.where(own, 0.0, nearest).sum(axis=1) / max(k - 1, 1) if k > 1 else problem.start_cost
     representatives: list[int] = []
     for g in range(k):
         members = np.flatnonzero(problem.group == g)
-        if len(members) == 1:
-            representatives.append(int(members[0]))
-            continue
-        scores = []
-        for c in members:
-            nearest = [finite_cost[c, problem.group == other].min() for other in range(k) if other != g]
-            scores.append(float(np.mean(nearest)) if nearest else float(problem.start_cost[c]))
-        representatives.append(int(members[int(np.argmin(scores))]))
+        representatives.append(int(members[int(np.argmin(score[members]))]))
     return representatives
 
 

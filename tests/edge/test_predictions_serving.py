@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import msgspec
 import pytest
 
 from edge.broker import MosquittoBroker
@@ -291,3 +292,28 @@ async def test_shelf_forecast_opens_and_clears_the_stockout_predicted_alert(
         await asyncio.wait_for(published("resolved"), 5)
         active = await ajson(f"{running.url}/api/v1/alerts?state=active")
         assert not [a for a in active if a["kind"] == "stockout_predicted"]
+
+
+async def test_a_full_rescore_in_many_steps_writes_what_one_step_writes(
+    tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    # The full run pipelines steps (read next, score this, write previous): with 1 household per step
+    # it must cache exactly what a single step caches.
+    config, seeded = seeded_store(tmp_path, broker)
+    pseudonyms = store_pseudonymiser(load_config(config))
+    households = [pseudonyms.household_id(card) for card in seeded.cards]
+    db = tmp_path / "store.db"
+    async with run_daemon(config) as running:
+        svc = service(running)
+        for household in households:
+            await grant(running.daemon.writer, household)
+        one_step = await svc.full_rescore()
+        snapshot = query(db, "SELECT household, category, p7, expected_days FROM predictions ORDER BY 1, 2")
+        svc._settings = msgspec.structs.replace(svc._settings, batch_households=1)
+        many_steps = await svc.full_rescore()
+        assert (many_steps.households, many_steps.rows) == (one_step.households, one_step.rows)
+        assert one_step.households == len(households) > 1
+        assert (
+            query(db, "SELECT household, category, p7, expected_days FROM predictions ORDER BY 1, 2")
+            == snapshot
+        )
