@@ -15,7 +15,8 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Literal
 
 Role = Literal["staff", "kiosk", "session"]
@@ -133,6 +134,43 @@ class AccessPolicy:
         if household is not None and principal.household != household:
             return "a shopper session may only read its own household"
         return None
+
+
+@dataclass
+class AuthThrottle:
+    """Slows down token guessing (a staff PIN typed at a kiosk is short): after ``max_failures`` wrong
+    or missing tokens from one address within ``window_s``, that address gets 429 until the oldest of
+    those failures is ``window_s`` old. A right token does not clear the count (it would let a guesser
+    interleave a known kiosk token). Memory is bounded: at most ``max_clients`` addresses are tracked,
+    the stalest dropped first."""
+
+    max_failures: int = 10
+    window_s: float = 60.0
+    max_clients: int = 10_000
+    _failures: dict[str, deque[float]] = field(default_factory=dict)
+
+    def retry_after(self, client: str, now: float | None = None) -> float | None:
+        """Seconds until ``client`` may try again, or None if it may now."""
+        t = time.monotonic() if now is None else now
+        failures = self._failures.get(client)
+        if failures is None:
+            return None
+        while failures and failures[0] <= t - self.window_s:
+            failures.popleft()
+        if not failures:
+            del self._failures[client]
+            return None
+        if len(failures) < self.max_failures:
+            return None
+        return failures[0] + self.window_s - t
+
+    def failed(self, client: str, now: float | None = None) -> None:
+        t = time.monotonic() if now is None else now
+        failures = self._failures.pop(client, None) or deque(maxlen=self.max_failures)
+        failures.append(t)
+        self._failures[client] = failures  # re-inserted: dict order is least recently failed first
+        while len(self._failures) > self.max_clients:
+            del self._failures[next(iter(self._failures))]
 
 
 def _now_ms() -> int:

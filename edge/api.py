@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import msgspec
 from aiohttp import WSCloseCode, web
 
-from edge.access import AccessPolicy, Principal
+from edge.access import AccessPolicy, AuthThrottle, Principal
 from edge.alert_bus import AlertBus
 from edge.metrics import IngestMetrics
 from edge.predictions import PredictionService
@@ -42,6 +42,7 @@ class ApiContext:
 CONTEXT = web.AppKey("context", ApiContext)
 PRINCIPAL = web.RequestKey("principal", Principal)  # who is calling; set by `authorize`
 SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("sockets")
+THROTTLE = web.AppKey("auth_throttle", AuthThrottle)
 _json = msgspec.json.Encoder()
 
 
@@ -65,8 +66,18 @@ async def authorize(request: web.Request, handler: Handler) -> web.StreamRespons
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip() or request.query.get(
             "token", ""
         )
+        client = request.remote or "?"
+        throttle = request.app[THROTTLE]
+        wait_s = throttle.retry_after(client)
+        if wait_s is not None:
+            response = error_response(
+                429, f"too many wrong tokens from {client}: try again in {wait_s:.0f} s"
+            )
+            response.headers["Retry-After"] = str(max(1, round(wait_s)))
+            return response
         principal = policy.principal(given)
         if principal is None:
+            throttle.failed(client)
             return error_response(401, "missing or wrong bearer token")
         resource = request.match_info.route.resource
         pattern = resource.canonical if resource is not None else request.path
@@ -297,6 +308,7 @@ def build_app(
 ) -> web.Application:
     app = web.Application(middlewares=[authorize])
     app[CONTEXT] = context
+    app[THROTTLE] = AuthThrottle()
     sockets: set[web.WebSocketResponse] = set()
     app[SOCKETS] = sockets
     app.on_shutdown.append(_close_sockets)

@@ -291,3 +291,17 @@ async def test_list_offers_and_route_follow_consent(tmp_path: Path, broker: Mosq
         assert (await call("GET", f"{api}/recommendations/shopping-list/{me}", token))[1][
             "personalised"
         ] is False
+
+
+async def test_guessing_tokens_gets_an_address_throttled(config: Path) -> None:
+    async with run_daemon(config) as d:
+        api = f"{d.url}/api/v1"
+        for guess in range(10):
+            assert (await call("GET", f"{api}/kiosk/info", f"pin-{guess}"))[0] == 401
+        headers = {"Authorization": f"Bearer {STAFF_TOKEN}"}
+        async with aiohttp.ClientSession() as http, http.get(f"{api}/summary", headers=headers) as resp:
+            # Even the right token waits: a guesser must not learn which guess was right.
+            assert resp.status == 429
+            assert 1 <= int(resp.headers["Retry-After"]) <= 60
+            assert "too many wrong tokens" in (await resp.json())["error"]
+        assert (await call("GET", f"{d.url}/healthz", None))[0] == 200  # open routes are not throttled

@@ -120,3 +120,23 @@ def test_retention_drops_access_log_rows_past_their_window(tmp_path: Path) -> No
     deleted = RetentionJob(readings_before_ms=0, quarantine_max_rows=10, access_before_ms=2_500)(conn)
     assert deleted["access_log"] == 2
     assert conn.execute("SELECT ts_ms FROM access_log").fetchall() == [(3_000,)]
+
+
+def test_token_guessing_is_throttled_per_address() -> None:
+    from edge.access import AuthThrottle
+
+    throttle = AuthThrottle(max_failures=3, window_s=60.0)
+    for t in (0.0, 1.0, 2.0):
+        assert throttle.retry_after("10.0.0.5", now=t) is None
+        throttle.failed("10.0.0.5", now=t)
+    assert throttle.retry_after("10.0.0.5", now=3.0) == 57.0  # until the first failure is 60 s old
+    assert throttle.retry_after("10.0.0.6", now=3.0) is None  # another address is unaffected
+    assert throttle.retry_after("10.0.0.5", now=60.0) is None  # the oldest failure aged out
+    throttle.failed("10.0.0.5", now=60.0)
+    assert throttle.retry_after("10.0.0.5", now=60.5) == 0.5  # three failures again within 60 s
+    assert throttle.retry_after("10.0.0.5", now=61.0) is None
+    bounded = AuthThrottle(max_failures=1, window_s=60.0, max_clients=2)
+    for client in ("a", "b", "c"):
+        bounded.failed(client, now=0.0)
+    assert bounded.retry_after("a", now=1.0) is None  # dropped: only the 2 most recent are tracked
+    assert bounded.retry_after("c", now=1.0) == 59.0
