@@ -37,17 +37,13 @@ import aiohttp
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.stats import pct  # noqa: E402
 from edge.broker import MosquittoBroker, free_port  # noqa: E402
 from edge.config import load_config  # noqa: E402
 from edge.demo import seed_demo_history, to_toml  # noqa: E402
 
 PLANOGRAM = REPO / "simulators" / "demo_store" / "planogram.toml"
 STAFF, KIOSK = "bench-staff-token", "bench-kiosk-token"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def summary(samples: list[float]) -> dict[str, float]:

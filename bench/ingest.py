@@ -31,6 +31,7 @@ import paho.mqtt.client as paho
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.stats import pct  # noqa: E402
 from edge.broker import MosquittoBroker, free_port  # noqa: E402
 from edge.demo import to_toml  # noqa: E402
 
@@ -104,13 +105,6 @@ def run_publishers(port: int, total: int, publishers: int, rate: float | None) -
     for p in procs:
         p.join()
     return started
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def measure_ceiling(

@@ -38,6 +38,7 @@ import aiohttp  # noqa: E402
 import aiomqtt  # noqa: E402
 from textual.widgets import DataTable, OptionList  # noqa: E402
 
+from bench.stats import pct  # noqa: E402
 from edge.broker import MosquittoBroker  # noqa: E402
 from kiosk.app import KioskApp, build_app  # noqa: E402
 from kiosk.screens.attract import AttractScreen  # noqa: E402
@@ -51,11 +52,6 @@ KIOSK_TOKEN = "bench-kiosk-token"
 PLANOGRAM = load_planogram(REPO / "simulators" / "demo_store" / "planogram.toml")
 RESULTS = REPO / "bench" / "results" / "kiosk.json"
 GOALS_MS = {"scan_to_list": 300.0, "alert_to_staff_screen": 500.0}
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
 def summary(latencies: list[float]) -> dict[str, float]:

@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 import aiohttp  # noqa: E402
 import aiomqtt  # noqa: E402
 
+from bench.stats import pct  # noqa: E402
 from edge.apply import BatchApplier, Received, load_planogram_job  # noqa: E402
 from edge.broker import MosquittoBroker  # noqa: E402
 from edge.db import open_store  # noqa: E402
@@ -43,11 +44,6 @@ from simulators.shelf_trace import TraceSpec, shelf_trace  # noqa: E402
 from tests.conftest import STAFF_TOKEN, DaemonProcess, write_config  # noqa: E402
 
 PLANOGRAM = load_planogram(REPO / "simulators" / "demo_store" / "planogram.toml")
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
 def shelf_accuracy(hz: float, hours: float) -> dict[str, float]:

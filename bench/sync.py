@@ -43,6 +43,7 @@ import paho.mqtt.client as paho
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.stats import pct  # noqa: E402
 from edge.broker import MosquittoBroker, free_port  # noqa: E402
 from edge.db import open_store  # noqa: E402
 from edge.demo import to_toml  # noqa: E402
@@ -238,13 +239,6 @@ class CommitWatcher(threading.Thread):
                 last = rid
             time.sleep(0.002)
         conn.close()
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def latency(samples: list[tuple[float, float, float]], start: float, end: float) -> dict[str, float]:

@@ -29,6 +29,7 @@ from edge.customers import ConsentUpdate, FeedbackVote
 from edge.db import ReadThread
 from edge.errors import ConfigError, field_error
 from edge.offers import Promotion, load_promotions, offers_for
+from edge.prediction_store import has_consent
 from edge.privacy import Pseudonymiser
 from edge.writer import StoreWriter
 
@@ -226,7 +227,7 @@ class CustomerApi:
         household = request.match_info["id"]
         if self._predictions is None:
             return error_response(503, "predictions: no models loaded")
-        if not await self._audited(request, household, lambda c: customers.has_personalisation(c, household)):
+        if not await self._audited(request, household, lambda c: has_consent(c, household)):
             return error_response(403, "consent: the household has not consented to personalisation")
         predictions = await self._predictions.predictions(household)
         if predictions is None:  # consent withdrawn since the check above
@@ -246,7 +247,7 @@ class CustomerApi:
         if isinstance(shopping, web.Response):
             return shopping
         now = dt.datetime.now(self.settings.timezone)
-        promotions = self._promotions.current()
+        promotions = await asyncio.to_thread(self._promotions.current)  # stat (and a re-read) off the loop
         if not shopping.personalised:
             return json_response(offers_for(promotions, now, None))
         due = [i.category for i in (*shopping.urgent, *shopping.upcoming)]
@@ -285,14 +286,10 @@ class CustomerApi:
         now = _now_ms()
 
         def record(conn: sqlite3.Connection) -> None:
-            row = (
-                conn.execute(
-                    "SELECT model_version FROM predictions WHERE household = ? LIMIT 1", (household,)
-                )
-                if _has_table(conn, "predictions")
-                else None
-            )
-            found = row.fetchone() if row is not None else None
+            # The list came from the next-basket model: its version is what the vote is about.
+            found = conn.execute(
+                "SELECT basket_model_version FROM predictions WHERE household = ? LIMIT 1", (household,)
+            ).fetchone()
             customers.record_feedback(conn, household, body, found[0] if found else None, now)
 
         await self._writer.run_job(record, urgent=True)
@@ -359,11 +356,6 @@ async def _body(request: web.Request, kind: type[B], example: str) -> B | web.Re
         return error_response(400, f"{field}: {problem}" if field else f"body: {problem}")
     except msgspec.DecodeError:
         return error_response(400, f"body: expected JSON like {example}")
-
-
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
-    return row is not None
 
 
 def _now_ms() -> int:

@@ -4,8 +4,8 @@ Functions taking a connection run inside the single writer's transaction (``writ
 read-only connection; each change that central must know about gets an outbox row in the same
 transaction (`consent`, `list_feedback`, `erasure`).
 
-Erasure ("forget me") deletes every row about the household in every household table that exists
-(`HOUSEHOLD_TABLES`: consent, predictions, outcomes, feedback, access log, the household itself),
+Erasure ("forget me") deletes every row about the household (`HOUSEHOLD_TABLES`: consent, feedback,
+access log; its predictions, outcomes and rescore mark through `edge.prediction_store`; the household),
 unlinks its purchases (they stay as anonymous sales: the store's sales and stock history must still add
 up), scrubs the household from outbox rows central has not pulled yet, and appends one `erasure` event
 so central erases it too. It records the pseudonym and time in ``erasures`` so the audit trail shows
@@ -19,20 +19,11 @@ from typing import Literal
 
 import msgspec
 
+from edge.prediction_store import delete_household_predictions
 from sync.outbox import OutboxEntry, append, remove
 
-Purpose = Literal["personalisation", "analytics"]
-PURPOSES: tuple[Purpose, ...] = ("personalisation", "analytics")
-
-# Tables keyed by household that erasure empties (those that exist: later schema versions add some).
-HOUSEHOLD_TABLES: tuple[str, ...] = (
-    "consents",
-    "list_feedback",
-    "predictions",
-    "prediction_outcomes",
-    "rescore_queue",
-    "access_log",
-)
+# Tables keyed by household that erasure empties (the predictions' own: `delete_household_predictions`).
+HOUSEHOLD_TABLES: tuple[str, ...] = ("consents", "list_feedback", "access_log")
 # Pending outbox rows that are about one household only: dropped on erasure (the erasure event follows).
 HOUSEHOLD_OUTBOX_KINDS: tuple[str, ...] = ("consent", "list_feedback", "prediction_outcome")
 
@@ -64,13 +55,6 @@ def consent_of(conn: sqlite3.Connection, household: str) -> ConsentView:
     return ConsentView(granted.get("personalisation"), granted.get("analytics"), updated)
 
 
-def has_personalisation(conn: sqlite3.Connection, household: str) -> bool:
-    row = conn.execute(
-        "SELECT granted FROM consents WHERE household = ? AND purpose = 'personalisation'", (household,)
-    ).fetchone()
-    return bool(row and row[0])
-
-
 def is_known(conn: sqlite3.Connection, household: str) -> bool:
     """The household has bought something here (it has a row in households)."""
     return conn.execute("SELECT 1 FROM households WHERE id = ?", (household,)).fetchone() is not None
@@ -90,7 +74,7 @@ def set_consent(conn: sqlite3.Connection, household: str, update: ConsentUpdate,
         ],
     )
     if not update.personalisation:
-        delete_profile(conn, household)
+        delete_household_predictions(conn, household)
     if (before.personalisation, before.analytics) != (update.personalisation, update.analytics):
         body = {
             "household": household,
@@ -100,13 +84,6 @@ def set_consent(conn: sqlite3.Connection, household: str, update: ConsentUpdate,
         }
         append(conn, now_ms, [OutboxEntry("consent", household, _json.encode(body).decode())])
     return consent_of(conn, household)
-
-
-def delete_profile(conn: sqlite3.Connection, household: str) -> None:
-    """What personalisation produced for a household: its cached predictions and rescoring mark."""
-    for table in ("predictions", "rescore_queue"):
-        if _table_exists(conn, table):
-            conn.execute(f"DELETE FROM {table} WHERE household = ?", (household,))  # noqa: S608 (fixed names)
 
 
 def log_access(conn: sqlite3.Connection, household: str, route: str, role: str, now_ms: int) -> None:
@@ -136,13 +113,11 @@ def record_feedback(
 
 def erase_household(conn: sqlite3.Connection, household: str, now_ms: int) -> dict[str, int]:
     """Forget a household here and tell central to (see the module docstring). Returns rows touched."""
-    touched: dict[str, int] = {}
-    for table in HOUSEHOLD_TABLES:
-        if _table_exists(conn, table):
-            touched[table] = conn.execute(
-                f"DELETE FROM {table} WHERE household = ?",  # noqa: S608 (fixed names)
-                (household,),
-            ).rowcount
+    touched = {
+        table: conn.execute(f"DELETE FROM {table} WHERE household = ?", (household,)).rowcount  # noqa: S608 (fixed names)
+        for table in HOUSEHOLD_TABLES
+    }
+    touched["predictions"] = delete_household_predictions(conn, household, outcomes=True)
     touched["households"] = conn.execute("DELETE FROM households WHERE id = ?", (household,)).rowcount
     touched["purchases"] = conn.execute(
         "UPDATE purchases SET household = NULL WHERE household = ?", (household,)
@@ -181,10 +156,3 @@ def _scrub_outbox(conn: sqlite3.Connection, household: str) -> int:
     for _, created_ms, entity, body in purchases:
         append(conn, created_ms, [OutboxEntry("purchase", entity, body)])
     return len(own) + len(purchases)
-
-
-def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
-    return (
-        conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
-        is not None
-    )

@@ -141,6 +141,7 @@ class Daemon:
             if config.models.enabled
             else None
         )
+        self.sessions = SessionSigner(key, config.kiosk.session_s)
         self.customers = self._customer_api(config, db_path, key)
         self.http: HttpEndpoint | None = None
 
@@ -248,7 +249,6 @@ class Daemon:
             ),
             layout_text=config.path(config.store.layout).read_text(encoding="utf-8"),
         )
-        self.sessions = SessionSigner(key, k.session_s)
         return CustomerApi(
             settings,
             db_path,
