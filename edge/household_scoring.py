@@ -26,7 +26,7 @@ from models.inference import StoreModels
 from models.next_basket import basket_features, candidates
 from models.next_purchase import MIN_PURCHASES
 from models.shelf import HORIZON_MINUTES, PickStream, S, shelf_features
-from models.shopping_list import list_ranks, reason, urgencies
+from models.shopping_list import list_ranks, reasons, urgencies
 
 MS_PER_MINUTE = 60_000
 
@@ -121,9 +121,14 @@ def _score_group(
     basket_model = models.next_basket.card.version
     own = np.flatnonzero(n > 0)
     listed = own[rank[own] > 0]
-    reasons = dict.fromkeys(own.tolist())
-    for i in listed.tolist():
-        reasons[i] = reason(cats[int(cands.category[i])], pair_x[i], float(origin))
+    words = dict.fromkeys(own.tolist())
+    words.update(
+        zip(
+            listed.tolist(),
+            reasons([cats[c] for c in cands.category[listed].tolist()], pair_x[listed], float(origin)),
+            strict=True,
+        )
+    )
     k = own.size
     columns: list[list[object]] = [
         [names[h] for h in cands.household[own].tolist()],
@@ -134,7 +139,7 @@ def _score_group(
         _nullable(confidence[own]),
         np.round(probability[own], 6).tolist(),
         urgency[own].tolist(),
-        list(reasons.values()),
+        list(words.values()),
         [r if r > 0 else None for r in rank[own].tolist()],
         [purchase_model] * k,
         [basket_model] * k,

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from models.features import pair_features, summarise
+from models.features import PairStats, pair_features, summarise
 from models.history import PurchaseHistory
 from models.metrics import day_errors, ece, mean_by_group, ranking
 from models.next_basket import TOP_K, basket_features, top_frequency_probability, top_frequency_scores
@@ -100,48 +100,99 @@ def evaluate_next_basket(
     k: int = TOP_K,
 ) -> dict[str, Any]:
     """Model vs GP-TopFreq on every basket of the test window (households with history before the
-    cutoff). Recall@k and NDCG@k per basket, averaged per household, then over households; the same for
-    the basket's repeat items (bought before the cutoff) and new items separately."""
-    from models.training import basket_queries  # noqa: PLC0415  (training code: sklearn only when evaluating)
-
+    cutoff), the *frozen* protocol: features and frequencies from the history before the cutoff, however
+    late in the window the basket is. Recall@k and NDCG@k per basket, averaged per household, then over
+    households; the same for the basket's repeat items (bought before the cutoff) and new items
+    separately."""
     end = (history.last_day + 1) if end_day is None else end_day
     stats = summarise(history, cutoff)
-    queries = basket_queries(history, stats, cutoff, end)
-    cands, label, q_household, n_relevant = (
-        queries.candidates,
-        queries.label,
-        queries.household,
-        queries.n_relevant,
-    )
-    x = basket_features(stats, cands, queries.day.astype(np.float64))
-    model_p = probability(x)
+    return _basket_report([_basket_part(history, stats, cutoff, end, probability, k)], k, end - cutoff)
+
+
+def evaluate_next_basket_rolling(
+    history: PurchaseHistory,
+    cutoff: int,
+    probability: ProbabilityFn,
+    *,
+    end_day: int | None = None,
+    k: int = TOP_K,
+) -> dict[str, Any]:
+    """The same baskets, model and metrics as `evaluate_next_basket`, in the *rolling* protocol: each day's
+    baskets are ranked from the history before that day (the daemon rebuilds features daily and rescores
+    a household after every purchase), for the model and GP-TopFreq alike. The model is still the one
+    trained before the cutoff; repeat items are those bought before the basket's day."""
+    end = (history.last_day + 1) if end_day is None else end_day
+    parts = [
+        _basket_part(history, summarise(history, day), day, day + 1, probability, k)
+        for day in range(cutoff, end)
+    ]
+    return _basket_report(parts, k, end - cutoff) | {"protocol": "rolling"}
+
+
+def _basket_part(
+    history: PurchaseHistory, stats: PairStats, start: int, end: int, probability: ProbabilityFn, k: int
+) -> dict[str, Any]:
+    """Per basket of [start, end) ranked from ``stats``: its household, the model's and the baseline's
+    recall, NDCG and repeat/new hits; per candidate row the probabilities and labels (for the ECE)."""
+    from models.training import basket_queries  # noqa: PLC0415  (training code: sklearn only when evaluating)
+
+    queries = basket_queries(history, stats, start, end)
+    cands, label, n_relevant = queries.candidates, queries.label, queries.n_relevant
+    model_p = probability(basket_features(stats, cands, queries.day.astype(np.float64)))
     base_score, base_tiebreak = top_frequency_scores(stats, cands)
-    base_p = top_frequency_probability(stats, cands)
-    # Repeat items: categories the household bought before the cutoff; new items: the others.
+    # Repeat items: categories the household bought before ``stats.until_day``; new items: the others.
     repeat_row = stats.pair_index(cands.household, cands.category) >= 0
     n_repeat = queries.n_repeat.astype(np.float64)
     n_new = n_relevant - n_repeat
 
-    def summary(score: F64, tiebreak: F64 | None, prob: F64) -> dict[str, float]:
+    def ranked(score: F64, tiebreak: F64) -> dict[str, F64]:
         _, recall, ndcg = ranking(cands.query, score, label, n_relevant, k, tiebreak)
         hits_repeat, _, _ = ranking(cands.query, score, label & repeat_row, n_repeat, k, tiebreak)
         hits_new, _, _ = ranking(cands.query, score, label & ~repeat_row, n_new, k, tiebreak)
         with np.errstate(invalid="ignore", divide="ignore"):
             recall_repeat = np.where(n_repeat > 0, hits_repeat / n_repeat, np.nan)
             recall_new = np.where(n_new > 0, hits_new / n_new, np.nan)
+        return {"recall": recall, "ndcg": ndcg, "recall_repeat": recall_repeat, "recall_new": recall_new}
+
+    return {
+        "household": queries.household,
+        "n_relevant": n_relevant.astype(np.float64),
+        "n_new": n_new,
+        "label": label,
+        "model": ranked(model_p, -stats.cat_households[cands.category].astype(np.float64)),
+        "baseline": ranked(base_score, base_tiebreak),
+        "model_p": model_p,
+        "baseline_p": top_frequency_probability(stats, cands),
+    }
+
+
+def _basket_report(parts: list[dict[str, Any]], k: int, test_days: int) -> dict[str, Any]:
+    def joined(*keys: str) -> npt.NDArray[Any]:
+        def get(part: dict[str, Any]) -> npt.NDArray[Any]:
+            value: Any = part
+            for key in keys:
+                value = value[key]
+            return np.asarray(value)
+
+        return np.concatenate([get(part) for part in parts]) if parts else np.zeros(0)
+
+    household = joined("household").astype(np.int64)
+    label = joined("label").astype(bool)
+
+    def summary(side: str) -> dict[str, float]:
         return {
-            f"recall@{k}": mean_by_group(recall, q_household),
-            f"ndcg@{k}": mean_by_group(ndcg, q_household),
-            f"recall_repeat@{k}": mean_by_group(recall_repeat, q_household),
-            f"recall_new@{k}": mean_by_group(recall_new, q_household),
-            "ece": ece(prob, label),
-            "baskets": int(queries.day.size),
-            "households": int(np.unique(q_household).size),
+            f"recall@{k}": mean_by_group(joined(side, "recall"), household),
+            f"ndcg@{k}": mean_by_group(joined(side, "ndcg"), household),
+            f"recall_repeat@{k}": mean_by_group(joined(side, "recall_repeat"), household),
+            f"recall_new@{k}": mean_by_group(joined(side, "recall_new"), household),
+            "ece": ece(joined(f"{side}_p"), label),
+            "baskets": int(household.size),
+            "households": int(np.unique(household).size),
         }
 
     return {
-        "model": summary(model_p, -stats.cat_households[cands.category].astype(np.float64), model_p),
-        "baseline": summary(base_score, base_tiebreak, base_p),
-        "test_days": int(end - cutoff),
-        "new_item_share": float(n_new.sum() / max(1, n_relevant.sum())),
+        "model": summary("model"),
+        "baseline": summary("baseline"),
+        "test_days": int(test_days),
+        "new_item_share": float(joined("n_new").sum() / max(1.0, joined("n_relevant").sum())),
     }

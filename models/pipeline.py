@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from models.cards import ModelCard, write_model
 from models.errors import TrainingError
-from models.evaluation import evaluate_next_basket, evaluate_next_purchase
+from models.evaluation import evaluate_next_basket, evaluate_next_basket_rolling, evaluate_next_purchase
 from models.export import max_abs_difference, onnx_bytes
 from models.features import pair_features, summarise
 from models.history import PurchaseHistory, day_date
@@ -154,6 +154,7 @@ def evaluate_models(
     report: dict[str, Any] = {
         "next_purchase": evaluate_next_purchase(history, cutoff, trained.next_purchase.hazard),
         "next_basket": evaluate_next_basket(history, cutoff, trained.next_basket.probability),
+        "next_basket_rolling": evaluate_next_basket_rolling(history, cutoff, trained.next_basket.probability),
     }
     if (
         trained.shelf_depletion is not None

@@ -18,6 +18,7 @@ quantities) and never infer anything about the household.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -75,14 +76,36 @@ _REASON_COLUMNS = (
 )  # fmt: skip
 
 
+_REASON_INDEX = [F[name] for name in _REASON_COLUMNS]
+
+
 def reason(category: str, features: npt.NDArray[np.float32], now: float) -> str:
     """A reason in words from one row of pair features (`models.features.FEATURE_NAMES`)."""
-    n_f, gap, recency, last_ratio, qty_median, trip_share, dow_now = (
-        float(features[F[name]]) for name in _REASON_COLUMNS
-    )
+    return reasons([category], features[np.newaxis, :], now)[0]
+
+
+def reasons(categories: Sequence[str], features: npt.NDArray[np.float32], now: float) -> list[str]:
+    """`reason` for each row of a pair-feature matrix (one bulk conversion to Python floats: the scoring
+    step words thousands of reasons)."""
+    values: list[list[float]] = features[:, _REASON_INDEX].astype(np.float64).tolist()
+    return [_reason(category, *row, now=now) for category, row in zip(categories, values, strict=True)]
+
+
+def _reason(
+    category: str,
+    n_f: float,
+    gap: float,
+    recency: float,
+    last_ratio: float,
+    qty_median: float,
+    trip_share: float,
+    dow_now: float,
+    *,
+    now: float,
+) -> str:
     n = int(n_f)
     last_ago = "today" if round(recency) <= 0 else f"{_days(recency)} ago"
-    if n >= MIN_PURCHASES and not np.isnan(gap) and recency >= DUE_RATIO * gap:
+    if n >= MIN_PURCHASES and not math.isnan(gap) and recency >= DUE_RATIO * gap:
         return f"you buy {category} {_every(gap)}; last time was {last_ago}"
     if n >= 3 and last_ratio <= SMALL_LAST_QTY:
         last = last_ratio * qty_median

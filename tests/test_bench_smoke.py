@@ -44,6 +44,13 @@ def test_benchmark_runs_and_writes_json(script: str, args: list[str], tmp_path: 
         ),
         # 200 households instead of 20,000: every stage, the daemon-side rescore and the RSS probe.
         ("models.py", ["--quick", "--households", "200", "--output"], "full rescore", "stages"),
+        # The next-basket study on 80 Complete Journey households, a training day every 4 weeks.
+        (
+            "next_basket_study.py",
+            ["--sample-households", "80", "--train-every", "28", "--max-iter", "20", "--output"],
+            "GP-TopFreq",
+            "results",
+        ),
     ],
 )
 def test_benchmark_prints_its_table_and_writes_json(

@@ -27,7 +27,9 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def wait_for(predicate, timeout: float = 15.0, interval: float = 0.1) -> None:
+async def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1) -> None:
+    """Poll until ``predicate`` holds; the timeout is generous because a loaded 2-core box once needed
+    more than 15 s here (the call returns as soon as the condition holds)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

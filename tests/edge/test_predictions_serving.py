@@ -305,6 +305,9 @@ async def test_a_full_rescore_in_many_steps_writes_what_one_step_writes(
     db = tmp_path / "store.db"
     async with run_daemon(config) as running:
         svc = service(running)
+        # Both runs score at the same instant (a store-local midnight between them would move the days).
+        instant = time.time()
+        svc.clock.now = lambda: instant
         for household in households:
             await grant(running.daemon.writer, household)
         one_step = await svc.full_rescore()

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from models.evaluation import evaluate_next_basket, evaluate_next_basket_rolling
 from models.features import summarise
 from models.metrics import ece, mean_by_group, ranking
 from models.next_basket import (
@@ -80,3 +81,40 @@ def test_held_out_metrics_against_gp_topfreq(trained: Trained) -> None:
         assert 0 <= side["recall_repeat@10"] <= 1
         assert 0 <= side["recall_new@10"] <= 1
     assert 0 <= report["new_item_share"] < 1
+
+
+def _same(a: dict[str, float], b: dict[str, float]) -> bool:
+    """Equal metric dicts, NaN (no new items in any basket) equal to NaN."""
+    return a.keys() == b.keys() and all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+
+
+def test_rolling_protocol_ranks_each_day_from_the_history_before_it(trained: Trained) -> None:
+    history, cutoff = trained.history, trained.cutoff
+    probability = trained.models.next_basket.probability
+    # On the first test day both protocols see exactly the history before the cutoff.
+    frozen = evaluate_next_basket(history, cutoff, probability, end_day=cutoff + 1)
+    rolling = evaluate_next_basket_rolling(history, cutoff, probability, end_day=cutoff + 1)
+    assert _same(rolling["model"], frozen["model"])
+    assert _same(rolling["baseline"], frozen["baseline"])
+    # A day later, rolling ranks that day's baskets from one more day of history: what the frozen
+    # protocol gives when its cutoff is moved to that day.
+    rolled = evaluate_next_basket_rolling(history, cutoff + 1, probability, end_day=cutoff + 2)
+    moved = evaluate_next_basket(history, cutoff + 1, probability, end_day=cutoff + 2)
+    assert _same(rolled["model"], moved["model"])
+    assert _same(rolled["baseline"], moved["baseline"])
+    # Purchases after a basket's day never reach its ranking: dropping some of them changes nothing.
+    future = history.day >= cutoff + 1
+    trimmed = history.select(~future | (history.category != history.category[future][0]))
+    assert _same(
+        evaluate_next_basket_rolling(trimmed, cutoff, probability, end_day=cutoff + 1)["model"],
+        rolling["model"],
+    )
+
+
+def test_rolling_report_of_the_trained_models(trained: Trained) -> None:
+    report = trained.report["next_basket_rolling"]
+    assert report["protocol"] == "rolling"
+    # Every test basket of the frozen protocol, plus those of households whose first trip is in the window.
+    assert report["model"]["baskets"] >= trained.report["next_basket"]["model"]["baskets"]
+    assert report["model"]["recall@10"] >= report["baseline"]["recall@10"] - 0.01
+    assert 0 <= report["new_item_share"] < trained.report["next_basket"]["new_item_share"] + 0.01
