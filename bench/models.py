@@ -16,9 +16,13 @@ Then the daemon's side (`serving` in the JSON): the same households written into
 rescore through `edge.predictions.PredictionService.full_rescore` (the daemon's own code path: reads on
 a read-only connection, scoring in the executor, writes through the single writer in steps of
 ``[models] batch_households``, onnxruntime threads ``--serving-threads``, by default the daemon's
-``[models] threads`` default), timed end to end and compared with the models-only rescore of the same run; plus the RSS of a fresh process that has imported the
-daemon and loaded the three models (what serving costs before any data). HTTP latency of the shopping
-list is measured by the API benchmark.
+``[models] threads`` default), timed end to end and compared with the models-only rescore of the same
+run; plus the RSS of a fresh process that has imported the daemon and loaded the three models (what
+serving costs before any data).
+
+Last (`http` in the JSON; ``--skip-http`` leaves it out): a single household's shopping list through
+real HTTP, p50/p99, personalised and generic, next to ``/healthz`` in the same run, by running
+`bench/customers.py` (its own daemon subprocess and mosquitto; with ``--quick`` its quick size).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 # This file is called models.py: running it as a script would put bench/ first on sys.path and make
 # `import models` import this file. Put the repository root there instead.
@@ -98,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="onnxruntime threads of the daemon-side rescore (default: the daemon's [models] threads default)",
     )
+    parser.add_argument(
+        "--skip-http",
+        action="store_true",
+        help="skip the shopping-list latency through HTTP (bench/customers.py on a daemon subprocess)",
+    )
     parser.add_argument("--models", type=Path, default=TRAINED_DIR, help="directory with the trained models")
     parser.add_argument(
         "--output", type=Path, default=RESULTS, help=f"JSON results file (default: {RESULTS})"
@@ -150,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     del x, bx, scores, probability, stats
     serving = serving_benchmark(sim, args.serving_threads)
+    http = None if args.skip_http else http_benchmark(quick=args.quick)
     print(
         f"{n_hh} households x {n_cat} categories, {history.n_lines} history lines ({args.days} days), "
         f"onnxruntime threads {args.threads}, cores {os.cpu_count()}, load average at start "
@@ -173,6 +184,16 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"RSS of a process with the daemon imported and the models loaded: {serving['models_loaded_rss_mb']} MB"
     )
+    if http is not None:
+        print()
+        print(
+            f"through HTTP (bench/customers.py: a daemon subprocess, {http['households']} seeded households, "
+            f"{http['consenting']} consenting; one request at a time)"
+        )
+        print(f"{'request':<40}{'p50 ms':>10}{'p99 ms':>10}")
+        for name in HTTP_REQUESTS:
+            serial = http["results"][name]["serial"]
+            print(f"{name:<40}{serial['p50_ms']:>10.1f}{serial['p99_ms']:>10.1f}")
 
     document = {
         "quick": args.quick,
@@ -192,6 +213,13 @@ def main(argv: list[str] | None = None) -> int:
         "pairs_per_s": round(n_hh * n_cat / total_s),
         "peak_rss_mb": round(rss_mb),
         "serving": serving,
+        "http": None
+        if http is None
+        else {
+            "households": http["households"],
+            "consenting": http["consenting"],
+            **{name: http["results"][name]["serial"] for name in HTTP_REQUESTS},
+        },
         "models": {
             "next_purchase": next_purchase.card.version,
             "next_basket": next_basket.card.version,
@@ -249,6 +277,20 @@ def store_database(sim: HouseholdSimulation, path: Path) -> int:
     conn.execute("COMMIT")
     conn.close()
     return int(order.size)
+
+
+HTTP_REQUESTS = ("shopping list, personalised", "shopping list, generic", "healthz (baseline)")
+
+
+def http_benchmark(*, quick: bool) -> dict[str, Any]:
+    """The shopping list through real HTTP: `bench/customers.py` in a subprocess (its own daemon and
+    mosquitto; ``--quick``: 300 households), its JSON read back."""
+    with tempfile.TemporaryDirectory(prefix="storeedge-bench-http-") as scratch:
+        out = Path(scratch) / "customers.json"
+        command = [sys.executable, str(_BENCH_DIR / "customers.py"), "--out", str(out)]
+        subprocess.run([*command, "--quick"] if quick else command, check=True, cwd=_BENCH_DIR.parent)
+        document: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return document
 
 
 def models_loaded_rss_mb() -> int:
