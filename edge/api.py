@@ -34,7 +34,7 @@ class ApiContext:
     mqtt_connected: Callable[[], bool]
     writer: StoreWriter | None = None
     bus: AlertBus | None = None
-    layout: Layout | None = None
+    layout: Callable[[], Layout] | None = None  # the layout being served (it can change while running)
     predictions: PredictionService | None = None
     access: AccessPolicy | None = None  # None: staff token only
 
@@ -223,7 +223,7 @@ async def plan_for(
     if not 1 <= len(items) <= 200:
         return error_response(400, "items: expected 1 to 200 entries")
     congestion = {z.id: z.occupancy / z.capacity for z in await ctx.reader.zones() if z.capacity}
-    layout = ctx.layout
+    layout = ctx.layout()  # one layout for the whole plan, even if a new one goes live meanwhile
     try:
         route = await asyncio.get_running_loop().run_in_executor(
             None, lambda: plan_route(layout, items, start, end, accessible, precedence, congestion)

@@ -97,7 +97,7 @@ class CustomerSettings:
     categories: tuple[str, ...]
     timezone: dt.tzinfo
     promotion_paths: tuple[Path, ...]  # first existing wins (central's bundle, then [store] promotions)
-    layout_text: str  # the store layout TOML, for kiosks to draw route maps (routing.parse_layout)
+    layout_text: Callable[[], str]  # the served layout's TOML, for kiosks' route maps (routing.parse_layout)
 
 
 class PromotionsSource:
@@ -176,7 +176,9 @@ class CustomerApi:
         )
 
     async def kiosk_layout(self, _request: web.Request) -> web.Response:
-        return web.Response(text=self.settings.layout_text, content_type="application/toml", charset="utf-8")
+        return web.Response(
+            text=self.settings.layout_text(), content_type="application/toml", charset="utf-8"
+        )
 
     async def open_session(self, request: web.Request) -> web.Response:
         body = await _body(request, SessionRequest, '{"card": "<loyalty card number>"}')

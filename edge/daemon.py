@@ -23,6 +23,7 @@ from edge.config import Config
 from edge.customer_api import CustomerApi, CustomerSettings
 from edge.housekeeping import run_housekeeping
 from edge.ingest import MqttIngest, SerialIngest
+from edge.live_layout import LiveLayout, initial_layout
 from edge.metrics import IngestMetrics
 from edge.predictions import PredictionService, load_store_models, model_directory
 from edge.privacy import Pseudonymiser, load_pseudonym_key
@@ -32,7 +33,7 @@ from edge.state.silence import SilenceCheck
 from edge.supervisor import supervise
 from edge.sync_service import SyncService
 from edge.writer import StoreWriter
-from routing import load_layout
+from routing import Layout
 from sensors.backoff import Backoff
 from sensors.decode import Decoder, Limits
 from sensors.mqtt import MqttSettings
@@ -52,7 +53,7 @@ class Daemon:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.planogram: Planogram = load_planogram(config.path(config.store.planogram))
-        self.layout = load_layout(config.path(config.store.layout))
+        self.live_layout = LiveLayout(config, initial_layout(config))
         db_path = config.path(config.database.path)
         key = load_pseudonym_key(
             config.privacy.pseudonym_key,
@@ -171,6 +172,11 @@ class Daemon:
             ]
             sources.append(
                 tasks.create_task(
+                    supervise("layout:watch", self.live_layout.run_watch, self.metrics), name="layout:watch"
+                )
+            )
+            sources.append(
+                tasks.create_task(
                     supervise("alerts:mqtt", lambda: self.bus.run_mqtt_publisher(self.mqtt), self.metrics),
                     name="alerts:mqtt",
                 )
@@ -247,7 +253,7 @@ class Daemon:
                 config.path(config.sync.bundle_dir) / "promotions" / "current" / "promotions.json",
                 *([config.path(config.store.promotions)] if config.store.promotions else []),
             ),
-            layout_text=config.path(config.store.layout).read_text(encoding="utf-8"),
+            layout_text=self.live_layout.text,
         )
         return CustomerApi(
             settings,
@@ -257,6 +263,11 @@ class Daemon:
             self.sessions,
             self.predictions,
         )
+
+    @property
+    def layout(self) -> Layout:
+        """The store layout being served now (`edge.live_layout`)."""
+        return self.live_layout.layout()
 
     async def _start_http(self) -> web.AppRunner:
         h = self.config.http
@@ -268,7 +279,7 @@ class Daemon:
                 lambda: self.mqtt.source is not None,
                 self.writer,
                 self.bus,
-                self.layout,
+                self.live_layout.layout,
                 access=AccessPolicy(h.staff_token, h.kiosk_token, self.sessions),
             ),
             [*self.sync.routes(), *self.customers.routes()],

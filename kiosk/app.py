@@ -22,7 +22,7 @@ from kiosk.client import KioskApi, KioskClient
 from kiosk.errors import ApiError, DaemonUnreachableError, KioskError, NotAuthorizedError
 from kiosk.idle import IdlePhase, IdleTracker
 from kiosk.scanner import ScannerReader
-from kiosk.schemas import KioskInfo, Session
+from kiosk.schemas import KioskInfo, RouteView, Session
 from kiosk.screens.attract import AttractScreen
 from kiosk.screens.consent import ConsentScreen
 from kiosk.screens.dialogs import ForgetScreen, IdleWarningScreen
@@ -297,7 +297,12 @@ class KioskApp(App[int]):
             self.notify("Your list is empty: add an item first.", timeout=4)
             return
         route = await self._guard(lambda: self.api.route(session.token, items, self.settings.start_node))
-        if route is not None and self.session is session:
+        if route is None or self.session is not session:
+            return
+        if self.settings.layout is None and not _draws(self.layout, route):
+            # The daemon routed on a layout this kiosk's map is not: central sent it a new one.
+            await self._load_daemon_layout()
+        if self.session is session:
             await self.push_screen(RouteScreen(self.layout, route))
 
     @on(ShoppingListScreen.OffersWanted)
@@ -407,6 +412,11 @@ class KioskApp(App[int]):
                 log.warning("kiosk_error", extra={"error": str(exc)})
                 self.notify("Something went wrong.", severity="error")
             return None
+
+
+def _draws(layout: Layout | None, route: RouteView) -> bool:
+    """Whether ``layout`` has every node the route walks through (so the map can show it)."""
+    return layout is not None and all(layout.has_node(node) for node in route.path)
 
 
 def _demo_layout() -> Layout | None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import msgspec
 from textual.command import CommandPalette
 from textual.widgets import DataTable, OptionList
 
-from kiosk.schemas import Consent
+from kiosk.schemas import Consent, RouteView
 from kiosk.screens.attract import AttractScreen
 from kiosk.screens.consent import ConsentScreen
 from kiosk.screens.dialogs import ForgetScreen, IdleWarningScreen
@@ -270,3 +273,38 @@ async def test_list_keeps_a_valid_highlight_after_removing_the_last_entry() -> N
         screen = app.screen
         assert isinstance(screen, ShoppingListScreen)
         assert screen.row_categories[view.highlighted] == "bread"
+
+
+async def test_a_route_on_a_new_store_layout_reloads_the_map() -> None:
+    # The daemon swapped to central's new layout after this kiosk loaded its map: the first route on it
+    # makes the kiosk fetch the daemon's layout again and draw the route on it.
+    from routing import load_bundled_layout, plan_route
+
+    convenience = load_bundled_layout("convenience_store")
+
+    class MovedStore(FakeApi):
+        moved = False
+
+        async def layout_text(self) -> str:
+            if not self.moved:
+                return await super().layout_text()
+            self.calls.append(("layout_text", None))
+            return Path(convenience.source).read_text(encoding="utf-8")
+
+        async def route(self, token: str, items: list[str], start: str | None = None) -> RouteView:
+            self.calls.append(("route", list(items)))
+            return msgspec.convert(plan_route(convenience, items).to_dict(), RouteView)
+
+    api = MovedStore(consent=Consent(True, True, 1))
+    app = fake_app(api)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"777", "enter")
+        await wait_for_screen(pilot, ShoppingListScreen)
+        assert app.layout is not None
+        assert app.layout.store_id == "demo"
+        api.moved = True
+        await pilot.click("#route")
+        await wait_for_screen(pilot, RouteScreen)
+        assert ("layout_text", None) in api.calls
+        assert app.layout.store_id == "convenience"
+        assert "━" in screen_text(app)  # drawn on the new map, not degraded to words
