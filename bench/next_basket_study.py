@@ -53,9 +53,9 @@ from models.metrics import mean_by_group, ranking  # noqa: E402
 from models.next_basket import TOP_K, basket_features, top_frequency_scores  # noqa: E402
 from models.training import (  # noqa: E402
     BoostingParams,
-    _sample_per_group,
     basket_queries,
     next_basket_rows,
+    sample_per_group,
 )
 
 RESULTS = _BENCH_DIR / "results" / "next_basket_study.json"
@@ -167,7 +167,7 @@ def day_rows(
     if rng is not None:
         window = np.flatnonzero(history.day == day)
         baskets, first = np.unique(history.basket[window], return_index=True)
-        chosen = _sample_per_group(history.household[window][first].astype(np.int64), 1, rng)
+        chosen = sample_per_group(history.household[window][first].astype(np.int64), 1, rng)
         source = history.select(np.isin(history.basket, baskets[chosen]) | (history.day < day))
     queries = basket_queries(source, stats, day, day + 1)
     if queries.day.size == 0:

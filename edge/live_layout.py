@@ -4,8 +4,8 @@ Where it comes from: central's live `layout` bundle (``<[sync] bundle_dir>/layou
 `edge.bundle_checks.check_layout` validated it before it went live) when there is one, else
 ``[store] layout``. `LiveLayout.run_watch` looks for a new live bundle every min(``[sync] bundle_poll_s``,
 60) seconds and reads and validates it off the event loop; from then on `POST /api/v1/routes`, the
-household's optimal route and `GET /api/v1/kiosk/layout` use it (a kiosk redraws its map at its next
-session). A layout that does not load is logged (`layout_not_activated`, naming the file) and the one
+household's optimal route and `GET /api/v1/kiosk/layout` use it (a kiosk fetches the map again when a
+route walks through nodes its map does not have). A layout that does not load is logged (`layout_not_activated`, naming the file) and the one
 being served stays; the same file is not retried every poll.
 
     live = LiveLayout(config, initial_layout(config))
@@ -90,11 +90,12 @@ class LiveLayout:
 
     async def refresh(self) -> bool:
         """Swap to the layout `layout_path` names now, if it is a new one that loads. True if swapped."""
-        path = layout_path(self._config)
+        loop = asyncio.get_running_loop()
+        path = await loop.run_in_executor(None, layout_path, self._config)  # stats the disk
         if path in (self.current.path, self._refused):
             return False
         try:
-            loaded = await asyncio.get_running_loop().run_in_executor(None, read_store_layout, path)
+            loaded = await loop.run_in_executor(None, read_store_layout, path)
         except LayoutLoadError as exc:
             log.error("layout_not_activated", extra={"path": str(path), "error": str(exc)})  # noqa: TRY400
             self._refused = path

@@ -212,17 +212,16 @@ def format_report(report: dict[str, Any], source: str, cutoff: date) -> str:
         ("recall@10", "ndcg@10", "recall_repeat@10", "recall_new@10", "ece"),
         [("model", nb["model"]), ("GP-TopFreq", nb["baseline"])],
     )
-    rolling = report.get("next_basket_rolling")
-    if rolling is not None:
-        lines.append("")
-        lines.append(
-            "next basket, rolling (each day's baskets ranked from the history before that day, as the daemon "
-            "serves; same model)"
-        )
-        lines += _table(
-            ("recall@10", "ndcg@10", "recall_repeat@10", "recall_new@10", "ece"),
-            [("model", rolling["model"]), ("GP-TopFreq", rolling["baseline"])],
-        )
+    rolling = report["next_basket_rolling"]
+    lines.append("")
+    lines.append(
+        "next basket, rolling (each day's baskets ranked from the history before that day, as the daemon "
+        "serves; same model)"
+    )
+    lines += _table(
+        ("recall@10", "ndcg@10", "recall_repeat@10", "recall_new@10", "ece"),
+        [("model", rolling["model"]), ("GP-TopFreq", rolling["baseline"])],
+    )
     shelf = report.get("shelf_depletion", {})
     lines.append("")
     if shelf.get("model"):

@@ -131,9 +131,9 @@ def evaluate_next_basket_rolling(
 
 def _basket_part(
     history: PurchaseHistory, stats: PairStats, start: int, end: int, probability: ProbabilityFn, k: int
-) -> dict[str, Any]:
+) -> dict[str, npt.NDArray[Any]]:
     """Per basket of [start, end) ranked from ``stats``: its household, the model's and the baseline's
-    recall, NDCG and repeat/new hits; per candidate row the probabilities and labels (for the ECE)."""
+    recall, NDCG and repeat/new recall; per candidate row the probabilities and labels (for the ECE)."""
     from models.training import basket_queries  # noqa: PLC0415  (training code: sklearn only when evaluating)
 
     queries = basket_queries(history, stats, start, end)
@@ -145,46 +145,45 @@ def _basket_part(
     n_repeat = queries.n_repeat.astype(np.float64)
     n_new = n_relevant - n_repeat
 
-    def ranked(score: F64, tiebreak: F64) -> dict[str, F64]:
+    def ranked(side: str, score: F64, tiebreak: F64) -> dict[str, F64]:
         _, recall, ndcg = ranking(cands.query, score, label, n_relevant, k, tiebreak)
         hits_repeat, _, _ = ranking(cands.query, score, label & repeat_row, n_repeat, k, tiebreak)
         hits_new, _, _ = ranking(cands.query, score, label & ~repeat_row, n_new, k, tiebreak)
         with np.errstate(invalid="ignore", divide="ignore"):
             recall_repeat = np.where(n_repeat > 0, hits_repeat / n_repeat, np.nan)
             recall_new = np.where(n_new > 0, hits_new / n_new, np.nan)
-        return {"recall": recall, "ndcg": ndcg, "recall_repeat": recall_repeat, "recall_new": recall_new}
+        return {
+            f"{side}_recall": recall,
+            f"{side}_ndcg": ndcg,
+            f"{side}_recall_repeat": recall_repeat,
+            f"{side}_recall_new": recall_new,
+        }
 
     return {
         "household": queries.household,
         "n_relevant": n_relevant.astype(np.float64),
         "n_new": n_new,
         "label": label,
-        "model": ranked(model_p, -stats.cat_households[cands.category].astype(np.float64)),
-        "baseline": ranked(base_score, base_tiebreak),
+        **ranked("model", model_p, -stats.cat_households[cands.category].astype(np.float64)),
+        **ranked("baseline", base_score, base_tiebreak),
         "model_p": model_p,
         "baseline_p": top_frequency_probability(stats, cands),
     }
 
 
-def _basket_report(parts: list[dict[str, Any]], k: int, test_days: int) -> dict[str, Any]:
-    def joined(*keys: str) -> npt.NDArray[Any]:
-        def get(part: dict[str, Any]) -> npt.NDArray[Any]:
-            value: Any = part
-            for key in keys:
-                value = value[key]
-            return np.asarray(value)
-
-        return np.concatenate([get(part) for part in parts]) if parts else np.zeros(0)
+def _basket_report(parts: list[dict[str, npt.NDArray[Any]]], k: int, test_days: int) -> dict[str, Any]:
+    def joined(key: str) -> npt.NDArray[Any]:
+        return np.concatenate([part[key] for part in parts]) if parts else np.zeros(0)
 
     household = joined("household").astype(np.int64)
     label = joined("label").astype(bool)
 
     def summary(side: str) -> dict[str, float]:
         return {
-            f"recall@{k}": mean_by_group(joined(side, "recall"), household),
-            f"ndcg@{k}": mean_by_group(joined(side, "ndcg"), household),
-            f"recall_repeat@{k}": mean_by_group(joined(side, "recall_repeat"), household),
-            f"recall_new@{k}": mean_by_group(joined(side, "recall_new"), household),
+            f"recall@{k}": mean_by_group(joined(f"{side}_recall"), household),
+            f"ndcg@{k}": mean_by_group(joined(f"{side}_ndcg"), household),
+            f"recall_repeat@{k}": mean_by_group(joined(f"{side}_recall_repeat"), household),
+            f"recall_new@{k}": mean_by_group(joined(f"{side}_recall_new"), household),
             "ece": ece(joined(f"{side}_p"), label),
             "baskets": int(household.size),
             "households": int(np.unique(household).size),

@@ -283,7 +283,7 @@ def export_models(
                 "iterations": int(trained.next_basket.classifier.n_iter_),
                 "baskets_per_household": trained.options.baskets_per_household,
             },
-            metrics={**report["next_basket"], "rolling": report.get("next_basket_rolling", {})},
+            metrics={**report["next_basket"], "rolling": report["next_basket_rolling"]},
         ),
         basket_model,
         basket_x,

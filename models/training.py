@@ -219,7 +219,7 @@ def next_basket_rows(
         baskets, first = np.unique(history.basket[window], return_index=True)
         owner = history.household[window][first]
         # A few random baskets per household (all households weigh the same, as in the evaluation).
-        chosen = _sample_per_group(owner.astype(np.int64), baskets_per_household, rng)
+        chosen = sample_per_group(owner.astype(np.int64), baskets_per_household, rng)
         subset = history.select(np.isin(history.basket, baskets[chosen]) | (history.day < snapshot))
         queries = basket_queries(subset, stats, snapshot, end)
         if queries.candidates.rows == 0:
@@ -232,7 +232,7 @@ def next_basket_rows(
     return TrainingSet(np.concatenate(xs), np.concatenate(ys), tuple(used))
 
 
-def _sample_per_group(group: I64, k: int, rng: np.random.Generator) -> npt.NDArray[np.intp]:
+def sample_per_group(group: I64, k: int, rng: np.random.Generator) -> npt.NDArray[np.intp]:
     """Indices of up to ``k`` random members of each group."""
     key = rng.random(group.size)
     order = np.lexsort((key, group))
