@@ -58,6 +58,7 @@ async def forget(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
     await shopping_list(pilot, api, clock)
     await pilot.click("#forget")
     await wait_for_screen(pilot, ForgetScreen)
+    await pilot.pause(0.5)  # let the modal's fade-in finish: a mid-fade frame differs run to run
 
 
 async def idle_warning(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
