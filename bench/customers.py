@@ -41,9 +41,12 @@ from bench.stats import pct  # noqa: E402
 from edge.broker import MosquittoBroker, free_port  # noqa: E402
 from edge.config import load_config  # noqa: E402
 from edge.demo import seed_demo_history, to_toml  # noqa: E402
+from edge.privacy import CardCheck  # noqa: E402
 
 PLANOGRAM = REPO / "simulators" / "demo_store" / "planogram.toml"
 STAFF, KIOSK = "bench-staff-token", "bench-kiosk-token"
+PSEUDONYM_KEY = "bench-key-0123456789abcdef"
+CARDS = CardCheck(PSEUDONYM_KEY.encode())  # sessions open with the cards' barcodes (verified)
 
 
 def summary(samples: list[float]) -> dict[str, float]:
@@ -70,7 +73,8 @@ def write_config(workdir: Path, broker: MosquittoBroker, batch_wait_ms: float) -
                 "mqtt": {"port": broker.port},
                 "database": {"path": str(workdir / "store.db"), "batch_wait_ms": batch_wait_ms},
                 "http": {"port": port, "staff_token": STAFF, "kiosk_token": KIOSK},
-                "privacy": {"pseudonym_key": "bench-key-0123456789abcdef"},
+                "privacy": {"pseudonym_key": PSEUDONYM_KEY},
+                "kiosk": {"sessions_per_minute": 60_000, "session_burst": 100_000},  # a load test
                 "models": {"rescore_interval_s": 1.0},
                 "log": {"level": "warning"},
             }
@@ -155,7 +159,7 @@ async def bench_api(url: str, log: Path, args: argparse.Namespace) -> dict[str, 
 async def bench_calls(c: Client, args: argparse.Namespace) -> dict[str, Any]:
     # The simulator's cards are LOY-000001.. (simulators.household_population); those that shopped
     # here are "known" when their session opens.
-    cards = [f"LOY-{i + 1:06d}" for i in range(args.households)]
+    cards = [CARDS.barcode(f"LOY-{i + 1:06d}") for i in range(args.households)]
     sessions: list[dict[str, Any]] = []
     for card in cards:
         _, opened = await c.call("POST", "/api/v1/kiosk/sessions", KIOSK, {"card": card})

@@ -142,7 +142,7 @@ def start_daemon(workdir: Path, broker: MosquittoBroker) -> tuple[subprocess.Pop
                 },
                 "mqtt": {"port": broker.port},
                 "database": {"path": str(db)},
-                "http": {"port": http_port, "staff_token": "bench"},
+                "http": {"port": http_port, "staff_token": "bench-staff-token"},
                 "privacy": {"pseudonym_key": "bench-key-0123456789abcdef"},
                 "log": {"level": "warning"},
             }

@@ -138,7 +138,7 @@ def start_daemon(
                 },
                 "mqtt": {"port": broker.port},
                 "database": {"path": str(db)},
-                "http": {"port": port, "staff_token": "bench-staff"},
+                "http": {"port": port, "staff_token": "bench-staff-token"},
                 "privacy": {"pseudonym_key": "bench-key-0123456789abcdef"},
                 "sync": {"token": TOKEN, "page_max": page_max},
                 "log": {"level": "warning"},

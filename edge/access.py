@@ -3,24 +3,25 @@
 - **staff** (`[http] staff_token`): every route under ``/api/``.
 - **kiosk** (`[http] kiosk_token`): the few routes a kiosk needs before anyone has scanned a card
   (`KIOSK_ROUTES`); never a household's data.
-- **session**: a token the daemon signs when a kiosk opens a shopper session for a scanned card. It
-  names one household and an expiry; it opens `SESSION_ROUTES`, and a route with ``{id}`` only for that
-  household. It is stateless (HMAC with a key derived from the pseudonym key), so it survives a daemon
-  restart; `SessionSigner.revoke` ends one early (kept in memory until it would have expired anyway).
+- **session**: a token the daemon signs when a kiosk opens a shopper session (`edge.sessions`). It
+  names one household; it opens `SESSION_ROUTES`, and a route with ``{id}`` only for that household.
+  An *unverified* session (a typed card number without its check code) may not call `VERIFIED_ROUTES`.
+
+`AuthThrottle` slows down guessing; `SessionRateLimit` slows down opening sessions (card enumeration).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
+from edge.sessions import Session, SessionSigner, looks_like_session, token_bytes
+
 Role = Literal["staff", "kiosk", "session"]
-SESSION_PREFIX = "s1"
+Family = Literal["secret", "session"]
 
 # (method, route pattern) each role other than staff may call.
 KIOSK_ROUTES: frozenset[tuple[str, str]] = frozenset(
@@ -31,21 +32,31 @@ KIOSK_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/api/v1/routes"),
     }
 )
-SESSION_ROUTES: frozenset[tuple[str, str]] = frozenset(
+# Routes that show or change a household's own data: a verified session only (or staff).
+VERIFIED_ROUTES: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("GET", "/api/v1/customers/{id}/consent"),
+        ("PUT", "/api/v1/customers/{id}/consent"),
+        ("GET", "/api/v1/customers/{id}/predictions"),
+        ("DELETE", "/api/v1/customers/{id}"),
+        ("POST", "/api/v1/recommendations/shopping-list/{id}/feedback"),
+    }
+)
+SESSION_ROUTES: frozenset[tuple[str, str]] = VERIFIED_ROUTES | frozenset(
     {
         ("GET", "/api/v1/kiosk/info"),
         ("GET", "/api/v1/kiosk/layout"),
         ("DELETE", "/api/v1/kiosk/sessions/current"),
         ("POST", "/api/v1/routes"),
-        ("GET", "/api/v1/customers/{id}/consent"),
-        ("PUT", "/api/v1/customers/{id}/consent"),
-        ("GET", "/api/v1/customers/{id}/predictions"),
+        # An unverified session gets these as for a household without consent (generic).
         ("GET", "/api/v1/customers/{id}/offers"),
-        ("DELETE", "/api/v1/customers/{id}"),
         ("GET", "/api/v1/recommendations/shopping-list/{id}"),
-        ("POST", "/api/v1/recommendations/shopping-list/{id}/feedback"),
         ("GET", "/api/v1/in-store/{id}/optimal-route"),
     }
+)
+UNVERIFIED = (
+    "card not verified: scan the card (or type its number with the code under the barcode) "
+    "to see or change personal data"
 )
 
 
@@ -53,55 +64,22 @@ SESSION_ROUTES: frozenset[tuple[str, str]] = frozenset(
 class Principal:
     role: Role
     household: str | None = None  # a session's household
-    token: str | None = None  # a session's token (to revoke it)
+    session: Session | None = None
+
+    @property
+    def personal(self) -> bool:
+        """May see the household's own data (staff, or a session opened with a verified card)."""
+        return self.role == "staff" or (self.session is not None and self.session.verified)
 
 
 @dataclass(frozen=True, slots=True)
-class Session:
-    household: str
-    expires_ms: int
-    token: str
+class AuthFailure:
+    reason: str
+    guess: bool  # presented and wrong: counts towards the throttle
 
 
-class SessionSigner:
-    """Issues and verifies shopper-session tokens: ``s1.<household>.<expires_ms>.<hmac>``."""
-
-    def __init__(self, pseudonym_key: bytes, lifetime_s: float) -> None:
-        # A key of its own, so a session token never reveals anything about pseudonyms.
-        self._key = hmac.new(pseudonym_key, b"storeedge kiosk session v1", hashlib.sha256).digest()
-        self._lifetime_ms = int(lifetime_s * 1000)
-        self._revoked: dict[str, int] = {}  # token -> its expiry
-
-    def issue(self, household: str, now_ms: int | None = None) -> Session:
-        expires = (now_ms if now_ms is not None else _now_ms()) + self._lifetime_ms
-        # A nonce so two sessions for one card are two tokens (revoking one leaves the other).
-        body = f"{household}.{expires}.{secrets.token_hex(4)}"
-        return Session(household, expires, f"{SESSION_PREFIX}.{body}.{self._sign(body)}")
-
-    def verify(self, token: str, now_ms: int | None = None) -> Session | None:
-        parts = token.split(".")
-        if len(parts) != 5 or parts[0] != SESSION_PREFIX:
-            return None
-        _, household, expires_text, nonce, signature = parts
-        body = f"{household}.{expires_text}.{nonce}"
-        if not hmac.compare_digest(signature, self._sign(body)):
-            return None
-        try:
-            expires = int(expires_text)
-        except ValueError:
-            return None
-        now = now_ms if now_ms is not None else _now_ms()
-        if expires <= now or token in self._revoked:
-            return None
-        return Session(household, expires, token)
-
-    def revoke(self, session: Session, now_ms: int | None = None) -> None:
-        now = now_ms if now_ms is not None else _now_ms()
-        self._revoked = {t: e for t, e in self._revoked.items() if e > now}
-        self._revoked[session.token] = session.expires_ms
-
-    def _sign(self, body: str) -> str:
-        return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()[:40]
+def token_family(token: str) -> Family:
+    return "session" if looks_like_session(token) else "secret"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,19 +88,27 @@ class AccessPolicy:
     kiosk_token: str | None
     sessions: SessionSigner | None
 
-    def principal(self, token: str) -> Principal | None:
-        """Who a bearer token is, or None for a missing or wrong one."""
+    def identify(self, token: str) -> Principal | AuthFailure:
+        """Who a bearer token is. Never raises, whatever the token holds (compared as bytes)."""
         if not token:
-            return None
-        if self.staff_token is not None and hmac.compare_digest(token.encode(), self.staff_token.encode()):
+            return AuthFailure("missing bearer token", guess=False)
+        if looks_like_session(token):
+            if self.sessions is None:
+                return AuthFailure("wrong bearer token", guess=True)
+            checked = self.sessions.check(token)
+            if isinstance(checked, Session):
+                return Principal("session", checked.household, checked)
+            return AuthFailure(checked.reason, checked.guess)
+        given = token_bytes(token)
+        if self.staff_token is not None and hmac.compare_digest(given, token_bytes(self.staff_token)):
             return Principal("staff")
-        if self.kiosk_token is not None and hmac.compare_digest(token.encode(), self.kiosk_token.encode()):
+        if self.kiosk_token is not None and hmac.compare_digest(given, token_bytes(self.kiosk_token)):
             return Principal("kiosk")
-        if self.sessions is not None and token.startswith(f"{SESSION_PREFIX}."):
-            session = self.sessions.verify(token)
-            if session is not None:
-                return Principal("session", session.household, session.token)
-        return None
+        return AuthFailure("wrong bearer token", guess=True)
+
+    def principal(self, token: str) -> Principal | None:
+        found = self.identify(token)
+        return found if isinstance(found, Principal) else None
 
     def refusal(self, principal: Principal, method: str, pattern: str, household: str | None) -> str | None:
         """Why ``principal`` may not call this route (None: it may)."""
@@ -133,45 +119,74 @@ class AccessPolicy:
             return f"a {principal.role} token may not call {method} {pattern}"
         if household is not None and principal.household != household:
             return "a shopper session may only read its own household"
+        if (method, pattern) in VERIFIED_ROUTES and not principal.personal:
+            return UNVERIFIED
         return None
 
 
 @dataclass
 class AuthThrottle:
-    """Slows down token guessing (a staff PIN typed at a kiosk is short): after ``max_failures`` wrong
-    or missing tokens from one address within ``window_s``, that address gets 429 until the oldest of
-    those failures is ``window_s`` old. A right token does not clear the count (it would let a guesser
-    interleave a known kiosk token). Memory is bounded: at most ``max_clients`` addresses are tracked,
-    the stalest dropped first."""
+    """Slows down token guessing: after ``max_failures`` *wrong* tokens of one family from one address
+    within ``window_s``, that address gets 429 for that family until the oldest of those failures is
+    ``window_s`` old, even with a right token (a guesser must not learn which guess was right).
+
+    Only presented-and-wrong tokens count (`AuthFailure.guess`): a missing token, an expired or ended
+    session are not guesses (a kiosk polling with an ended session must not lock staff out). Families
+    are counted apart: session-shaped tokens (``s<n>.``) and secrets (staff, kiosk), so bad session
+    tokens never lock the staff token out, while guesses at the staff token still lock every secret.
+    Memory is bounded: at most ``max_clients`` (address, family) pairs, the stalest dropped first."""
 
     max_failures: int = 10
     window_s: float = 60.0
     max_clients: int = 10_000
-    _failures: dict[str, deque[float]] = field(default_factory=dict)
+    _failures: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
 
-    def retry_after(self, client: str, now: float | None = None) -> float | None:
+    def retry_after(self, client: str, family: Family = "secret", now: float | None = None) -> float | None:
         """Seconds until ``client`` may try again, or None if it may now."""
         t = time.monotonic() if now is None else now
-        failures = self._failures.get(client)
+        key = (client, family)
+        failures = self._failures.get(key)
         if failures is None:
             return None
         while failures and failures[0] <= t - self.window_s:
             failures.popleft()
         if not failures:
-            del self._failures[client]
+            del self._failures[key]
             return None
         if len(failures) < self.max_failures:
             return None
         return failures[0] + self.window_s - t
 
-    def failed(self, client: str, now: float | None = None) -> None:
+    def failed(self, client: str, family: Family = "secret", now: float | None = None) -> None:
         t = time.monotonic() if now is None else now
-        failures = self._failures.pop(client, None) or deque(maxlen=self.max_failures)
+        key = (client, family)
+        failures = self._failures.pop(key, None) or deque(maxlen=self.max_failures)
         failures.append(t)
-        self._failures[client] = failures  # re-inserted: dict order is least recently failed first
+        self._failures[key] = failures  # re-inserted: dict order is least recently failed first
         while len(self._failures) > self.max_clients:
             del self._failures[next(iter(self._failures))]
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+@dataclass
+class SessionRateLimit:
+    """A token bucket per address for opening shopper sessions (`[kiosk] sessions_per_minute`,
+    `session_burst`): a kiosk serves one shopper at a time, so a burst is plenty; trying card after
+    card is not possible at any useful speed. Bounded like `AuthThrottle`."""
+
+    per_minute: float = 6.0
+    burst: int = 10
+    max_clients: int = 10_000
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # client -> (tokens, at)
+
+    def take(self, client: str, now: float | None = None) -> float | None:
+        """Spend one opening; None if allowed, else the seconds until the next one is."""
+        t = time.monotonic() if now is None else now
+        tokens, at = self._buckets.pop(client, (float(self.burst), t))
+        tokens = min(float(self.burst), tokens + (t - at) * self.per_minute / 60.0)
+        if tokens < 1.0:
+            self._buckets[client] = (tokens, t)
+            return (1.0 - tokens) * 60.0 / self.per_minute
+        self._buckets[client] = (tokens - 1.0, t)
+        while len(self._buckets) > self.max_clients:
+            del self._buckets[next(iter(self._buckets))]
+        return None

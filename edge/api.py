@@ -7,15 +7,19 @@ Open: ``/healthz`` and ``/metrics`` (Prometheus text). Staff: ``/api/v1/*`` with
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import msgspec
 from aiohttp import WSCloseCode, web
 
-from edge.access import AccessPolicy, AuthThrottle, Principal
+from edge.access import SESSION_ROUTES, AccessPolicy, AuthFailure, AuthThrottle, Principal, token_family
 from edge.alert_bus import AlertBus
+from edge.customers import log_access
+from edge.errors import field_error
 from edge.metrics import IngestMetrics
 from edge.predictions import PredictionService
 from edge.queries import StoreReader
@@ -24,6 +28,10 @@ from edge.writer import StoreWriter
 from routing import Layout, RoutingError, plan_route
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+BODY_MAX_BYTES = 64 * 1024  # every JSON body the API reads is small
+INT64_MAX = 2**63 - 1
+HOUSEHOLD_ID_MAX = 64  # what an audit row keeps of a requested household id
+HOUSEHOLD_PATTERNS = frozenset(pattern for _, pattern in SESSION_ROUTES if "{id}" in pattern)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +62,12 @@ def error_response(status: int, message: str) -> web.Response:
     return json_response({"error": message}, status)
 
 
+def presented_token(request: web.Request) -> str:
+    """The bearer token as sent (browsers cannot set headers on a WebSocket: ``?token=`` too)."""
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    return given or request.query.get("token", "")
+
+
 @web.middleware
 async def authorize(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Routes under /api/ need a bearer token; `edge.access` says which role may call what."""
@@ -62,31 +76,67 @@ async def authorize(request: web.Request, handler: Handler) -> web.StreamRespons
         policy = ctx.access or AccessPolicy(ctx.staff_token, None, None)
         if policy.staff_token is None and policy.kiosk_token is None:
             return error_response(403, "staff API disabled: set [http] staff_token in the config")
-        # Browsers cannot set headers on a WebSocket: /api/v1/events also takes ?token=.
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip() or request.query.get(
-            "token", ""
-        )
-        client = request.remote or "?"
+        given = presented_token(request)
+        client, family = request.remote or "?", token_family(given)
         throttle = request.app[THROTTLE]
-        wait_s = throttle.retry_after(client)
+        wait_s = throttle.retry_after(client, family)
         if wait_s is not None:
-            response = error_response(
-                429, f"too many wrong tokens from {client}: try again in {wait_s:.0f} s"
-            )
-            response.headers["Retry-After"] = str(max(1, round(wait_s)))
-            return response
-        principal = policy.principal(given)
-        if principal is None:
-            throttle.failed(client)
-            return error_response(401, "missing or wrong bearer token")
+            return too_many(f"too many wrong tokens from {client}: try again in {wait_s:.0f} s", wait_s)
+        found = policy.identify(given)
+        if isinstance(found, AuthFailure):
+            if found.guess:
+                throttle.failed(client, family)
+            return error_response(401, found.reason)
         resource = request.match_info.route.resource
         pattern = resource.canonical if resource is not None else request.path
         household = request.match_info.get("id") if "{id}" in pattern else None
-        refusal = policy.refusal(principal, request.method, pattern, household)
+        refusal = policy.refusal(found, request.method, pattern, household)
         if refusal is not None:
+            if household is not None and pattern in HOUSEHOLD_PATTERNS and ctx.writer is not None:
+                await _audit_refusal(ctx.writer, household, f"{request.method} {pattern}", found, refusal)
             return error_response(403, refusal)
-        request[PRINCIPAL] = principal
+        request[PRINCIPAL] = found
     return await handler(request)
+
+
+async def _audit_refusal(writer: StoreWriter, household: str, route: str, who: Principal, why: str) -> None:
+    """A refused read of a household's data is in access_log too (who tried, and why it was refused)."""
+    now = int(time.time() * 1000)
+    await writer.run_job(
+        lambda c: log_access(c, household[:HOUSEHOLD_ID_MAX], route, who.role, now, refused=why), urgent=True
+    )
+
+
+def too_many(message: str, wait_s: float) -> web.Response:
+    response = error_response(429, message)
+    response.headers["Retry-After"] = str(max(1, math.ceil(wait_s)))
+    return response
+
+
+B = TypeVar("B")
+
+
+async def read_json(request: web.Request, kind: type[B], example: str) -> B | web.Response:
+    """The request's JSON body as ``kind``, or the 4xx to send: every route that reads JSON uses this.
+
+    Bounded: at most `BODY_MAX_BYTES` (413), and nesting deeper than msgspec's recursion limit is a 400,
+    not a RecursionError; errors name the field (``personalisation: Expected `bool`...``)."""
+    if request.content_length is not None and request.content_length > BODY_MAX_BYTES:
+        return error_response(413, f"body: at most {BODY_MAX_BYTES} bytes")
+    raw = bytearray()
+    while chunk := await request.content.read(BODY_MAX_BYTES + 1 - len(raw)):
+        raw += chunk
+        if len(raw) > BODY_MAX_BYTES:
+            return error_response(413, f"body: at most {BODY_MAX_BYTES} bytes")
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as exc:
+        field, problem = field_error(str(exc))
+        return error_response(400, f"{field}: {problem}" if field else f"body: {problem}")
+    except msgspec.DecodeError:
+        return error_response(400, f"body: expected JSON like {example}")
+    except RecursionError:
+        return error_response(400, "body: nested too deeply")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -137,6 +187,17 @@ async def quarantine(request: web.Request) -> web.Response:
     return json_response(await request.app[CONTEXT].reader.quarantine(reason, limit))
 
 
+async def suspicious(request: web.Request) -> web.Response:
+    reason = request.query.get("reason") or None
+    try:
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        return error_response(400, "limit: expected an integer")
+    if not 1 <= limit <= 1000:
+        return error_response(400, "limit: expected 1..1000")
+    return json_response(await request.app[CONTEXT].reader.suspicious(reason, limit))
+
+
 async def alerts(request: web.Request) -> web.Response:
     state = request.query.get("state") or None
     if state not in (None, "open", "acked", "resolved", "active"):
@@ -148,20 +209,32 @@ async def alerts(request: web.Request) -> web.Response:
     return json_response(await request.app[CONTEXT].reader.alerts(state, max(1, min(limit, 1000))))
 
 
+class AlertActor(msgspec.Struct, frozen=True):
+    by: str = "staff"
+
+
+def parse_row_id(text: str) -> int | None:
+    """A database row id from a path: ASCII digits within SQLite's int64; None for anything else."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value <= INT64_MAX else None
+
+
 async def _alert_action(request: web.Request, action: str) -> web.Response:
     ctx = request.app[CONTEXT]
-    try:
-        alert_id = int(request.match_info["id"])
-    except ValueError:
-        return error_response(400, "alert id: expected an integer")
+    text = request.match_info["id"]
+    alert_id = parse_row_id(text)
+    if alert_id is None:
+        if text.isascii() and text.isdigit():
+            return error_response(404, f"alert {text[:32]}: no such alert")
+        return error_response(400, "alert id: expected a non-negative integer")
     by = "staff"
     if request.can_read_body:
-        try:
-            body = await request.json()
-        except ValueError:
-            return error_response(400, 'body: expected JSON like {"by": "name"}')
-        if isinstance(body, dict) and isinstance(body.get("by"), str):
-            by = body["by"][:64]
+        body = await read_json(request, AlertActor, '{"by": "name"}')
+        if isinstance(body, web.Response):
+            return body
+        by = body.by[:64]
     if ctx.writer is None:
         return error_response(503, "store is read-only")
     fn = alert_store.acknowledge if action == "ack" else alert_store.resolve
@@ -197,12 +270,9 @@ class RouteRequest(
 
 async def routes(request: web.Request) -> web.Response:
     """Plan a walk for any list, with congestion from the zones' live occupancy."""
-    try:
-        body = msgspec.json.decode(await request.read(), type=RouteRequest)
-    except msgspec.ValidationError as exc:
-        return error_response(400, f"body: {exc}")
-    except msgspec.DecodeError:
-        return error_response(400, 'body: expected JSON like {"items": ["milk", "bread"]}')
+    body = await read_json(request, RouteRequest, '{"items": ["milk", "bread"]}')
+    if isinstance(body, web.Response):
+        return body
     result = await plan_for(
         request.app[CONTEXT], body.items, body.start, body.end, body.accessible, body.precedence
     )
@@ -293,6 +363,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/v1/zones", zones),
     ("GET", "/api/v1/devices", devices),
     ("GET", "/api/v1/quarantine", quarantine),
+    ("GET", "/api/v1/suspicious", suspicious),
     ("GET", "/api/v1/alerts", alerts),
     ("POST", "/api/v1/alerts/{id}/ack", ack_alert),
     ("POST", "/api/v1/alerts/{id}/resolve", resolve_alert),

@@ -2,12 +2,14 @@
 
 For each accepted reading: the ledger row (idempotent on (device, seq, ts)), the derived state it
 changes (shelf stock, fridge temperature, zone occupancy, purchases) and its outbox row. Rejections go
-to quarantine. Derived "latest" state only moves forward in time, so late and out-of-order readings are
-stored but never overwrite a newer value.
+to quarantine, card numbers redacted; a purchase whose total disagrees with its lines is stored and
+flagged as suspicious (both in edge/quarantine.py). Derived "latest" state only moves forward in time,
+so late and out-of-order readings are stored but never overwrite a newer value.
 """
 
 from __future__ import annotations
 
+import enum
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from edge import quarantine
 from edge.prediction_store import queue_rescore, record_outcomes
 from edge.privacy import Pseudonymiser
 from edge.state.alerts import AlertEvent, AlertSignal, apply_signals
@@ -42,13 +45,24 @@ _SEQUENCED = (ShelfWeight, ShelfEvent, FridgeTemperature, FootfallCount, PosTran
 MaintenanceJob = Callable[[sqlite3.Connection], object]
 
 
+class Fate(enum.StrEnum):
+    """What became of one item of a batch once it committed (a till's receipt says which)."""
+
+    STORED = "stored"
+    DUPLICATE = "duplicate"  # a copy of a reading already in the ledger: no effect
+    QUARANTINED = "quarantined"  # a rejection, kept in quarantine
+    DONE = "done"  # a maintenance job
+
+
 @dataclass(slots=True)
 class BatchOutcome:
     stored: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
+    suspicious: Counter[str] = field(default_factory=Counter)  # stored, but flagged for staff
     job_results: list[object] = field(default_factory=list)
     alerts: list[AlertEvent] = field(default_factory=list)
+    fates: list[Fate] = field(default_factory=list)  # one per item, in batch order
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,20 +87,28 @@ class BatchApplier:
         pseudonymiser: Pseudonymiser,
         quarantine_max_rows: int = 10_000,
         rules: StoreRules | None = None,
+        card_pattern: str = quarantine.DEFAULT_CARD_PATTERN,
     ) -> None:
         self._planogram = planogram
         self._pseudonymiser = pseudonymiser
+        self._redactor = quarantine.CardRedactor(pseudonymiser, card_pattern)
         self._quarantine_max_rows = quarantine_max_rows
         self.rules = rules or StoreRules()
         self._trackers: dict[str, ShelfTracker] = {}
         self._alerts: list[AlertEvent] = []  # raised while applying the current batch
+        self._suspicious: Counter[str] = Counter()  # flagged while applying the current batch
         self._now_ms = 0
+
+    def redact_text(self, text: str) -> str:
+        """``text`` without card numbers, as a quarantine row would hold it (for log lines)."""
+        return self._redactor.redact_text(text)
 
     def apply(self, conn: sqlite3.Connection, batch: Sequence[Received], now_ms: int) -> BatchOutcome:
         """Apply ``batch`` in one transaction; on any error roll back and re-raise (nothing half-done)."""
         outcome = BatchOutcome()
         outbox: list[OutboxEntry] = []
         self._alerts = []
+        self._suspicious = Counter()
         self._now_ms = now_ms
         seen: dict[str, tuple[int, int, int]] = {}  # device -> (last received, newest ts, count)
         conn.execute("BEGIN IMMEDIATE")
@@ -94,14 +116,17 @@ class BatchApplier:
             for received in batch:
                 item = received.item
                 if isinstance(item, Rejection):
-                    self._quarantine(conn, item, received.received_ms)
+                    quarantine.quarantine(conn, self._redactor, item, received.received_ms)
                     outcome.rejected[item.reason.value] += 1
+                    outcome.fates.append(Fate.QUARANTINED)
                 elif isinstance(item, DeviceStatus):
                     self._device_status(conn, item, outbox)
                     outcome.stored["device_status"] += 1
+                    outcome.fates.append(Fate.STORED)
                 elif isinstance(item, _SEQUENCED):
                     if self._reading(conn, item, received.received_ms, outbox):
                         outcome.stored[_kind(item)] += 1
+                        outcome.fates.append(Fate.STORED)
                         last, newest, count = seen.get(item.device, (0, 0, 0))
                         seen[item.device] = (
                             max(last, received.received_ms),
@@ -110,11 +135,13 @@ class BatchApplier:
                         )
                     else:
                         outcome.duplicates += 1
+                        outcome.fates.append(Fate.DUPLICATE)
                 else:
                     result = item(conn)
                     if isinstance(result, AlertBatch):
                         self._alerts.extend(result.events)
                     outcome.job_results.append(result)
+                    outcome.fates.append(Fate.DONE)
             conn.executemany(
                 "UPDATE devices SET last_seen_ms = max(coalesce(last_seen_ms, 0), ?),"
                 " last_ts_ms = max(coalesce(last_ts_ms, 0), ?), messages = messages + ? WHERE id = ?",
@@ -127,10 +154,7 @@ class BatchApplier:
             if outcome.rejected:
                 # Keep quarantine bounded on every write, not just at housekeeping: a device spewing
                 # garbage must not be able to fill the disk between two housekeeping runs.
-                conn.execute(
-                    "DELETE FROM quarantine WHERE id <= (SELECT max(id) FROM quarantine) - ?",
-                    (self._quarantine_max_rows,),
-                )
+                quarantine.trim(conn, "quarantine", self._quarantine_max_rows)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -139,6 +163,7 @@ class BatchApplier:
             self._trackers.clear()
             raise
         outcome.alerts = self._alerts
+        outcome.suspicious = self._suspicious
         return outcome
 
     # -- per kind -----------------------------------------------------------------------------------
@@ -327,6 +352,12 @@ class BatchApplier:
             (reading_id, r.lane, r.basket_id, household, r.ts_ms, r.total, len(r.items)),
         )
         purchase_id = cursor.lastrowid
+        suspicion = quarantine.check_pos_total(r)
+        if suspicion is not None:  # stored as the till sent it (and synced), flagged for staff
+            quarantine.record_suspicious(
+                conn, suspicion, r, purchase_id, self._now_ms, self._quarantine_max_rows
+            )
+            self._suspicious[suspicion.reason] += 1
         categories = self._planogram.categories_by_sku
         conn.executemany(
             "INSERT INTO purchase_items (purchase_id, line, sku, category, qty, unit_price) VALUES (?, ?, ?, ?, ?, ?)",
@@ -371,13 +402,6 @@ class BatchApplier:
                     )
                 ],
             )
-
-    def _quarantine(self, conn: sqlite3.Connection, r: Rejection, received_ms: int) -> None:
-        conn.execute(
-            "INSERT INTO quarantine (received_ms, source, origin, device, reason, detail, payload)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (received_ms, r.source.value, r.origin, r.device, r.reason.value, r.detail[:1000], r.payload),
-        )
 
 
 def _kind(r: SequencedReading) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -20,15 +21,23 @@ from typing import Self
 
 from edge.errors import EdgeError
 
-RECOMMENDED_SETTINGS = """\
+# How often mosquitto writes its in-memory state to disk: a kill -9 of the broker loses what it
+# acknowledged since the last save and had not delivered to the daemon. Every second (in practice ~2 s:
+# mosquitto compares whole seconds) costs nothing measurable; `autosave_on_changes` does not close the
+# window for a stalled daemon and costs up to 99% of throughput with a backlog (bench/broker_crash.py,
+# docs/mosquitto.conf). Purchases are made certain by till receipts instead (edge/receipts.py).
+RECOMMENDED_AUTOSAVE = """\
+autosave_interval 1
+"""
+
+RECOMMENDED_SETTINGS = f"""\
 # Never drop QoS 1 messages queued for a subscriber (the default, 1000, drops silently).
 max_queued_messages 0
 # Unacknowledged QoS 1 messages in flight to one client: the daemon acks a batch after its commit.
 max_inflight_messages 1000
 # Keep queued messages and sessions across a broker restart.
 persistence true
-autosave_interval 1
-"""
+{RECOMMENDED_AUTOSAVE}"""
 
 
 class BrokerError(EdgeError):
@@ -52,12 +61,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @dataclass
 class MosquittoBroker:
-    """``with MosquittoBroker(workdir) as broker: broker.port``. Restartable on the same port."""
+    """``with MosquittoBroker(workdir) as broker: broker.port``. Restartable on the same port and state.
+
+    ``autosave`` replaces the recommended autosave lines (bench/broker_crash.py compares settings).
+    """
 
     workdir: Path
     host: str = "127.0.0.1"
     port: int = 0
     extra_config: str = ""
+    autosave: str = RECOMMENDED_AUTOSAVE
 
     def __post_init__(self) -> None:
         self._process: subprocess.Popen[bytes] | None = None
@@ -75,7 +88,8 @@ class MosquittoBroker:
         self.config_path.write_text(
             # Run as whoever we are: started as root, mosquitto would drop to a `mosquitto` user that
             # cannot write our temporary persistence and log files.
-            f"user {getpass.getuser()}\nlistener {self.port} {self.host}\nallow_anonymous true\n{RECOMMENDED_SETTINGS}"
+            f"user {getpass.getuser()}\nlistener {self.port} {self.host}\nallow_anonymous true\n"
+            f"{RECOMMENDED_SETTINGS.replace(RECOMMENDED_AUTOSAVE, self.autosave)}"
             f"persistence_location {persistence}/\nlog_dest file {self.workdir / 'mosquitto.log'}\n"
             f"{self.extra_config}"
         )
@@ -108,6 +122,15 @@ class MosquittoBroker:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def save_now(self) -> None:
+        """Ask mosquitto to write its in-memory state to disk now (SIGUSR1)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGUSR1)
 
     def kill(self) -> None:
         """Stop without a chance to save state (for crash tests)."""

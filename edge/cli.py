@@ -36,6 +36,7 @@ EXAMPLES = {
     "models": "example: storeedge models evaluate --source completejourney --cutoff 2017-10-01",
     "models seed": "example: storeedge models seed --config storeedge.toml --households 300 --weeks 12",
     "kiosk": "example: storeedge kiosk --api http://127.0.0.1:8080 --scanner /dev/ttyUSB0",
+    "privacy card-barcode": "example: storeedge privacy card-barcode --config storeedge.toml LOY-000201",
 }
 
 
@@ -70,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to link the legacy controller's PTY (default: the config's first serial port)",
     )
     simulate.add_argument("--ground-truth", type=Path, help="write true shelf stock as JSON here")
+    simulate.add_argument(
+        "--till-receipts",
+        action="store_true",
+        help="tills wait for the daemon's receipt per basket and resend unconfirmed ones (needs a daemon)",
+    )
     simulate.set_defaults(handler=cmd_simulate)
 
     demo = commands.add_parser(
@@ -118,6 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--weeks", type=int, default=12, help="weeks of history up to yesterday (default 12)")
     seed.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     seed.set_defaults(handler=cmd_models_seed)
+
+    privacy = commands.add_parser("privacy", help="loyalty cards and keys (docs/customers.md)")
+    privacy_commands = privacy.add_subparsers(dest="privacy_command", required=True, metavar="SUBCOMMAND")
+    barcode = privacy_commands.add_parser(
+        "card-barcode",
+        help="what to print in a loyalty card's barcode: the number and its check code",
+        epilog=EXAMPLES["privacy card-barcode"],
+    )
+    barcode.add_argument("--config", type=Path, required=True, help="a storeedge.toml with the chain's key")
+    barcode.add_argument("cards", nargs="+", metavar="CARD", help="card numbers as printed")
+    barcode.set_defaults(handler=cmd_card_barcode)
 
     # The kiosk is a separate app that only talks HTTP to the daemon. Its CLI module is light (Textual
     # loads only when a kiosk runs) and imported here, so `storeedge run` never loads kiosk code.
@@ -213,6 +230,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             fault_rate=args.fault_rate,
             duration_s=args.duration,
             ground_truth_path=args.ground_truth,
+            till_receipts=args.till_receipts,
         )
 
     except (ValueError, SimulatorError) as exc:
@@ -238,6 +256,22 @@ def cmd_models_seed(args: argparse.Namespace) -> int:
         f"seeded {report.baskets} baskets ({report.lines} lines) of {report.households} households; "
         f"cards with a long history: {', '.join(report.cards)}"
     )
+    return 0
+
+
+def cmd_card_barcode(args: argparse.Namespace) -> int:
+    from edge.privacy import CardCheck
+    from edge.seed import store_pseudonym_key
+
+    config = load_config(args.config)
+    p = config.privacy
+    generated = config.path(config.database.path).with_name("pseudonym.key")
+    if p.pseudonym_key is None and p.pseudonym_key_file is None and not generated.exists():
+        # Never make up a key here: a code from a key no store has would verify nowhere.
+        raise EdgeError(f"{args.config}: [privacy] pseudonym_key_file: set the chain's key to print barcodes")
+    cards = CardCheck(store_pseudonym_key(config))
+    for card in args.cards:
+        print(cards.barcode(card))
     return 0
 
 

@@ -6,6 +6,7 @@ Relative paths in the file are relative to the file's own directory.
 
 from __future__ import annotations
 
+import re
 import tomllib
 import zoneinfo
 from pathlib import Path
@@ -14,10 +15,12 @@ from typing import Annotated, Literal
 import msgspec
 
 from edge.errors import ConfigError, field_error
+from edge.quarantine import DEFAULT_CARD_PATTERN
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+TOKEN_MIN_LENGTH = 16  # [http] staff_token, kiosk_token
 StoreId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")]
 
 
@@ -65,6 +68,8 @@ class DatabaseSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
 class HttpSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080  # 0: pick a free port and log it
+    # Bearer tokens: at least TOKEN_MIN_LENGTH printable ASCII characters, never the example's
+    # "change-me-..." (checked in `_cross_checks`).
     staff_token: str | None = None  # required for /api/v1/*; None disables those endpoints
     kiosk_token: str | None = (
         None  # kiosks open shopper sessions with it (docs/customers.md); None: no kiosks
@@ -75,6 +80,13 @@ class PrivacySection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     # The chain's key for pseudonymising loyalty ids (HMAC-SHA256). Either inline or in a file.
     pseudonym_key: str | None = None
     pseudonym_key_file: str | None = None
+    # This store's own key for shopper-session tokens; "" = session.key next to the database (created).
+    session_key_file: str = ""
+    # Households with no purchase here that may record consent per store-local day (their consent
+    # events are never compacted, so this bounds what cards never seen at a till can create).
+    unknown_households_per_day: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 500
+    # What a card number looks like (a regex): redacted from quarantined payloads (edge/quarantine.py).
+    card_number_pattern: str = DEFAULT_CARD_PATTERN
 
 
 class RetentionSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -99,6 +111,9 @@ class ThresholdsSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     queue_pressure_ratio: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.8
     queue_clear_ratio: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.6
     max_clock_skew_s: PositiveFloat = 300.0
+    # Older readings are rejected (bad_timestamp): long enough for devices and tills to flush what they
+    # buffered through a broker or network outage, short enough to catch unset clocks (1970, 2000).
+    max_reading_age_s: PositiveFloat = 604_800.0
     shelf_max_grams: PositiveFloat = 200_000.0
     shelf_negative_tolerance_grams: Annotated[float, msgspec.Meta(ge=0)] = 20.0
     fridge_min_c: float = -40.0
@@ -136,6 +151,9 @@ class KioskSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     idle_s: Annotated[float, msgspec.Meta(ge=10, le=3600)] = 60.0
     countdown_s: Annotated[float, msgspec.Meta(ge=20, le=600)] = 30.0
     session_s: Annotated[float, msgspec.Meta(ge=60, le=86_400)] = 900.0  # a shopper session token's lifetime
+    # Opening sessions, per client address (token bucket): card after card cannot be tried quickly.
+    sessions_per_minute: Annotated[float, msgspec.Meta(gt=0, le=60_000)] = 6.0
+    session_burst: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 10
 
 
 class ModelsSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -228,6 +246,12 @@ def _cross_checks(config: Config) -> list[str]:
         problems.append("[privacy] pseudonym_key: set either pseudonym_key or pseudonym_key_file, not both")
     if config.privacy.pseudonym_key is not None and len(config.privacy.pseudonym_key) < 16:
         problems.append("[privacy] pseudonym_key: must be at least 16 characters")
+    if (problem := _pattern_problem(config.privacy.card_number_pattern)) is not None:
+        problems.append(f"[privacy] card_number_pattern: {problem}")
+    for name, token in (("staff_token", config.http.staff_token), ("kiosk_token", config.http.kiosk_token)):
+        problem = _token_problem(token)
+        if problem is not None:
+            problems.append(f"[http] {name}: {problem}")
     if (
         config.http.kiosk_token is not None
         and config.http.staff_token is not None
@@ -247,6 +271,30 @@ def _cross_checks(config: Config) -> list[str]:
         if names.index(name) != index:
             problems.append(f"[serial] ports[{index}]: duplicate port {name!r}")
     return problems
+
+
+def _pattern_problem(pattern: str) -> str | None:
+    try:
+        if re.fullmatch(pattern, ""):
+            return "matches the empty string"
+    except re.error as exc:
+        return f"not a regular expression: {exc}"
+    return None
+
+
+def _token_problem(token: str | None) -> str | None:
+    """Why a bearer token must not be used (None: it may). `storeedge demo` generates its own."""
+    if token is None:
+        return None
+    if token.lower().startswith("change-me"):
+        return "still the example's placeholder: set a secret of your own (e.g. `openssl rand -hex 16`)"
+    if len(token) < TOKEN_MIN_LENGTH:
+        return f"must be at least {TOKEN_MIN_LENGTH} characters (it is {len(token)})"
+    if not re.fullmatch(r"[\x21-\x7e]+", token):
+        return "printable ASCII without spaces only (it travels in an HTTP header)"
+    if re.match(r"s[0-9]+\.", token):
+        return "must not start like a session token (s<digits>.)"
+    return None
 
 
 def _locate(message: str) -> str:

@@ -1,8 +1,9 @@
-"""The shopper-facing HTTP routes (docs/customers.md): kiosk sessions, consent, predictions, the smart
-shopping list, offers, the in-store route, feedback and "forget me".
+"""The shopper-facing HTTP routes (docs/customers.md): consent, predictions, the smart shopping list,
+offers, the in-store route, feedback and "forget me" (kiosk sessions: `edge.session_api`).
 
 Who may call what is decided before a handler runs (`edge.api.authorize` with `edge.access`); a handler
-only sees a household its caller may read. Every read of a household's data writes an `access_log` row,
+only sees a household its caller may read, and an unverified session (a typed card number) only the
+generic list, offers and route. Every read of a household's data writes an `access_log` row,
 committed alongside the read (the two run concurrently, so the audit costs no extra latency).
 The predictions engine is anything with the `PredictionSource` shape (`edge.predictions`).
 """
@@ -19,23 +20,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-import msgspec
 from aiohttp import web
 
 from edge import customers
-from edge.access import SessionSigner
-from edge.api import CONTEXT, PRINCIPAL, Handler, error_response, json_response, plan_for
+from edge.api import CONTEXT, PRINCIPAL, Handler, error_response, json_response, plan_for, read_json
 from edge.customers import ConsentUpdate, FeedbackVote
 from edge.db import ReadThread
-from edge.errors import ConfigError, field_error
+from edge.errors import ConfigError
 from edge.offers import Promotion, load_promotions, offers_for
 from edge.prediction_store import has_consent
-from edge.privacy import Pseudonymiser
+from edge.sessions import SessionSigner, is_revoked, record_revocation
 from edge.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-CARD_MAX = 64
+# What a write job reports instead of raising (a raise would roll back the writer's whole batch).
+ENDED, LIMITED = "ended", "limited"
 
 
 class ListItem(Protocol):
@@ -61,30 +61,9 @@ class PredictionSource(Protocol):
 
     async def predictions(self, household: str) -> Any: ...  # a msgspec Struct, or None: nothing scored
     async def shopping_list(self, household: str, now_ms: int | None = None) -> ShoppingList: ...
+    async def generic_list(self, household: str, now_ms: int | None = None) -> ShoppingList: ...
     async def shelf_forecast(self, shelf: str) -> Any: ...  # a msgspec Struct, or None: unknown shelf
     def request_rescore(self, household: str) -> None: ...
-
-
-class SessionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    card: str
-
-
-class SessionOpened(msgspec.Struct, frozen=True):
-    customer: str
-    token: str
-    expires_ms: int
-    known: bool
-    first_name: str | None
-    consent: customers.ConsentView
-
-
-class KioskInfo(msgspec.Struct, frozen=True):
-    store: str
-    name: str
-    idle_s: float
-    countdown_s: float
-    session_s: float
-    categories: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +75,7 @@ class CustomerSettings:
     session_s: float
     categories: tuple[str, ...]
     timezone: dt.tzinfo
+    unknown_households_per_day: int
     promotion_paths: tuple[Path, ...]  # first existing wins (central's bundle, then [store] promotions)
     layout_text: Callable[[], str]  # the served layout's TOML, for kiosks' route maps (routing.parse_layout)
 
@@ -130,33 +110,53 @@ class PromotionsSource:
         return None
 
 
+class AuditedReads:
+    """Reads of a household's data, each with its access_log row committed concurrently."""
+
+    def __init__(self, db_path: Path, writer: StoreWriter, name: str) -> None:
+        self.writer = writer
+        self.reads = ReadThread(db_path, name)
+
+    async def close(self) -> None:
+        await self.reads.close()
+
+    async def read(self, request: web.Request, household: str, read: Callable[[sqlite3.Connection], T]) -> T:
+        return await self.call(request, household, lambda: self.reads.run(read))
+
+    async def call(self, request: web.Request, household: str, read: Callable[[], Awaitable[T]]) -> T:
+        """``read()``, with its access_log row committed concurrently; returns once both are done."""
+        principal = request[PRINCIPAL]
+        resource = request.match_info.route.resource
+        route = f"{request.method} {resource.canonical if resource is not None else request.path}"
+        now = _now_ms()
+        logged = self.writer.run_job(
+            lambda c: customers.log_access(c, household, route, principal.role, now), urgent=True
+        )
+        _, value = await asyncio.gather(logged, read())
+        return value
+
+
 class CustomerApi:
     def __init__(
         self,
         settings: CustomerSettings,
         db_path: Path,
         writer: StoreWriter,
-        pseudonymiser: Pseudonymiser,
         sessions: SessionSigner,
         predictions: PredictionSource | None,
     ) -> None:
         self.settings = settings
         self._writer = writer
-        self._pseudonymiser = pseudonymiser
         self._sessions = sessions
         self._predictions = predictions
-        self._reads = ReadThread(db_path, "sqlite-customers")
+        self._audit = AuditedReads(db_path, writer, "sqlite-customers")
         self._promotions = PromotionsSource(settings.promotion_paths)
 
     async def close(self) -> None:
-        await self._reads.close()
+        await self._audit.close()
 
     def routes(self) -> list[tuple[str, str, Handler]]:
         return [
-            ("GET", "/api/v1/kiosk/info", self.kiosk_info),
-            ("GET", "/api/v1/kiosk/layout", self.kiosk_layout),
-            ("POST", "/api/v1/kiosk/sessions", self.open_session),
-            ("DELETE", "/api/v1/kiosk/sessions/current", self.end_session),
             ("GET", "/api/v1/customers/{id}/consent", self.get_consent),
             ("PUT", "/api/v1/customers/{id}/consent", self.put_consent),
             ("GET", "/api/v1/customers/{id}/predictions", self.get_predictions),
@@ -168,58 +168,37 @@ class CustomerApi:
             ("GET", "/api/v1/shelves/{id}/forecast", self.get_shelf_forecast),
         ]
 
-    # -- sessions -----------------------------------------------------------------------------------
-    async def kiosk_info(self, _request: web.Request) -> web.Response:
-        s = self.settings
-        return json_response(
-            KioskInfo(s.store_id, s.store_name, s.idle_s, s.countdown_s, s.session_s, list(s.categories))
-        )
-
-    async def kiosk_layout(self, _request: web.Request) -> web.Response:
-        return web.Response(
-            text=self.settings.layout_text(), content_type="application/toml", charset="utf-8"
-        )
-
-    async def open_session(self, request: web.Request) -> web.Response:
-        body = await _body(request, SessionRequest, '{"card": "<loyalty card number>"}')
-        if isinstance(body, web.Response):
-            return body
-        card = body.card.strip()
-        if not 1 <= len(card) <= CARD_MAX or not card.isprintable():
-            return error_response(400, f"card: expected 1 to {CARD_MAX} printable characters")
-        household = self._pseudonymiser.household_id(card)
-        session = self._sessions.issue(household)
-
-        def read(conn: sqlite3.Connection) -> tuple[bool, customers.ConsentView]:
-            return customers.is_known(conn, household), customers.consent_of(conn, household)
-
-        known, consent = await self._audited(request, household, read)
-        opened = SessionOpened(household, session.token, session.expires_ms, known, None, consent)
-        return json_response(opened, 201)
-
-    async def end_session(self, request: web.Request) -> web.Response:
-        principal = request[PRINCIPAL]
-        session = self._sessions.verify(principal.token or "")
-        if session is not None:
-            self._sessions.revoke(session)
-        return json_response({"revoked": session is not None})
-
     # -- consent ------------------------------------------------------------------------------------
     async def get_consent(self, request: web.Request) -> web.Response:
         household = request.match_info["id"]
         return json_response(
-            await self._audited(request, household, lambda c: customers.consent_of(c, household))
+            await self._audit.read(request, household, lambda c: customers.consent_of(c, household))
         )
 
     async def put_consent(self, request: web.Request) -> web.Response:
         household = request.match_info["id"]
-        body = await _body(request, ConsentUpdate, '{"personalisation": true, "analytics": false}')
+        body = await read_json(request, ConsentUpdate, '{"personalisation": true, "analytics": false}')
         if isinstance(body, web.Response):
             return body
-        now = _now_ms()
-        view = await self._writer.run_job(
-            lambda conn: customers.set_consent(conn, household, body, now), urgent=True
-        )
+        now, session = _now_ms(), request[PRINCIPAL].session
+        day_start, per_day = self._day_start_ms(now), self.settings.unknown_households_per_day
+
+        def job(conn: sqlite3.Connection) -> customers.ConsentView | str:
+            if session is not None and is_revoked(conn, session):
+                return ENDED
+            if not customers.unknown_consent_allowed(conn, household, day_start, per_day):
+                return LIMITED
+            return customers.set_consent(conn, household, body, now)
+
+        view = await self._writer.run_job(job, urgent=True)
+        if view == ENDED:
+            return error_response(401, "session ended")
+        if not isinstance(view, customers.ConsentView):
+            return error_response(
+                429,
+                f"consent: this store took consent from {per_day} households that never bought here today;"
+                " try again tomorrow ([privacy] unknown_households_per_day)",
+            )
         if view.personalisation and self._predictions is not None:
             self._predictions.request_rescore(household)
         return json_response(view)
@@ -229,7 +208,7 @@ class CustomerApi:
         household = request.match_info["id"]
         if self._predictions is None:
             return error_response(503, "predictions: no models loaded")
-        if not await self._audited(request, household, lambda c: has_consent(c, household)):
+        if not await self._audit.read(request, household, lambda c: has_consent(c, household)):
             return error_response(403, "consent: the household has not consented to personalisation")
         predictions = await self._predictions.predictions(household)
         if predictions is None:  # consent withdrawn since the check above
@@ -280,34 +259,48 @@ class CustomerApi:
 
     async def post_feedback(self, request: web.Request) -> web.Response:
         household = request.match_info["id"]
-        body = await _body(request, FeedbackVote, '{"category": "milk", "vote": "up"}')
+        body = await read_json(request, FeedbackVote, '{"category": "milk", "vote": "up"}')
         if isinstance(body, web.Response):
             return body
         if body.category not in self.settings.categories:
             return error_response(400, f"category: {body.category!r} is not sold in this store")
-        now = _now_ms()
+        now, session = _now_ms(), request[PRINCIPAL].session
+        day_start = self._day_start_ms(now)
 
-        def record(conn: sqlite3.Connection) -> None:
+        def record(conn: sqlite3.Connection) -> str | None:
+            if session is not None and is_revoked(conn, session):
+                return ENDED
+            if not customers.feedback_allowed(conn, household, day_start):
+                return LIMITED
             # The list came from the next-basket model: its version is what the vote is about.
             found = conn.execute(
                 "SELECT basket_model_version FROM predictions WHERE household = ? LIMIT 1", (household,)
             ).fetchone()
             customers.record_feedback(conn, household, body, found[0] if found else None, now)
+            return None
 
-        await self._writer.run_job(record, urgent=True)
+        refused = await self._writer.run_job(record, urgent=True)
+        if refused == ENDED:
+            return error_response(401, "session ended")
+        if refused == LIMITED:
+            limit = customers.FEEDBACK_PER_DAY
+            return error_response(429, f"feedback: at most {limit} votes per household a day")
         return json_response({"recorded": True}, 201)
 
     # -- forget me ----------------------------------------------------------------------------------
     async def erase(self, request: web.Request) -> web.Response:
+        """Erase the household and end every session of it, here and after a restart. The revocation
+        is in memory first (no request is let in from now), then persisted with the erasure itself."""
         household = request.match_info["id"]
-        now = _now_ms()
-        touched = await self._writer.run_job(
-            lambda conn: customers.erase_household(conn, household, now), urgent=True
-        )
         principal = request[PRINCIPAL]
-        session = self._sessions.verify(principal.token or "") if principal.role == "session" else None
-        if session is not None:
-            self._sessions.revoke(session)
+        now = _now_ms()
+        revocation = self._sessions.revoke_household(household, now)
+
+        def job(conn: sqlite3.Connection) -> dict[str, int]:
+            record_revocation(conn, revocation)
+            return customers.erase_household(conn, household, now)
+
+        touched = await self._writer.run_job(job, urgent=True)
         log.info("household_erased", extra={"rows": sum(touched.values()), "by": principal.role})
         return json_response({"erased": True, "customer": household})
 
@@ -325,39 +318,13 @@ class CustomerApi:
         if self._predictions is None:
             return error_response(503, "shopping list: no models loaded")
         predictions = self._predictions
-        return await self._audited_call(request, household, lambda: predictions.shopping_list(household))
+        if not request[PRINCIPAL].personal:  # an unverified session: the store's list, nothing read
+            return await predictions.generic_list(household)
+        return await self._audit.call(request, household, lambda: predictions.shopping_list(household))
 
-    async def _audited(
-        self, request: web.Request, household: str, read: Callable[[sqlite3.Connection], T]
-    ) -> T:
-        return await self._audited_call(request, household, lambda: self._reads.run(read))
-
-    async def _audited_call(
-        self, request: web.Request, household: str, read: Callable[[], Awaitable[T]]
-    ) -> T:
-        """``read()``, with its access_log row committed concurrently; returns once both are done."""
-        principal = request[PRINCIPAL]
-        resource = request.match_info.route.resource
-        route = f"{request.method} {resource.canonical if resource is not None else request.path}"
-        now = _now_ms()
-        logged = self._writer.run_job(
-            lambda c: customers.log_access(c, household, route, principal.role, now), urgent=True
-        )
-        _, value = await asyncio.gather(logged, read())
-        return value
-
-
-B = TypeVar("B")
-
-
-async def _body(request: web.Request, kind: type[B], example: str) -> B | web.Response:
-    try:
-        return msgspec.json.decode(await request.read(), type=kind)
-    except msgspec.ValidationError as exc:
-        field, problem = field_error(str(exc))
-        return error_response(400, f"{field}: {problem}" if field else f"body: {problem}")
-    except msgspec.DecodeError:
-        return error_response(400, f"body: expected JSON like {example}")
+    def _day_start_ms(self, now_ms: int) -> int:
+        local = dt.datetime.fromtimestamp(now_ms / 1000, self.settings.timezone)
+        return int(local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp() * 1000)
 
 
 def _now_ms() -> int:

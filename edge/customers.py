@@ -20,12 +20,14 @@ from typing import Literal
 import msgspec
 
 from edge.prediction_store import delete_household_predictions
+from edge.quarantine import forget_household_quarantine
 from sync.outbox import OutboxEntry, append, remove
 
 # Tables keyed by household that erasure empties (the predictions' own: `delete_household_predictions`).
 HOUSEHOLD_TABLES: tuple[str, ...] = ("consents", "list_feedback", "access_log")
 # Pending outbox rows that are about one household only: dropped on erasure (the erasure event follows).
 HOUSEHOLD_OUTBOX_KINDS: tuple[str, ...] = ("consent", "list_feedback", "prediction_outcome")
+FEEDBACK_PER_DAY = 100  # thumbs per household and day: more is not a person at a kiosk
 
 _json = msgspec.json.Encoder()
 
@@ -86,11 +88,39 @@ def set_consent(conn: sqlite3.Connection, household: str, update: ConsentUpdate,
     return consent_of(conn, household)
 
 
-def log_access(conn: sqlite3.Connection, household: str, route: str, role: str, now_ms: int) -> None:
+def log_access(
+    conn: sqlite3.Connection, household: str, route: str, role: str, now_ms: int, refused: str | None = None
+) -> None:
+    """One audit row: a read of the household's data, or (``refused``: why) an attempt that was refused."""
     conn.execute(
-        "INSERT INTO access_log (ts_ms, household, route, role) VALUES (?, ?, ?, ?)",
-        (now_ms, household, route, role),
+        "INSERT INTO access_log (ts_ms, household, route, role, refused) VALUES (?, ?, ?, ?, ?)",
+        (now_ms, household, route, role, refused),
     )
+
+
+def unknown_consent_allowed(
+    conn: sqlite3.Connection, household: str, day_start_ms: int, per_day: int
+) -> bool:
+    """May ``household`` record consent today? Always when it has bought here; otherwise only while
+    fewer than ``per_day`` other households with no purchase here changed consent since the day began
+    (their consent events are never compacted: cards never seen at a till must not grow the outbox
+    without bound). A household already counted today may change its answer again."""
+    if is_known(conn, household):
+        return True
+    (today,) = conn.execute(
+        "SELECT count(DISTINCT household) FROM consents WHERE updated_ms >= ? AND household != ?"
+        " AND household NOT IN (SELECT id FROM households)",
+        (day_start_ms, household),
+    ).fetchone()
+    return int(today) < per_day
+
+
+def feedback_allowed(conn: sqlite3.Connection, household: str, day_start_ms: int) -> bool:
+    """At most `FEEDBACK_PER_DAY` votes per household and store-local day (each is an outbox event)."""
+    (today,) = conn.execute(
+        "SELECT count(*) FROM list_feedback WHERE household = ? AND ts_ms >= ?", (household, day_start_ms)
+    ).fetchone()
+    return int(today) < FEEDBACK_PER_DAY
 
 
 def record_feedback(
@@ -123,6 +153,7 @@ def erase_household(conn: sqlite3.Connection, household: str, now_ms: int) -> di
         "UPDATE purchases SET household = NULL WHERE household = ?", (household,)
     ).rowcount
     touched["outbox"] = _scrub_outbox(conn, household)
+    touched["quarantine"] = forget_household_quarantine(conn, household)  # rejected tills naming it
     conn.execute(
         "INSERT INTO erasures (household, erased_ms) VALUES (?, ?)"
         " ON CONFLICT (household) DO UPDATE SET erased_ms = excluded.erased_ms",

@@ -15,19 +15,22 @@ from pathlib import Path
 
 from aiohttp import web
 
-from edge.access import AccessPolicy, SessionSigner
+from edge.access import AccessPolicy, SessionRateLimit
 from edge.alert_bus import AlertBus
 from edge.api import ApiContext, build_app
 from edge.apply import BatchApplier, load_planogram_job
 from edge.config import Config
-from edge.customer_api import CustomerApi, CustomerSettings
+from edge.customer_api import AuditedReads, CustomerApi, CustomerSettings
 from edge.housekeeping import run_housekeeping
 from edge.ingest import MqttIngest, SerialIngest
 from edge.live_layout import LiveLayout, initial_layout
 from edge.metrics import IngestMetrics
 from edge.predictions import PredictionService, load_store_models, model_directory
-from edge.privacy import Pseudonymiser, load_pseudonym_key
+from edge.privacy import CardCheck, Pseudonymiser, load_pseudonym_key, load_session_key
 from edge.queries import StoreReader
+from edge.receipts import TillReceipts
+from edge.session_api import SessionApi
+from edge.sessions import SessionSigner, load_revocations
 from edge.state.rules import StoreRules
 from edge.state.silence import SilenceCheck
 from edge.supervisor import supervise
@@ -67,6 +70,7 @@ class Daemon:
             Limits(
                 max_payload_bytes=config.mqtt.max_payload_bytes,
                 max_clock_skew_s=t.max_clock_skew_s,
+                max_reading_age_s=t.max_reading_age_s,
                 shelf_max_grams=t.shelf_max_grams,
                 shelf_negative_tolerance_grams=t.shelf_negative_tolerance_grams,
                 fridge_min_c=t.fridge_min_c,
@@ -94,7 +98,11 @@ class Daemon:
         self.writer = StoreWriter(
             db_path,
             BatchApplier(
-                self.planogram, Pseudonymiser(key), config.retention.quarantine_max_rows, self.rules
+                self.planogram,
+                Pseudonymiser(key),
+                config.retention.quarantine_max_rows,
+                self.rules,
+                card_pattern=config.privacy.card_number_pattern,
             ),
             self.metrics,
             batch_max=config.database.batch_max,
@@ -118,6 +126,7 @@ class Daemon:
             self.writer,
             self.metrics,
             Backoff(m.reconnect_min_s, m.reconnect_max_s),
+            receipts=TillReceipts(config.store.id),
         )
         self.serial = [
             SerialIngest(
@@ -142,8 +151,12 @@ class Daemon:
             if config.models.enabled
             else None
         )
-        self.sessions = SessionSigner(key, config.kiosk.session_s)
-        self.customers = self._customer_api(config, db_path, key)
+        p = config.privacy
+        session_key = load_session_key(
+            config.path(p.session_key_file) if p.session_key_file else None, db_path.with_name("session.key")
+        )
+        self.sessions = SessionSigner(session_key, config.kiosk.session_s)
+        self.customers, self.kiosk_sessions = self._customer_api(config, db_path, key)
         self.http: HttpEndpoint | None = None
 
     async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
@@ -152,6 +165,8 @@ class Daemon:
         async with asyncio.TaskGroup() as tasks:
             writer_task = tasks.create_task(supervise("writer", self.writer.run, self.metrics), name="writer")
             devices = await self.writer.run_job(load_planogram_job(self.planogram))
+            # Ended sessions and erased households stay ended across a restart.
+            self.sessions.restore(await self.writer.run_job(load_revocations))
             runner = await self._start_http()
             sources = [tasks.create_task(supervise("mqtt", self.mqtt.run, self.metrics), name="mqtt")]
             sources += [
@@ -226,6 +241,7 @@ class Daemon:
             await self.predictions.close()
         await self.reader.close()
         await self.customers.close()
+        await self.kiosk_sessions.close()
         await self.writer.close()
         log.info("daemon_stopped", extra={"shutdown_ms": round((time.monotonic() - t_stop) * 1000)})
 
@@ -238,7 +254,7 @@ class Daemon:
             await asyncio.sleep(interval)
             await self.writer.run_job(SilenceCheck(self.rules, int(time.time() * 1000), since_ms))
 
-    def _customer_api(self, config: Config, db_path: Path, key: bytes) -> CustomerApi:
+    def _customer_api(self, config: Config, db_path: Path, key: bytes) -> tuple[CustomerApi, SessionApi]:
         k = config.kiosk
         settings = CustomerSettings(
             store_id=config.store.id,
@@ -254,15 +270,19 @@ class Daemon:
                 *([config.path(config.store.promotions)] if config.store.promotions else []),
             ),
             layout_text=self.live_layout.text,
+            unknown_households_per_day=config.privacy.unknown_households_per_day,
         )
-        return CustomerApi(
+        customers = CustomerApi(settings, db_path, self.writer, self.sessions, self.predictions)
+        kiosk = SessionApi(
             settings,
-            db_path,
+            AuditedReads(db_path, self.writer, "sqlite-sessions"),
             self.writer,
             Pseudonymiser(key),
+            CardCheck(key),
             self.sessions,
-            self.predictions,
+            SessionRateLimit(k.sessions_per_minute, k.session_burst),
         )
+        return customers, kiosk
 
     @property
     def layout(self) -> Layout:
@@ -282,7 +302,7 @@ class Daemon:
                 self.live_layout.layout,
                 access=AccessPolicy(h.staff_token, h.kiosk_token, self.sessions),
             ),
-            [*self.sync.routes(), *self.customers.routes()],
+            [*self.sync.routes(), *self.kiosk_sessions.routes(), *self.customers.routes()],
         )
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()

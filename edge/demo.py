@@ -30,7 +30,8 @@ from edge.broker import MosquittoBroker, free_port
 from edge.config import Config, load_config, parse_config
 from edge.errors import EdgeError
 from edge.predictions import StoreClock
-from edge.seed import SeedBasket, SeedReport, seed_store
+from edge.privacy import CardCheck
+from edge.seed import SeedBasket, SeedReport, seed_store, store_pseudonym_key
 from sensors.planogram import load_planogram
 
 DEMO_SEED_HOUSEHOLDS = 300
@@ -290,9 +291,11 @@ def _write_config(
         if broker is not None:
             broker.stop()
         raise
+    # Scanning a card sends its barcode (number and check code): that is what opens a personal list.
+    cards = CardCheck(store_pseudonym_key(load_config(config_path)))
     print(
         f"seeded {seeded.households} households with {DEMO_SEED_WEEKS} weeks of purchases; loyalty cards to "
-        f"try at a kiosk: {', '.join(seeded.cards)}",
+        f"try at a kiosk (type the barcode as a scanner would): {', '.join(map(cards.barcode, seeded.cards))}",
         flush=True,
     )
     return raw, config_path
@@ -332,6 +335,7 @@ async def run_demo(args: argparse.Namespace) -> int:
                     str(args.fault_rate),
                     "--ground-truth",
                     str(workdir / "ground_truth.json"),
+                    "--till-receipts",
                 ],
                 workdir / "simulator.log",
             )

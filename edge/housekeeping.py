@@ -8,6 +8,7 @@ import sqlite3
 import time
 
 from edge.metrics import IngestMetrics
+from edge.quarantine import trim
 from edge.writer import StoreWriter
 
 log = logging.getLogger(__name__)
@@ -25,12 +26,15 @@ class RetentionJob:
         readings = conn.execute(
             "DELETE FROM readings WHERE ts_ms < ? AND kind != 'pos_transaction'", (self.readings_before_ms,)
         ).rowcount
-        quarantine = conn.execute(
-            "DELETE FROM quarantine WHERE id <= (SELECT max(id) FROM quarantine) - ?",
-            (self.quarantine_max_rows,),
-        ).rowcount
+        quarantine = trim(conn, "quarantine", self.quarantine_max_rows)
+        suspicious = trim(conn, "suspicious", self.quarantine_max_rows)
         access = conn.execute("DELETE FROM access_log WHERE ts_ms < ?", (self.access_before_ms,)).rowcount
-        return {"readings": readings, "quarantine": quarantine, "access_log": access}
+        return {
+            "readings": readings,
+            "quarantine": quarantine,
+            "suspicious": suspicious,
+            "access_log": access,
+        }
 
 
 async def run_housekeeping(

@@ -158,6 +158,13 @@ class IngestMetrics:
         self.rejected = r.register(
             Counter("storeedge_messages_rejected_total", "Inputs quarantined, by reason.", ("reason",))
         )
+        self.suspicious = r.register(
+            Counter(
+                "storeedge_suspicious_total",
+                "Readings stored but flagged for staff (GET /api/v1/suspicious), by reason.",
+                ("reason",),
+            )
+        )
         self.duplicates = r.register(
             Counter("storeedge_messages_duplicate_total", "Readings dropped as (device, seq, ts) duplicates.")
         )

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from edge.quarantine import CardRedactor
 from sync.outbox import OUTBOX_DDL, SYNC_DDL
 
 
@@ -261,3 +262,51 @@ def _v8(conn: sqlite3.Connection) -> None:
             FROM outbox WHERE seq > sync_state.acked_seq)
         WHERE id = 1"""
     )
+
+
+@migration(9, "quarantine_privacy")
+def _v9(conn: sqlite3.Connection) -> None:
+    # Purchases stored as the till sent them but flagged for staff (edge/quarantine.py), e.g. a total
+    # that disagrees with the lines; bounded like quarantine by [retention] quarantine_max_rows.
+    conn.execute(
+        """CREATE TABLE suspicious (
+            id INTEGER PRIMARY KEY, received_ms INTEGER NOT NULL, ts_ms INTEGER NOT NULL,
+            device TEXT NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL,
+            purchase_id INTEGER REFERENCES purchases(id) ON DELETE CASCADE)"""
+    )
+    conn.execute("CREATE INDEX suspicious_reason ON suspicious (reason)")
+    # Quarantine rows written before card numbers were redacted: redact them now. The pseudonym key is
+    # not at hand here, so cards become "[card]" rather than a household pseudonym; secure_delete
+    # zeroes the old bytes where SQLite frees or rewrites them instead of leaving them in free pages.
+    (secure,) = conn.execute("PRAGMA secure_delete").fetchone()
+    conn.execute("PRAGMA secure_delete = ON")
+    try:
+        redactor = CardRedactor(None)
+        rows = conn.execute("SELECT id, origin, device, detail, payload FROM quarantine").fetchall()
+        for row_id, origin, device, detail, payload in rows:
+            conn.execute(
+                "UPDATE quarantine SET origin = ?, device = ?, detail = ?, payload = ? WHERE id = ?",
+                (
+                    redactor.redact_text(origin),
+                    None if device is None else redactor.redact_text(device),
+                    redactor.redact_text(detail),
+                    None if payload is None else redactor.redact(bytes(payload)),
+                    row_id,
+                ),
+            )
+    finally:
+        conn.execute(f"PRAGMA secure_delete = {int(secure)}")
+
+
+# Keep this last: migration 9 (quarantine) registers above it, and versions must register in order.
+@migration(10, "session_revocations")
+def _v10(conn: sqlite3.Connection) -> None:
+    # edge/sessions.py: ended sessions and "forget me" (every session of a household), kept only until
+    # no token they cover can still be valid; read back at start, so a revocation survives a restart.
+    conn.execute(
+        """CREATE TABLE session_revocations (
+            subject TEXT PRIMARY KEY, revoked_ms INTEGER NOT NULL, until_ms INTEGER NOT NULL)"""
+    )
+    conn.execute("CREATE INDEX session_revocations_until ON session_revocations (until_ms)")
+    # A refused read is audited too: why (NULL: the read was served).
+    conn.execute("ALTER TABLE access_log ADD COLUMN refused TEXT")

@@ -261,6 +261,12 @@ class PredictionService:
             household, True, model, now, groups["urgent"], groups["upcoming"], groups["usual"]
         )
 
+    async def generic_list(self, household: str, now_ms: int | None = None) -> ShoppingListView:
+        """The store's list for anyone (most bought this week), whatever the household's consent: what
+        an unverified kiosk session gets (docs/customers.md)."""
+        self._metrics.lists.inc("generic")
+        return await self._generic_list(household, self.clock.now_ms() if now_ms is None else now_ms)
+
     async def predictions(self, household: str, now_ms: int | None = None) -> PredictionsView | None:
         """Next-purchase forecasts of the household's categories bought at least twice, soonest first;
         None without personalisation consent."""

@@ -18,6 +18,8 @@ from edge.views import (
     RestockItem,
     ShelfView,
     StoreSummary,
+    SuspiciousSummary,
+    SuspiciousView,
     ZoneView,
 )
 
@@ -105,6 +107,20 @@ class StoreReader:
                 for r in rows
             ]
             return QuarantineSummary(total=sum(by_reason.values()), by_reason=by_reason, rows=views)
+
+        return await self._run(q)
+
+    async def suspicious(self, reason: str | None = None, limit: int = 100) -> SuspiciousSummary:
+        def q(c: sqlite3.Connection) -> SuspiciousSummary:
+            by_reason = dict(c.execute("SELECT reason, count(*) FROM suspicious GROUP BY reason").fetchall())
+            rows = c.execute(
+                "SELECT s.id, s.received_ms, s.ts_ms, s.device, s.kind, s.reason, s.detail, s.purchase_id,"
+                " p.lane, p.basket_id, p.total FROM suspicious s LEFT JOIN purchases p ON p.id = s.purchase_id"
+                " WHERE ? IS NULL OR s.reason = ? ORDER BY s.id DESC LIMIT ?",
+                (reason, reason, limit),
+            ).fetchall()
+            views = [SuspiciousView(*r) for r in rows]
+            return SuspiciousSummary(total=sum(by_reason.values()), by_reason=by_reason, rows=views)
 
         return await self._run(q)
 

@@ -48,15 +48,18 @@ class SeedReport:
     cards: list[str]  # loyalty cards with the richest history (for a person at the kiosk)
 
 
-def store_pseudonymiser(config: Config) -> Pseudonymiser:
-    """The pseudonymiser the daemon uses for this config (the same key, created now if it must be)."""
-    db_path = config.path(config.database.path)
-    key = load_pseudonym_key(
+def store_pseudonym_key(config: Config) -> bytes:
+    """The pseudonym key the daemon uses for this config (the same key, created now if it must be)."""
+    return load_pseudonym_key(
         config.privacy.pseudonym_key,
         config.path(config.privacy.pseudonym_key_file) if config.privacy.pseudonym_key_file else None,
-        db_path.with_name("pseudonym.key"),
+        config.path(config.database.path).with_name("pseudonym.key"),
     )
-    return Pseudonymiser(key)
+
+
+def store_pseudonymiser(config: Config) -> Pseudonymiser:
+    """The pseudonymiser the daemon uses for this config."""
+    return Pseudonymiser(store_pseudonym_key(config))
 
 
 def seeded_baskets(conn: sqlite3.Connection) -> int:

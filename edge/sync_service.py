@@ -182,7 +182,9 @@ class SyncService:
             raise FeedError(403, "disabled", "sync feed disabled: set [sync] token in the store's config")
         given = request.headers.get("Authorization", "")
         scheme, _, value = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+        # surrogatepass: raw non-UTF-8 header bytes arrive as surrogate escapes; a wrong token, not a 500.
+        presented = value.strip().encode("utf-8", "surrogatepass")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(presented, token.encode()):
             raise FeedError(401, "unauthorized", "missing or wrong bearer token for /sync/v1/*")
 
     def _refuse(self, exc: FeedError) -> web.Response:

@@ -71,6 +71,28 @@ class QuarantineSummary(msgspec.Struct, frozen=True):
     rows: list[QuarantineView]
 
 
+class SuspiciousView(msgspec.Struct, frozen=True):
+    """A reading stored as sent but flagged for staff (edge/quarantine.py); today always a purchase."""
+
+    id: int
+    received_ms: int
+    ts_ms: int
+    device: str
+    kind: str
+    reason: str
+    detail: str
+    purchase_id: int | None
+    lane: str | None
+    basket_id: str | None
+    total: float | None
+
+
+class SuspiciousSummary(msgspec.Struct, frozen=True):
+    total: int
+    by_reason: dict[str, int]
+    rows: list[SuspiciousView]
+
+
 class StoreSummary(msgspec.Struct, frozen=True):
     store_id: str
     readings: int

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import sqlite3
 import time
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import TypeVar, cast
 
 import msgspec
 
-from edge.apply import BatchApplier, BatchOutcome, Received
+from edge.apply import BatchApplier, BatchOutcome, Fate, Received
 from edge.db import open_store
 from edge.metrics import IngestMetrics
 from edge.state.alerts import AlertEvent
@@ -35,7 +36,7 @@ T = TypeVar("T")
 @dataclass(frozen=True, slots=True)
 class _Pending:
     received: Received
-    on_commit: Callable[[], None] | None
+    on_commit: Callable[[Fate], None] | None
     result: asyncio.Future[object] | None
     urgent: bool = False  # someone is waiting on it (an HTTP request): commit without waiting for more
 
@@ -67,8 +68,12 @@ class StoreWriter:
     def depth(self) -> int:
         return self._queue.qsize()
 
-    async def submit(self, item: Reading | Rejection, on_commit: Callable[[], None] | None = None) -> None:
-        """Queue an item; waits when the queue is full (backpressure reaches the broker via unsent acks)."""
+    async def submit(
+        self, item: Reading | Rejection, on_commit: Callable[[Fate], None] | None = None
+    ) -> None:
+        """Queue an item; waits when the queue is full (backpressure reaches the broker via unsent acks).
+
+        ``on_commit(fate)`` runs on the event loop once the item is durable, told what became of it."""
         await self._queue.put(_Pending(Received(item, _now_ms()), on_commit, None))
 
     async def run_job(self, job: Callable[[sqlite3.Connection], T], *, urgent: bool = False) -> T:
@@ -163,11 +168,14 @@ class StoreWriter:
             self.on_alerts(alerts)
         # Job results come back in batch order (all in the first outcome when the batch committed
         # whole, one per outcome when items were applied one by one): hand each job its own.
-        job_results = iter([r for o in outcomes if not isinstance(o, BaseException) for r in o.job_results])
+        committed = [o for o in outcomes if not isinstance(o, BaseException)]
+        job_results = iter([r for o in committed for r in o.job_results])
+        fates = iter([f for o in committed for f in o.fates])  # one per item that did not raise
         for pending, outcome in zip(batch, outcomes, strict=True):
             self._record(outcome)
-            if pending.on_commit is not None:
-                pending.on_commit()
+            fate = None if isinstance(outcome, BaseException) else next(fates)
+            if pending.on_commit is not None and fate is not None:
+                pending.on_commit(fate)
             if pending.result is None:
                 continue
             if isinstance(outcome, BaseException):
@@ -188,8 +196,13 @@ class StoreWriter:
             whole = self._applier.apply(conn, [p.received for p in batch], now)
         except sqlite3.OperationalError:
             raise  # the store itself is unwell (locked, full, I/O): retry the batch later
-        except Exception:
-            log.exception("batch_failed_isolating", extra={"items": len(batch)})
+        except Exception:  # noqa: BLE001 - isolate the item that fails
+            # The traceback names the bug; its text may quote a reading (a till's card): redacted like
+            # a quarantine row.
+            log.error(  # noqa: TRY400 - the traceback is in ``exc``, redacted
+                "batch_failed_isolating",
+                extra={"items": len(batch), "exc": self._applier.redact_text(traceback.format_exc())},
+            )
         else:
             return [whole, *([BatchOutcome()] * (len(batch) - 1))]
         results: list[BatchOutcome | BaseException] = []
@@ -217,9 +230,13 @@ class StoreWriter:
             self._metrics.rejected.inc(reason, amount=count)
         if outcome.duplicates:
             self._metrics.duplicates.inc(amount=outcome.duplicates)
+        for reason, count in outcome.suspicious.items():
+            self._metrics.suspicious.inc(reason, amount=count)
 
 
 def _as_rejection(received: Received, exc: Exception) -> Rejection:
+    # The encoded reading still carries a till's raw loyalty_id: the applier redacts every rejection it
+    # writes (edge.quarantine.CardRedactor), this one included.
     item = received.item
     payload = msgspec.json.encode(item) if not callable(item) else b""
     device = getattr(item, "device", None)

@@ -22,7 +22,7 @@ from kiosk.client import KioskApi, KioskClient
 from kiosk.errors import ApiError, DaemonUnreachableError, KioskError, NotAuthorizedError
 from kiosk.idle import IdlePhase, IdleTracker
 from kiosk.scanner import ScannerReader
-from kiosk.schemas import KioskInfo, RouteView, Session
+from kiosk.schemas import Consent, KioskInfo, RouteView, Session
 from kiosk.screens.attract import AttractScreen
 from kiosk.screens.consent import ConsentScreen
 from kiosk.screens.dialogs import ForgetScreen, IdleWarningScreen
@@ -55,6 +55,11 @@ HIGH_CONTRAST = Theme(
 DEFAULT_IDLE_S = 60.0
 DEFAULT_COUNTDOWN_S = 30.0
 ENDED = "Session ended. Nothing about you is left on this screen."
+_API_ERRORS = {
+    400: "That card number was not recognised.",
+    422: "That code does not match the card number.",
+    429: "Too many cards tried at this kiosk: please wait a minute and try again.",
+}
 INPUT_EVENTS = (events.Key, events.MouseDown, events.MouseUp, events.MouseMove, events.MouseScrollDown,
                 events.MouseScrollUp, events.Paste)  # fmt: skip
 
@@ -241,9 +246,9 @@ class KioskApp(App[int]):
             return
         self.session = session
         self.idle.touch()
-        if session.consent.never_asked:
-            await self.push_screen(ConsentScreen(session.consent))
-        else:
+        if session.verified and (session.consent is None or session.consent.never_asked):
+            await self.push_screen(ConsentScreen(session.consent or Consent()))
+        else:  # an unverified session (a typed number) gets the store's list, and is told why
             await self._show_list(session)
 
     async def _show_list(self, session: Session) -> None:
@@ -251,7 +256,7 @@ class KioskApp(App[int]):
         if listing is None or self.session is not session:
             return
         categories = self.info.categories if self.info else []
-        screen = ShoppingListScreen(listing, session.first_name, categories)
+        screen = ShoppingListScreen(listing, session.first_name, categories, verified=session.verified)
         while len(self.screen_stack) > 1:
             await self.pop_screen()
         await self.push_screen(screen)
@@ -281,7 +286,7 @@ class KioskApp(App[int]):
     @work(group="feedback", exit_on_error=False)
     async def send_feedback(self, category: str, vote: str) -> None:
         session = self.session
-        if session is not None:
+        if session is not None and session.verified:
             await self._guard(lambda: self.api.feedback(session, category, "up" if vote == "up" else "down"))
 
     @on(ShoppingListScreen.RouteWanted)
@@ -320,8 +325,8 @@ class KioskApp(App[int]):
 
     @on(ShoppingListScreen.PrivacyWanted)
     def _privacy_wanted(self) -> None:
-        if self.session is not None:
-            self.push_screen(ConsentScreen(self.session.consent))
+        if self.session is not None and self.session.verified:
+            self.push_screen(ConsentScreen(self.session.consent or Consent()))
 
     @on(ShoppingListScreen.ForgetWanted)
     def _forget_wanted(self) -> None:
@@ -404,10 +409,7 @@ class KioskApp(App[int]):
                     )
             except ApiError as exc:
                 log.warning("api_error", extra={"status": exc.status, "error": exc.message})
-                text = (
-                    "That card number was not recognised." if exc.status == 400 else "Something went wrong."
-                )
-                self.notify(text, severity="error")
+                self.notify(_API_ERRORS.get(exc.status, "Something went wrong."), severity="error")
             except KioskError as exc:
                 log.warning("kiosk_error", extra={"error": str(exc)})
                 self.notify("Something went wrong.", severity="error")

@@ -34,9 +34,12 @@ class Session(msgspec.Struct, frozen=True):
     customer: str
     token: str
     expires_ms: int
-    known: bool
+    known: bool | None  # None for an unverified session: it is told nothing about the household
     first_name: str | None
-    consent: Consent
+    consent: Consent | None  # None for an unverified session
+    # Opened with the card's barcode (number and check code): the household's own data may be shown.
+    # A typed bare number is not verified: the store's generic list, offers and route only.
+    verified: bool = False
 
 
 class ListEntry(msgspec.Struct, frozen=True):

@@ -3,11 +3,18 @@
 Sensor kinds are declared as data (`SENSOR_KINDS`): the topic shape, the payload struct, how to check
 plausibility and how to build the reading. Adding a sensor kind is adding a row. Both transports go
 through the same `Decoder._accept`, so a serial weight and an MQTT weight are validated identically.
+
+The public `Decoder.decode_mqtt` and `Decoder.decode_serial` are total: every input, however broken,
+becomes a `Reading` or a `Rejection`, never an exception. Expected problems raise `_Reject` with their
+reason; anything else that escapes from inside (a library failing on an input nobody thought of) is
+caught at those two entry points and becomes a `decode_error` rejection naming the exception, so an
+ingest loop cannot die of its input and the broker cannot redeliver a poison message forever.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +52,9 @@ class Limits:
 
     max_payload_bytes: int = 65_536
     max_clock_skew_s: float = 300.0
+    # Devices and tills buffer while the broker is down; older than this is a clock that was never set
+    # (1970, 2000) or garbage, not a buffered reading.
+    max_reading_age_s: float = 7 * 86_400.0
     shelf_max_grams: float = 200_000.0
     shelf_negative_tolerance_grams: float = 20.0
     fridge_min_c: float = -40.0
@@ -56,6 +66,76 @@ class _Reject(Exception):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+
+
+# JSON nesting deeper than this is rejected before msgspec sees it (msgspec recurses and has no depth
+# option: a ~2 KB payload nested 1,000 deep raised RecursionError). Real payloads nest 3 deep.
+MAX_JSON_DEPTH = 32
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
+_LEAF_PAIR = re.compile(rb"\[\]|\{\}")
+_OPENING = frozenset(b"[{")
+_MAX_DETAIL = 500
+_MAX_KEPT_PAYLOAD = 4096
+
+
+def _check_json_text(payload: bytes) -> None:
+    """What msgspec does not check on its own: UTF-8 everywhere (it skips unknown fields unread, and
+    raises UnicodeDecodeError rather than DecodeError on a bad string), and bounded nesting."""
+    if not payload.isascii():  # the common case costs one C scan, no copy
+        try:
+            payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Reject(
+                RejectReason.BAD_JSON, f"payload is not UTF-8: {exc.reason} at byte {exc.start}"
+            ) from None
+    # Depth can only exceed the limit if there are more opening brackets than the limit.
+    if payload.count(b"[") + payload.count(b"{") > MAX_JSON_DEPTH and _nests_deeper_than(
+        payload, MAX_JSON_DEPTH
+    ):
+        raise _Reject(RejectReason.BAD_JSON, f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
+
+
+def _nests_deeper_than(payload: bytes, limit: int) -> bool:
+    """Whether JSON text nests deeper than ``limit``, brackets inside strings ignored. All C-speed bytes
+    operations in the common case; the byte loop only runs on payloads that are deep or unbalanced."""
+    # Drop escaped backslashes, then escaped quotes (left to right, as JSON reads them), and keep only
+    # quotes and brackets. Removing adjacent quote pairs (strings without brackets, or the gap between
+    # two strings) keeps every bracket on its side of the quotes; what is then left between quote pairs
+    # was inside strings.
+    if b"\\" in payload:
+        payload = payload.replace(b"\\\\", b"").replace(b'\\"', b"")
+    brackets = payload.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in brackets:
+        brackets = b"".join(brackets.split(b'"')[::2])
+    peeled = brackets
+    for _ in range(limit):  # each pass removes the innermost level of every nest, exactly one level
+        if not peeled:
+            return False
+        peeled = _LEAF_PAIR.sub(b"", peeled)
+    if not peeled:
+        return False
+    depth = 0  # deeper than the limit, or unbalanced (invalid anyway): measure exactly
+    for byte in brackets:
+        depth += 1 if byte in _OPENING else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def _unexpected(exc: Exception) -> tuple[RejectReason, str]:
+    """The reason and detail for an exception nobody raised on purpose (no traceback: this is per input)."""
+    # msgspec raises these for bad text and deep nesting; the checks above should come first, but if
+    # one slips through it is still the payload's fault, not the decoder's.
+    reason = (
+        RejectReason.BAD_JSON
+        if isinstance(exc, UnicodeDecodeError | RecursionError)
+        else RejectReason.DECODE_ERROR
+    )
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - an exception whose message cannot be built is still an answer
+        text = "<unprintable>"
+    return reason, f"{type(exc).__name__}: {text}"[:_MAX_DETAIL]
 
 
 def _finite(name: str, value: float) -> None:
@@ -151,7 +231,26 @@ SENSOR_KINDS: tuple[SensorKind, ...] = (
 )
 _BY_TOPIC = {(k.kind, k.leaf): k for k in SENSOR_KINDS}
 _BY_FRAME = {k.frame_type: k for k in SENSOR_KINDS if k.frame_type}
-_FRAME_FIELD_TYPES = {"seq": int, "ts": int, "count": int, "grams": float, "celsius": float}
+
+
+@dataclass(frozen=True, slots=True)
+class _FieldSyntax:
+    pattern: re.Pattern[str]
+    convert: Callable[[str], int | float]
+    description: str
+
+
+# Serial fields are ASCII (the frame is checked) and must match exactly; docs/protocols.md#serial.
+_UNSIGNED = _FieldSyntax(re.compile(r"[0-9]+"), int, "an unsigned integer (digits only)")
+_DECIMAL = _FieldSyntax(re.compile(r"-?[0-9]+(?:\.[0-9]+)?"), float, "a plain decimal like -12.5")
+_FRAME_FIELD_SYNTAX = {
+    "seq": _UNSIGNED,
+    "ts": _UNSIGNED,
+    "count": _UNSIGNED,
+    "grams": _DECIMAL,
+    "celsius": _DECIMAL,
+}
+_FRAME_ACTIONS = {"PICK": "pick", "PUT": "put"}
 
 
 def subscriptions(store_id: str) -> list[str]:
@@ -179,10 +278,16 @@ class Decoder:
 
     # -- MQTT ---------------------------------------------------------------------------------------
     def decode_mqtt(self, topic: str, payload: bytes) -> Reading | Rejection:
+        """The reading in one MQTT message, or why it was rejected. Never raises."""
         try:
             return self._decode_mqtt(topic, payload)
         except _Reject as rej:
-            return Rejection(Source.MQTT, topic, rej.reason, rej.detail, payload[:4096], _topic_device(topic))
+            reason, detail = rej.reason, rej.detail
+        except Exception as exc:  # noqa: BLE001 - total by construction, see the module docstring
+            reason, detail = _unexpected(exc)
+        return Rejection(
+            Source.MQTT, topic, reason, detail, payload[:_MAX_KEPT_PAYLOAD], _topic_device(topic)
+        )
 
     def _decode_mqtt(self, topic: str, payload: bytes) -> Reading:
         if len(payload) > self._limits.max_payload_bytes:
@@ -203,6 +308,7 @@ class Decoder:
         device = device_id(kind, subject)
         if device not in self._planogram.devices:
             raise _Reject(RejectReason.UNKNOWN_DEVICE, f"device {device!r} is not in the planogram")
+        _check_json_text(payload)
         try:
             parsed = self._decoders[spec.payload].decode(payload)
         except msgspec.ValidationError as exc:
@@ -218,6 +324,7 @@ class Decoder:
         now_ms = int(self._clock() * 1000)
         if text in (b"online", b"offline"):
             return DeviceStatus(device, text == b"online", now_ms)
+        _check_json_text(payload)
         try:
             status = self._status_decoder.decode(payload)
         except msgspec.ValidationError as exc:
@@ -231,6 +338,7 @@ class Decoder:
 
     # -- serial -------------------------------------------------------------------------------------
     def decode_serial(self, port: str, line: bytes) -> Reading | Rejection:
+        """The reading in one serial line, or why it was rejected. Never raises."""
         device: str | None = None
         try:
             frame = decode_frame(line)
@@ -243,10 +351,11 @@ class Decoder:
             except msgspec.ValidationError as exc:
                 raise _Reject(RejectReason.BAD_SCHEMA, str(exc)) from None
             return self._accept(spec, parsed, device, subject)
-        except FrameError as exc:
-            return Rejection(Source.SERIAL, port, exc.reason, exc.detail, line[:4096])
-        except _Reject as rej:
-            return Rejection(Source.SERIAL, port, rej.reason, rej.detail, line[:4096], device)
+        except (FrameError, _Reject) as rej:
+            reason, detail = rej.reason, rej.detail
+        except Exception as exc:  # noqa: BLE001 - total by construction, see the module docstring
+            reason, detail = _unexpected(exc)
+        return Rejection(Source.SERIAL, port, reason, detail, line[:_MAX_KEPT_PAYLOAD], device)
 
     def _frame_fields(self, frame: Frame) -> tuple[SensorKind, str, dict[str, object]]:
         spec = _BY_FRAME.get(frame.type)
@@ -260,16 +369,20 @@ class Decoder:
         subject, *values = frame.fields
         fields: dict[str, object] = {}
         for name, text in zip(spec.frame_fields, values, strict=True):
-            convert = _FRAME_FIELD_TYPES.get(name)
             if name == "action":
-                fields[name] = text.lower()
+                if text not in _FRAME_ACTIONS:
+                    raise _Reject(
+                        RejectReason.BAD_SCHEMA, f"{frame.type} field action={text!r} is not PICK or PUT"
+                    )
+                fields[name] = _FRAME_ACTIONS[text]
                 continue
-            try:
-                fields[name] = convert(text) if convert else text
-            except ValueError:
+            syntax = _FRAME_FIELD_SYNTAX[name]
+            # Strict on purpose: int() and float() would also take "1_0", " 10\r", "1e3" and "nan".
+            if syntax.pattern.fullmatch(text) is None:
                 raise _Reject(
-                    RejectReason.BAD_SCHEMA, f"{frame.type} field {name}={text!r} is not a number"
-                ) from None
+                    RejectReason.BAD_SCHEMA, f"{frame.type} field {name}={text!r} is not {syntax.description}"
+                )
+            fields[name] = syntax.convert(text)
         return spec, subject, fields
 
     # -- shared -------------------------------------------------------------------------------------
@@ -281,13 +394,20 @@ class Decoder:
     def _timestamp(self, value: int | str) -> int:
         try:
             ts_ms = to_epoch_ms(value)
-        except TimestampError as exc:
+        except (TimestampError, ValueError, OverflowError) as exc:
             raise _Reject(RejectReason.BAD_TIMESTAMP, str(exc)) from None
-        skew_s = ts_ms / 1000 - self._clock()
-        if skew_s > self._limits.max_clock_skew_s:
+        # Integer milliseconds: a serial ts of 240 digits must not overflow a float on the way.
+        ahead_ms = ts_ms - int(self._clock() * 1000)
+        limits = self._limits
+        if ahead_ms > limits.max_clock_skew_s * 1000:
             raise _Reject(
                 RejectReason.BAD_TIMESTAMP,
-                f"ts is {skew_s:.0f}s in the future (max skew {self._limits.max_clock_skew_s:.0f}s)",
+                f"ts is {ahead_ms // 1000}s in the future (max skew {limits.max_clock_skew_s:.0f}s)",
+            )
+        if -ahead_ms > limits.max_reading_age_s * 1000:
+            raise _Reject(
+                RejectReason.BAD_TIMESTAMP,
+                f"ts is {-ahead_ms // 1000}s old (max age {limits.max_reading_age_s:.0f}s)",
             )
         return ts_ms
 

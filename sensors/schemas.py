@@ -159,6 +159,9 @@ class RejectReason(enum.StrEnum):
     BAD_FRAME = "bad_frame"
     BAD_CHECKSUM = "bad_checksum"
     INTERNAL_ERROR = "internal_error"  # valid input the daemon failed to store (a bug); kept for replay
+    # The decoder itself failed on this input (an exception nobody raised on purpose: a decoder bug or
+    # a library surprise). Distinct from internal_error: the input was never found valid.
+    DECODE_ERROR = "decode_error"
 
 
 class Rejection(msgspec.Struct, frozen=True):

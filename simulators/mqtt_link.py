@@ -7,6 +7,10 @@ each device's messages in ``seq`` order. If the broker goes away the device reco
 `sensors.backoff.Backoff` and carries on from the first unacknowledged message (a retry may duplicate
 it; the daemon drops duplicates by ``(device, seq, ts)``). While it is disconnected the outbox keeps
 the newest messages up to its capacity, so a dead broker never stalls the simulation.
+
+A till given a `simulators.till.TillReceiptBook` also subscribes to its receipts, resends transactions
+that no receipt confirmed in time, and when the run ends keeps its connection (up to the drain
+deadline) until every transaction is confirmed.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import contextlib
 import logging
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiomqtt
@@ -23,10 +28,12 @@ import aiomqtt
 from sensors.backoff import Backoff
 from simulators.messages import STATUS_LABEL, MqttOut, status_topic
 from simulators.summary import RunCounters
+from simulators.till import TillReceiptBook
 
 logger = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT_S = 5.0
+HOLD_POLL_S = 0.2  # how often a closed outbox held open for receipts looks again
 KEEPALIVE_S = 30
 OUTBOX_CAPACITY = 2_000  # ~30 minutes of one shelf at 1 Hz
 
@@ -44,7 +51,8 @@ class DeviceOutbox:
     """Messages waiting for one device's connection: FIFO, bounded (oldest dropped first), closable.
 
     Closing lets the device drain what is queued until a deadline (loop time); what is left then is
-    dropped and counted.
+    dropped and counted. ``hold`` (a till with unconfirmed transactions) keeps a closed, empty outbox
+    waiting for resends until the deadline.
     """
 
     def __init__(self, capacity: int = OUTBOX_CAPACITY) -> None:
@@ -54,6 +62,7 @@ class DeviceOutbox:
         self._closed = asyncio.Event()
         self._drain_deadline = float("inf")
         self.dropped = 0
+        self.hold: Callable[[], bool] | None = None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -72,6 +81,14 @@ class DeviceOutbox:
         self._items.append(item)
         self._changed.set()
 
+    def requeue(self, item: MqttOut) -> None:
+        """Queue a resend, also while closed and draining (the deadline still applies)."""
+        if len(self._items) >= self._capacity:
+            self._items.popleft()
+            self.dropped += 1
+        self._items.append(item)
+        self._changed.set()
+
     def close(self, drain_deadline: float) -> None:
         self._drain_deadline = drain_deadline
         self._closed.set()
@@ -81,13 +98,20 @@ class DeviceOutbox:
         """The oldest message, once there is one; None when closed and drained (or out of time)."""
         loop = asyncio.get_running_loop()
         while True:
-            if self.closed and (not self._items or loop.time() >= self._drain_deadline):
-                self.discard()
-                return None
+            if self.closed:
+                holding = self.hold is not None and self.hold()
+                if loop.time() >= self._drain_deadline or (not self._items and not holding):
+                    self.discard()
+                    return None
             if self._items:
                 return self._items[0]
             self._changed.clear()
-            await self._changed.wait()
+            if self.closed:  # held open for receipts: look again soon
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(HOLD_POLL_S):
+                        await self._changed.wait()
+            else:
+                await self._changed.wait()
 
     def pop(self) -> None:
         self._items.popleft()
@@ -141,10 +165,14 @@ class MqttDevice:
         counters: RunCounters,
         board: ConnectionBoard,
         seed: int,
+        till: TillReceiptBook | None = None,
     ) -> None:
         self._broker = broker
         self._device = device
         self._outbox = outbox
+        self._till = till
+        if till is not None:
+            outbox.hold = lambda: len(till) > 0
         self._counters = counters
         self._board = board
         self._status_topic = status_topic(broker.store_id, device)
@@ -186,6 +214,8 @@ class MqttDevice:
                 self._counters.reconnects += 1
                 self._lost_connection = False
             try:
+                if self._till is not None:
+                    await client.subscribe(self._till.topic, qos=1)
                 await client.publish(self._status_topic, b"online", qos=1, retain=True)
                 self._counters.published[STATUS_LABEL] += 1
                 await self._drain_while_connected(client)
@@ -202,18 +232,32 @@ class MqttDevice:
         An idle device (a footfall counter between reports) would otherwise only notice a dead
         connection at its next publish, and could end the run saying goodbye into a dead socket.
         """
+        till = self._till
         drain = asyncio.create_task(self._drain(client), name=f"drain:{self._device}")
-        watch = asyncio.create_task(_until_disconnected(client), name=f"watch:{self._device}")
+        watch = asyncio.create_task(
+            _until_disconnected(client, till.on_receipt if till is not None else None),
+            name=f"watch:{self._device}",
+        )
+        tasks = [drain, watch]
+        if till is not None:
+            tasks.append(asyncio.create_task(self._resend_overdue(till), name=f"resend:{self._device}"))
         try:
-            await asyncio.wait((drain, watch), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (drain, watch):
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(drain, watch, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
         if drain.done() and not drain.cancelled() and drain.exception() is None:
             return
-        failed = drain if drain.done() and not drain.cancelled() else watch
+        failed = next((t for t in tasks if t.done() and not t.cancelled() and t.exception()), watch)
         failed.result()
+
+    async def _resend_overdue(self, till: TillReceiptBook) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            for out in till.due():
+                self._outbox.requeue(out)
+            await till.wait_change(min(loop.time() + 1.0, till.next_due()))
 
     async def _drain(self, client: aiomqtt.Client) -> None:
         while (item := await self._outbox.head()) is not None:
@@ -221,6 +265,8 @@ class MqttDevice:
             self._outbox.pop()
             if item.fault is not None:
                 self._counters.malformed_sent[item.fault] += 1
+            elif self._till is not None and self._till.tracks(item) and not self._till.sent(item):
+                pass  # a resend: counted by the till's book, not as another transaction
             else:
                 self._counters.published[item.kind.value] += 1
 
@@ -230,12 +276,13 @@ class MqttDevice:
             self._counters.published[STATUS_LABEL] += 1
 
 
-async def _until_disconnected(client: aiomqtt.Client) -> None:
+async def _until_disconnected(client: aiomqtt.Client, on_message: Callable[[bytes], None] | None) -> None:
     """Return never; raise MqttError when the connection drops.
 
-    Nothing is subscribed, so no message ever arrives: aiomqtt's message iterator is simply its public
-    way of reporting that the connection was lost.
+    Only a till subscribes (to its receipts, handed to ``on_message``); for other devices aiomqtt's
+    message iterator is simply its public way of reporting that the connection was lost.
     """
-    async for _message in client.messages:
-        pass
+    async for message in client.messages:
+        if on_message is not None and isinstance(message.payload, bytes | bytearray):
+            on_message(bytes(message.payload))
     raise aiomqtt.MqttError("the broker closed the message stream")

@@ -14,6 +14,7 @@ the PTY and its symlink.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import heapq
@@ -24,6 +25,8 @@ from collections.abc import Callable, Iterable
 from types import MappingProxyType
 
 from sensors.planogram import Planogram, load_planogram
+from sensors.receipts import receipt_topic
+from sensors.schemas import device_id
 from simulators.clock import SimClock
 from simulators.errors import SimulatorError
 from simulators.fleet import StoreDevices
@@ -33,6 +36,7 @@ from simulators.serial_link import PtySerialLink
 from simulators.settings import SimulatorSettings
 from simulators.store import StoreWorld
 from simulators.summary import GroundTruth, RunCounters, SimulationSummary, write_ground_truth
+from simulators.till import TillReceiptBook
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +115,16 @@ class _Run:
             settings.mqtt_password,
         )
         self._outboxes = {device: DeviceOutbox() for device in self._devices.mqtt_devices}
+        self._tills = (
+            {
+                device_id("pos", lane): TillReceiptBook(
+                    receipt_topic(settings.store_id, lane), settings.receipt_timeout_s
+                )
+                for lane in planogram.tills
+            }
+            if settings.till_receipts
+            else {}
+        )
         self._board = ConnectionBoard(self._broker, len(self._outboxes))
         self._link: PtySerialLink | None = None
         self._truth_due = False
@@ -139,7 +153,13 @@ class _Run:
             async with asyncio.TaskGroup() as tasks:
                 for device, outbox in self._outboxes.items():
                     publisher = MqttDevice(
-                        self._broker, device, outbox, self._counters, self._board, settings.seed
+                        self._broker,
+                        device,
+                        outbox,
+                        self._counters,
+                        self._board,
+                        settings.seed,
+                        till=self._tills.get(device),
                     )
                     tasks.create_task(publisher.run(), name=f"mqtt-device:{device}")
                 tasks.create_task(self._drive(stop, started), name="simulation-clock")
@@ -265,6 +285,9 @@ class _Run:
     def _summary(self, real_seconds: float) -> SimulationSummary:
         stats = self._world.stats()
         link = self._link
+        receipts: collections.Counter[str] = collections.Counter()
+        for book in self._tills.values():
+            receipts.update(book.receipts)
         return SimulationSummary(
             published=self._counters.frozen_published(),
             malformed_sent=self._counters.frozen_malformed(),
@@ -281,6 +304,9 @@ class _Run:
             simulated_seconds=(self._world.now_ms - self._clock.sim_start_ms) / 1000,
             real_seconds=round(real_seconds, 3),
             ground_truth=MappingProxyType(dict(self._world.stock)),
+            transactions_resent=sum(book.resent for book in self._tills.values()),
+            transactions_unconfirmed=sum(len(book) + book.given_up for book in self._tills.values()),
+            receipts=MappingProxyType(dict(sorted(receipts.items()))),
         )
 
 

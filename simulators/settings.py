@@ -19,6 +19,8 @@ class SimulatorSettings:
     ``speed`` is simulated seconds per real second and drives only the population (day curve, shopper
     arrivals, restocks); device sampling (``weight_hz``, fridge and footfall intervals) is in real time.
     ``duration_s`` is in real seconds; ``None`` runs until the stop event is set.
+    ``till_receipts``: tills wait for the daemon's receipt for each transaction and resend one not
+    confirmed within ``receipt_timeout_s`` (`simulators.till`); off when no daemon is listening.
     """
 
     store_id: str
@@ -35,6 +37,8 @@ class SimulatorSettings:
     duration_s: float | None = None
     ground_truth_path: Path | None = None
     start_time_ms: int | None = None
+    till_receipts: bool = False
+    receipt_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
         if not _TOPIC_LEVEL.match(self.store_id):
@@ -53,5 +57,7 @@ class SimulatorSettings:
             raise SimulatorSettingsError(f"fault_rate {self.fault_rate} must be in [0, 1]")
         if self.duration_s is not None and not self.duration_s > 0:
             raise SimulatorSettingsError(f"duration_s {self.duration_s} must be positive")
+        if not self.receipt_timeout_s > 0:
+            raise SimulatorSettingsError(f"receipt_timeout_s {self.receipt_timeout_s} must be positive")
         if self.start_time_ms is not None and self.start_time_ms < 0:
             raise SimulatorSettingsError(f"start_time_ms {self.start_time_ms} must be epoch milliseconds")

@@ -20,7 +20,10 @@ class SimulationSummary:
     ``temperature``, ``footfall``, ``transaction``, ``status``); ``malformed_sent`` counts deliberately
     malformed messages per `FaultKind` value (MQTT ones once acknowledged, serial ones once written).
     ``serial_frames_written`` includes malformed frames. ``ground_truth`` is the true item count per
-    shelf at the end, including shelves whose devices were silent.
+    shelf at the end, including shelves whose devices were silent. With till receipts on, ``transaction``
+    counts each basket once however often it was resent; ``transactions_resent`` counts the resends,
+    ``transactions_unconfirmed`` the baskets no receipt confirmed by the end, and ``receipts`` the
+    receipts the tills got, per status.
     """
 
     published: Mapping[str, int]
@@ -38,6 +41,9 @@ class SimulationSummary:
     simulated_seconds: float
     real_seconds: float
     ground_truth: Mapping[str, int]
+    transactions_resent: int = 0
+    transactions_unconfirmed: int = 0
+    receipts: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(slots=True)

@@ -17,6 +17,8 @@ pytestmark = pytest.mark.integration
     ("script", "args"),
     [
         ("ingest.py", ["--smoke", "--out"]),
+        # Two broker settings, one kill -9 of mosquitto each under the real daemon.
+        ("broker_crash.py", ["--smoke", "--out"]),
         ("state.py", ["--smoke", "--out"]),
         ("routing.py", ["--quick", "--output"]),
     ],

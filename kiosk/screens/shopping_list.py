@@ -33,15 +33,17 @@ class ItemActions(ModalScreen[str]):
 
     BINDINGS = [*ARROW_FOCUS, Binding("escape", "dismiss('back')", "Back", show=False)]
 
-    def __init__(self, category: str) -> None:
+    def __init__(self, category: str, *, votes: bool = True) -> None:
         super().__init__()
         self._category = category
+        self._votes = votes  # an unverified session cannot rate (a vote is about the household)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(f"[b]{self._category}[/b]", classes="title")
-            yield Button("Useful suggestion (thumbs up)", id="up")
-            yield Button("Not useful (thumbs down)", id="down")
+            if self._votes:
+                yield Button("Useful suggestion (thumbs up)", id="up")
+                yield Button("Not useful (thumbs down)", id="down")
             yield Button("Remove from my list", id="remove")
             yield Button("Back", id="back")
 
@@ -95,9 +97,17 @@ class ShoppingListScreen(KioskScreen):
     class Finished(Message):
         pass
 
-    def __init__(self, listing: ShoppingList, greeting_name: str | None, categories: list[str]) -> None:
+    def __init__(
+        self,
+        listing: ShoppingList,
+        greeting_name: str | None,
+        categories: list[str],
+        *,
+        verified: bool = True,
+    ) -> None:
         super().__init__()
         self._listing = listing
+        self._verified = verified  # False: a typed number; no privacy choices, no "forget me", no votes
         self._greeting_name = greeting_name
         self._categories = categories
         self.groups: dict[str, list[ListEntry]] = {
@@ -113,19 +123,21 @@ class ShoppingListScreen(KioskScreen):
     def compose(self) -> ComposeResult:
         yield ConnectionBanner()
         hello = f"Hello {self._greeting_name}" if self._greeting_name else "Hello"
-        note = (
-            "Your list, from what you usually buy here."
-            if self._listing.personalised
-            else "Popular in this store this week (you have not turned on a personal list)."
-        )
+        if not self._verified:
+            note = "Popular in this store this week. Scan your card to see your own list and privacy choices."
+        elif self._listing.personalised:
+            note = "Your list, from what you usually buy here."
+        else:
+            note = "Popular in this store this week (you have not turned on a personal list)."
         yield Static(f"{hello}. {note}", id="list-title", classes="title")
         yield OptionList(*self._rows(), id="list")
         with Horizontal(classes="actions"):
             yield Button("Add item", id="add")
             yield Button("Route", id="route", variant="primary")
             yield Button("Offers", id="offers")
-            yield Button("Privacy", id="privacy")
-            yield Button("Forget me", id="forget", variant="error")
+            if self._verified:
+                yield Button("Privacy", id="privacy")
+                yield Button("Forget me", id="forget", variant="error")
             yield Button("Finish", id="finish")
 
     def on_mount(self) -> None:
@@ -170,7 +182,9 @@ class ShoppingListScreen(KioskScreen):
     def _selected(self, event: OptionList.OptionSelected) -> None:
         category = self.row_categories[event.option_index]
         if category is not None:
-            self.app.push_screen(ItemActions(category), lambda choice: self._act(category, choice))
+            self.app.push_screen(
+                ItemActions(category, votes=self._verified), lambda choice: self._act(category, choice)
+            )
 
     def _act(self, category: str, choice: str | None) -> None:
         if choice in ("up", "down"):

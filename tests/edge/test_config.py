@@ -48,9 +48,16 @@ def test_example_config_is_valid_and_matches_defaults_where_it_says_so() -> None
         ),
         ({"log": {"level": "loud"}}, "[log] level: Invalid enum value 'loud'"),
         ({"thresholds": {"fridge_min_c": 10.0, "fridge_max_c": 5.0}}, "[thresholds] fridge_min_c"),
+        ({"thresholds": {"max_reading_age_s": 0}}, "[thresholds] max_reading_age_s: Expected `float` > 0"),
         ({"privacy": {"pseudonym_key": "short"}}, "[privacy] pseudonym_key: must be at least 16"),
         ({"database": {"batch_max": 0}}, "[database] batch_max: Expected `int` >= 1"),
         ({"colour": "blue"}, "colour: unknown key"),
+        ({"http": {"staff_token": "change-me-staff-token"}}, "[http] staff_token: still the example's"),
+        ({"http": {"kiosk_token": "change-me-kiosk-token"}}, "[http] kiosk_token: still the example's"),
+        ({"http": {"staff_token": "1234"}}, "[http] staff_token: must be at least 16 characters (it is 4)"),
+        ({"http": {"kiosk_token": "kiosk token, spaces"}}, "[http] kiosk_token: printable ASCII"),
+        ({"http": {"staff_token": "s2.a-session-shaped-one"}}, "[http] staff_token: must not start like"),
+        ({"kiosk": {"session_burst": 0}}, "[kiosk] session_burst: Expected `int` >= 1"),
     ],
 )
 def test_errors_name_file_and_key(raw: dict[str, object], message: str) -> None:
@@ -58,6 +65,18 @@ def test_errors_name_file_and_key(raw: dict[str, object], message: str) -> None:
         parse_config(raw, origin="store.toml")
     assert str(caught.value).startswith("store.toml: ")
     assert message in str(caught.value)
+
+
+def test_the_example_config_leaves_the_tokens_to_be_set(tmp_path: Path) -> None:
+    """`storeedge config check storeedge.example.toml` passes because the example sets no token; the
+    same file with its placeholders uncommented fails, naming the key."""
+    example = REPO / "storeedge.example.toml"
+    assert load_config(example).http.staff_token is None
+    text = example.read_text().replace("# staff_token = ", "staff_token = ")
+    copy = tmp_path / "storeedge.toml"
+    copy.write_text(text)
+    with pytest.raises(ConfigError, match=r"storeedge\.toml: \[http\] staff_token: still the example's"):
+        load_config(copy)
 
 
 def test_bad_toml_and_missing_file_name_the_file(tmp_path: Path) -> None:

@@ -14,13 +14,16 @@ import aiomqtt
 import pytest
 
 from edge.broker import MosquittoBroker
+from edge.privacy import CardCheck
 from routing import parse_layout
-from tests.conftest import STAFF_TOKEN, run_daemon, write_config
+from tests.conftest import PSEUDONYM_KEY, STAFF_TOKEN, run_daemon, write_config
 
 pytestmark = pytest.mark.integration
 
 KIOSK_TOKEN = "test-kiosk-token"
 CARD = "LOY-000123"
+CARDS = CardCheck(PSEUDONYM_KEY.encode())
+SCANNED = CARDS.barcode(CARD)  # what a scanner reads: the number and its check code
 
 
 async def call(method: str, url: str, token: str | None, body: object | None = None) -> tuple[int, Any]:
@@ -85,7 +88,7 @@ async def test_each_token_opens_only_its_routes(config: Path) -> None:
         assert (await call("GET", f"{api}/kiosk/info", "wrong"))[0] == 401
         assert (await call("GET", f"{api}/kiosk/info", None))[0] == 401
 
-        status, opened = await call("POST", f"{api}/kiosk/sessions", KIOSK_TOKEN, {"card": CARD})
+        status, opened = await call("POST", f"{api}/kiosk/sessions", KIOSK_TOKEN, {"card": SCANNED})
         assert status == 201, opened
         me, token = opened["customer"], opened["token"]
         assert me.startswith("hh_")
@@ -94,7 +97,9 @@ async def test_each_token_opens_only_its_routes(config: Path) -> None:
         assert opened["first_name"] is None
         assert opened["consent"] == {"personalisation": None, "analytics": None, "updated_ms": None}
 
-        _, other = await call("POST", f"{api}/kiosk/sessions", KIOSK_TOKEN, {"card": "LOY-999"})
+        _, other = await call(
+            "POST", f"{api}/kiosk/sessions", KIOSK_TOKEN, {"card": CARDS.barcode("LOY-999")}
+        )
         assert (await call("GET", f"{api}/customers/{me}/consent", token))[0] == 200
         status, body = await call("GET", f"{api}/customers/{other['customer']}/consent", token)
         assert status == 403
@@ -122,7 +127,7 @@ async def test_bad_requests_name_the_field(config: Path) -> None:
         status, body = await call("POST", f"{api}/kiosk/sessions", KIOSK_TOKEN, {"loyalty": "x"})
         assert status == 400
         assert body["error"] == "loyalty: unknown key (typo?)"
-        _, opened = await call("POST", f"{api}/kiosk/sessions", KIOSK_TOKEN, {"card": CARD})
+        _, opened = await call("POST", f"{api}/kiosk/sessions", KIOSK_TOKEN, {"card": SCANNED})
         me, token = opened["customer"], opened["token"]
         status, body = await call("PUT", f"{api}/customers/{me}/consent", token, {"personalisation": "yes"})
         assert status == 400
@@ -140,7 +145,7 @@ async def test_bad_requests_name_the_field(config: Path) -> None:
 async def test_consent_is_recorded_synced_and_every_read_is_logged(config: Path) -> None:
     async with run_daemon(config) as d:
         api, db = f"{d.url}/api/v1", Path(d.config.database.path)
-        _, opened = await call("POST", f"{api}/kiosk/sessions", KIOSK_TOKEN, {"card": CARD})
+        _, opened = await call("POST", f"{api}/kiosk/sessions", KIOSK_TOKEN, {"card": SCANNED})
         me, token = opened["customer"], opened["token"]
         status, consent = await call(
             "PUT", f"{api}/customers/{me}/consent", token, {"personalisation": False, "analytics": True}
@@ -177,7 +182,7 @@ async def test_forget_me_erases_the_household_here_and_tells_central(
         await buy(broker, CARD, "b-1", 1, ["1001", "1002"])
         await buy(broker, "LOY-OTHER", "b-2", 2, ["1001"])
         await wait_for(lambda: rows(db, "SELECT count(*) FROM purchases")[0][0] == 2)
-        _, opened = await call("POST", f"{api}/kiosk/sessions", KIOSK_TOKEN, {"card": CARD})
+        _, opened = await call("POST", f"{api}/kiosk/sessions", KIOSK_TOKEN, {"card": SCANNED})
         me, token = opened["customer"], opened["token"]
         assert opened["known"] is True
         await call(
@@ -225,7 +230,11 @@ async def test_forget_me_erases_the_household_here_and_tells_central(
 
 async def test_list_offers_and_route_follow_consent(tmp_path: Path, broker: MosquittoBroker) -> None:
     config = write_config(
-        tmp_path, broker, http={"kiosk_token": KIOSK_TOKEN}, models={"rescore_interval_s": 0.2}
+        tmp_path,
+        broker,
+        http={"kiosk_token": KIOSK_TOKEN},
+        models={"rescore_interval_s": 0.2},
+        thresholds={"max_reading_age_s": 90 * 86_400.0},  # two months of purchases backfilled over MQTT
     )
     day_ms = 86_400_000
     async with run_daemon(config) as d:
@@ -241,7 +250,7 @@ async def test_list_offers_and_route_follow_consent(tmp_path: Path, broker: Mosq
             skus = [milk, coffee] if days_ago % 10 in (0, 9) else [milk]
             await buy(broker, CARD, f"b-{seq}", seq, skus, ts_ms=now - days_ago * day_ms)
         await wait_for(lambda: rows(db, "SELECT count(*) FROM purchases")[0][0] == seq)
-        _, opened = await call("POST", f"{api}/kiosk/sessions", KIOSK_TOKEN, {"card": CARD})
+        _, opened = await call("POST", f"{api}/kiosk/sessions", KIOSK_TOKEN, {"card": SCANNED})
         me, token = opened["customer"], opened["token"]
 
         # No consent yet: a generic list, generic offers, no profile, and nothing cached.

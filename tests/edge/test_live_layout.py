@@ -96,7 +96,7 @@ async def test_the_daemon_routes_on_a_new_layout_without_a_restart(
 ) -> None:
     bundles = tmp_path / "bundles"
     config = write_config(
-        tmp_path, broker, sync={"bundle_dir": str(bundles)}, http={"kiosk_token": "kiosk-t"}
+        tmp_path, broker, sync={"bundle_dir": str(bundles)}, http={"kiosk_token": "test-kiosk-token"}
     )
     demo_nodes = {n.id for n in load_layout(DEMO_LAYOUT).nodes}
     convenience_nodes = {n.id for n in load_layout(CONVENIENCE).nodes}
@@ -113,7 +113,7 @@ async def test_the_daemon_routes_on_a_new_layout_without_a_restart(
 
         async def kiosk_layout() -> str:
             async with http.get(
-                f"{running.url}/api/v1/kiosk/layout", headers={"Authorization": "Bearer kiosk-t"}
+                f"{running.url}/api/v1/kiosk/layout", headers={"Authorization": "Bearer test-kiosk-token"}
             ) as r:
                 assert r.status == 200
                 return await r.text()

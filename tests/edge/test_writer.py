@@ -6,12 +6,14 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from edge.apply import BatchApplier, load_planogram_job
+import pytest
+
+from edge.apply import BatchApplier, Fate, load_planogram_job
 from edge.metrics import IngestMetrics
 from edge.privacy import Pseudonymiser
 from edge.writer import StoreWriter
 from sensors.planogram import load_planogram
-from sensors.schemas import ShelfWeight
+from sensors.schemas import PosItem, PosTransaction, ShelfWeight
 
 PLANOGRAM = load_planogram(
     Path(__file__).resolve().parents[2] / "simulators" / "demo_store" / "planogram.toml"
@@ -47,7 +49,7 @@ async def test_acks_run_only_after_the_batch_is_visible_to_other_connections(tmp
     seen_at_ack: list[int] = []
 
     def ack_for(seq: int):
-        def ack() -> None:
+        def ack(_fate: Fate) -> None:
             (count,) = observer.execute("SELECT count(*) FROM readings WHERE seq = ?", (seq,)).fetchone()
             seen_at_ack.append(count)
 
@@ -65,10 +67,11 @@ async def test_acks_run_only_after_the_batch_is_visible_to_other_connections(tmp
 
 async def test_a_poisoned_item_is_quarantined_and_its_batch_mates_commit(tmp_path: Path) -> None:
     writer, task, metrics = await start(tmp_path, ExplodingApplier, batch_max=100, batch_wait_s=0.05)
-    acked: list[int] = []
-    for seq in range(10, 17):
+    acked: list[tuple[int, Fate]] = []
+    for seq in (*range(10, 17), 11):  # the last one is a copy of seq 11
         await writer.submit(
-            ShelfWeight("shelf-A1-1", "A1-1", seq, T0 + seq, 500.0), lambda s=seq: acked.append(s)
+            ShelfWeight("shelf-A1-1", "A1-1", seq, T0 + seq, 500.0),
+            lambda fate, s=seq: acked.append((s, fate)),
         )
     await writer.stop()
     await task
@@ -80,8 +83,48 @@ async def test_a_poisoned_item_is_quarantined_and_its_batch_mates_commit(tmp_pat
     assert reason == "internal_error"
     assert "unlucky reading" in detail
     assert b'"seq":13' in payload
-    assert sorted(acked) == list(range(10, 17))  # the poisoned one is durable in quarantine, so acked too
+    # Every item is acked once durable (the poisoned one in quarantine), told what became of it.
+    assert sorted(acked) == [
+        (10, Fate.STORED),
+        (11, Fate.DUPLICATE),
+        (11, Fate.STORED),
+        (12, Fate.STORED),
+        (13, Fate.QUARANTINED),
+        *((s, Fate.STORED) for s in (14, 15, 16)),
+    ]
     assert metrics.rejected.value("internal_error") == 1
+
+
+class ExplodingTill(BatchApplier):
+    """Fails on a till's basket with an error that quotes the card (as a careless bug would)."""
+
+    def _purchase(self, conn: sqlite3.Connection, r: PosTransaction, *args: object) -> None:
+        raise ValueError(f"cannot store basket of {r.loyalty_id}")
+
+
+async def test_a_poisoned_basket_is_quarantined_without_its_card_number(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer, task, metrics = await start(tmp_path, ExplodingTill, batch_max=100, batch_wait_s=0.05)
+    basket = PosTransaction("pos-1", "1", 5, T0, "b-5", (PosItem("1031", 1, 1.5),), 1.5, "LOY-000082")
+    await writer.submit(basket)
+    await writer.stop()
+    await task
+    await writer.close()
+    conn = sqlite3.connect(tmp_path / "w.db")
+    reason, detail, payload = conn.execute("SELECT reason, detail, payload FROM quarantine").fetchone()
+    assert reason == "internal_error"
+    household = Pseudonymiser(b"k" * 32).household_id("LOY-000082")
+    assert detail == f"ValueError: cannot store basket of {household}"
+    assert b'"basket_id":"b-5"' in payload
+    assert household.encode() in payload
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert not [p.name for p in tmp_path.glob("w.db*") if b"LOY-000082" in p.read_bytes()]
+    assert metrics.rejected.value("internal_error") == 1
+    (logged,) = [r for r in caplog.records if r.getMessage() == "batch_failed_isolating"]
+    assert "ValueError: cannot store basket of hh_" in logged.exc  # type: ignore[attr-defined]
+    assert "LOY-000082" not in caplog.text
+    assert "LOY-000082" not in str(logged.__dict__)
 
 
 async def test_stop_commits_everything_still_queued(tmp_path: Path) -> None:

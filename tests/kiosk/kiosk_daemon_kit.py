@@ -10,10 +10,12 @@ from typing import Any
 import aiomqtt
 
 from edge.broker import MosquittoBroker
-from tests.conftest import write_config
+from edge.privacy import CardCheck
+from tests.conftest import PSEUDONYM_KEY, write_config
 
 KIOSK_TOKEN = "test-kiosk-token"
 CARD = "LOY-424242"
+SCANNED = CardCheck(PSEUDONYM_KEY.encode()).barcode(CARD)  # what the card's barcode holds
 # Demo planogram SKUs: fruit, vegetables, bread.
 BASKET = [{"sku": "1001", "qty": 1, "unit_price": 2.0}, {"sku": "1006", "qty": 1, "unit_price": 1.5}]
 

@@ -90,6 +90,7 @@ class FakeApi:
     """Answers like the daemon would; records what was asked."""
 
     consent: Consent = field(default_factory=Consent)
+    verified: bool = True  # sessions as a scanned card opens them
     calls: list[tuple[str, Any]] = field(default_factory=list)
     alerts: asyncio.Queue[Alert | StreamState] | None = None
     connected: bool = True
@@ -105,7 +106,7 @@ class FakeApi:
 
     async def open_session(self, card: str) -> Session:
         self.calls.append(("open_session", card))
-        return Session(CUSTOMER, "session-token", 0, True, None, self.consent)
+        return Session(CUSTOMER, "session-token", 0, True, None, self.consent, verified=self.verified)
 
     async def close_session(self, session: Session) -> None:
         self.calls.append(("close_session", session.customer))

@@ -27,6 +27,7 @@ from tests.conftest import STAFF_TOKEN, aget, ajson, run_daemon
 from tests.kiosk.kiosk_daemon_kit import (
     CARD,
     KIOSK_TOKEN,
+    SCANNED,
     kiosk_config,
     publish_purchases,
     publish_shelf_levels,
@@ -58,7 +59,7 @@ async def test_scan_consent_list_feedback_offers_route_then_idle_wipe(
                 await pilot.pause(0.05)
             assert app.info is not None
             assert "Welcome to" in screen_text(app)
-            await pilot.press(*CARD, "enter")
+            await pilot.press(*SCANNED, "enter")
             await wait_for_screen(pilot, ConsentScreen)
             assert app.session is not None
             assert app.session.customer.startswith("hh_")
@@ -114,7 +115,7 @@ async def test_forget_me_erases_the_household_in_the_daemon(tmp_path: Path, brok
     async with run_daemon(kiosk_config(tmp_path, broker)) as daemon:
         app = real_app(daemon.url)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press(*CARD, "enter")
+            await pilot.press(*SCANNED, "enter")
             await wait_for_screen(pilot, ConsentScreen)
             await pilot.click("#save")
             await wait_for_screen(pilot, ShoppingListScreen)
@@ -131,7 +132,7 @@ async def test_forget_me_erases_the_household_in_the_daemon(tmp_path: Path, brok
             consent = await ajson(f"{daemon.url}/api/v1/customers/{customer}/consent")
             assert consent == {"personalisation": None, "analytics": None, "updated_ms": None}
             # The next scan of the same card is a first visit again: consent is asked.
-            await pilot.press(*CARD, "enter")
+            await pilot.press(*SCANNED, "enter")
             await wait_for_screen(pilot, ConsentScreen)
 
 
@@ -258,7 +259,7 @@ async def test_kiosk_shows_reconnecting_and_resumes_when_the_daemon_restarts(
                 await pilot.pause(0.05)
             assert app.info is not None
         # The daemon has stopped; a shopper scans meanwhile.
-        await pilot.press(*CARD, "enter")
+        await pilot.press(*SCANNED, "enter")
         for _ in range(200):
             if app.reconnecting:
                 break
@@ -270,3 +271,24 @@ async def test_kiosk_shows_reconnecting_and_resumes_when_the_daemon_restarts(
             await pilot.pause(0.1)
             assert not app.reconnecting
             assert "Reconnecting" not in screen_text(app)
+
+
+async def test_a_typed_number_shows_the_store_list_and_nothing_personal(
+    tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    """Typing a bare card number (which anyone can read off a card, or guess) opens an unverified
+    session: no consent screen, the store's popular list, no privacy choices, no "forget me"."""
+    async with run_daemon(kiosk_config(tmp_path, broker)) as daemon:
+        await publish_purchases(broker.port, CARD, baskets=4)
+        app = real_app(daemon.url)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press(*CARD, "enter")
+            await wait_for_screen(pilot, ShoppingListScreen)
+            assert app.session is not None
+            assert not app.session.verified
+            assert app.session.known is None
+            text = screen_text(app)
+            assert "Scan your card to see your own list" in text
+            assert "Forget me" not in text
+            assert "Privacy" not in text
+            assert not app.screen.query("#forget")

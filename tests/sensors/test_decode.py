@@ -147,7 +147,7 @@ BAD_SERIAL = [
     (encode_frame("WGT", ["A6-2", "three", str(NOW_MS), "1"]), RejectReason.BAD_SCHEMA),
     (encode_frame("WGT", ["Q1-1", "3", str(NOW_MS), "1"]), RejectReason.UNKNOWN_DEVICE),
     (encode_frame("WGT", ["A6-2", "3", str(NOW_MS), "-900"]), RejectReason.OUT_OF_RANGE),
-    (encode_frame("WGT", ["A6-2", "3", str(NOW_MS), "nan"]), RejectReason.OUT_OF_RANGE),
+    (encode_frame("WGT", ["A6-2", "3", str(NOW_MS), "nan"]), RejectReason.BAD_SCHEMA),  # not a decimal
     (encode_frame("TMP", ["F2", "3", str(NOW_MS), "200"]), RejectReason.OUT_OF_RANGE),
     (encode_frame("EVT", ["A6-2", "3", str(NOW_MS), "GRAB", "1"]), RejectReason.BAD_SCHEMA),
     (b"garbage line\r\n", RejectReason.BAD_FRAME),
@@ -197,7 +197,7 @@ topics = st.sampled_from(
 )
 
 
-@settings(max_examples=400)
+@settings(max_examples=max(400, settings().max_examples))
 @given(topic=topics, payload=st.binary(max_size=300))
 def test_fuzz_bytes_never_crash(topic: str, payload: bytes) -> None:
     decoder = Decoder("demo", PLANOGRAM, clock=lambda: NOW_S)
@@ -208,7 +208,7 @@ def test_fuzz_bytes_never_crash(topic: str, payload: bytes) -> None:
     )
 
 
-@settings(max_examples=400)
+@settings(max_examples=max(400, settings().max_examples))
 @given(
     topic=topics,
     body=st.dictionaries(
@@ -238,7 +238,7 @@ def test_fuzz_json_objects_never_crash(topic: str, body: dict[str, object]) -> N
         assert result.detail
 
 
-@settings(max_examples=300)
+@settings(max_examples=max(300, settings().max_examples))
 @given(
     fields=st.lists(st.text(max_size=12), max_size=7),
     frame_type=st.sampled_from(["WGT", "EVT", "TMP", "ZZZ"]),
@@ -252,3 +252,296 @@ def test_fuzz_serial_fields_never_crash(fields: list[str], frame_type: str) -> N
     except UnicodeEncodeError:
         return
     decoder.decode_serial("p", encoded)
+
+
+# -- Hardening: inputs that used to raise out of the decoder (and kill the MQTT ingest task) ------------
+DEEP = b'{"ts": 1795514400000, "seq": 1, "grams": 100, "extra": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+POISON = [
+    (
+        "store/demo/shelf/A1-1/weight",
+        b'{"ts":"0001-01-01T00:00:00+00:01","seq":1,"grams":100}',
+        RejectReason.BAD_TIMESTAMP,
+    ),
+    (
+        "store/demo/shelf/A1-1/weight",
+        b'{"ts":"9999-12-31T23:59:59-00:01","seq":1,"grams":100}',
+        RejectReason.BAD_TIMESTAMP,
+    ),
+    (
+        "store/demo/shelf/A1-1/event",
+        b'{"ts":1795514400000,"seq":1,"action":"p\xc3\x28ck"}',
+        RejectReason.BAD_JSON,
+    ),
+    ("store/demo/device/pos-1/status", b'{"status":"\xff"}', RejectReason.BAD_JSON),
+    ("store/demo/shelf/A1-1/weight", DEEP, RejectReason.BAD_JSON),
+    # Accepted before: invalid UTF-8 in a field msgspec skips, or in a key.
+    (
+        "store/demo/shelf/A1-1/weight",
+        b'{"ts":1795514400000,"seq":1,"grams":100,"note":"\xff"}',
+        RejectReason.BAD_JSON,
+    ),
+    (
+        "store/demo/shelf/A1-1/weight",
+        b'{"ts":1795514400000,"seq":1,"grams":100,"\xff":1}',
+        RejectReason.BAD_JSON,
+    ),
+    ("store/demo/shelf/A1-1/weight", b'{"t\xc3s":1795514400000,"seq":1,"grams":100}', RejectReason.BAD_JSON),
+    ("store/demo/device/pos-1/status", b"onl\xffine", RejectReason.BAD_JSON),
+]
+
+
+@pytest.mark.parametrize(("topic", "payload", "reason"), POISON, ids=range(len(POISON)))
+def test_poison_payloads_are_rejections_not_exceptions(
+    decoder: Decoder, topic: str, payload: bytes, reason: RejectReason
+) -> None:
+    result = decoder.decode_mqtt(topic, payload)
+    assert isinstance(result, Rejection), result
+    assert result.reason is reason, result.detail
+    assert result.detail
+    assert result.payload == payload[:4096]
+
+
+def test_deep_nesting_names_the_limit(decoder: Decoder) -> None:
+    result = decoder.decode_mqtt("store/demo/shelf/A1-1/weight", DEEP)
+    assert isinstance(result, Rejection)
+    assert "nest" in result.detail
+
+
+def test_nesting_within_the_limit_is_fine(decoder: Decoder) -> None:
+    payload = b'{"ts": 1795514400000, "seq": 1, "grams": 100, "extra": ' + b"[" * 20 + b"]" * 20 + b"}"
+    assert isinstance(decoder.decode_mqtt("store/demo/shelf/A1-1/weight", payload), ShelfWeight)
+    # Brackets inside strings are not nesting.
+    text = b'{"ts": 1795514400000, "seq": 1, "grams": 100, "extra": "' + b"[{" * 500 + b'\\""}'
+    assert isinstance(decoder.decode_mqtt("store/demo/shelf/A1-1/weight", text), ShelfWeight)
+    # A big basket has many brackets but little depth.
+    items = [{"sku": str(1000 + n), "qty": 1, "unit_price": 1.0} for n in range(400)]
+    basket = {"ts": NOW_MS, "seq": 1, "basket_id": "b", "total": 400.0, "items": items}
+    assert isinstance(mqtt(decoder, "store/demo/pos/1/transaction", basket), PosTransaction)
+
+
+def test_valid_utf8_text_is_accepted(decoder: Decoder) -> None:
+    basket = {
+        "ts": NOW_MS,
+        "seq": 1,
+        "basket_id": "caf\u00e9-\u2603",
+        "total": 1.0,
+        "items": [{"sku": "1021", "qty": 1, "unit_price": 1.0}],
+        "note": "\U0001f600",
+    }
+    raw = json.dumps(basket, ensure_ascii=False).encode()
+    result = decoder.decode_mqtt("store/demo/pos/1/transaction", raw)
+    assert isinstance(result, PosTransaction)
+    assert result.basket_id == "caf\u00e9-\u2603"
+
+
+class _Boom(Exception):
+    pass
+
+
+def test_decoder_is_total_by_construction(decoder: Decoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever goes wrong inside, each public entry point answers a Rejection naming the exception."""
+
+    def boom(*_args: object) -> None:
+        raise _Boom("unexpected")
+
+    monkeypatch.setattr(Decoder, "_accept", boom)
+    payload = json.dumps({"ts": NOW_MS, "seq": 1, "grams": 5.0}).encode()
+    result = decoder.decode_mqtt("store/demo/shelf/A1-1/weight", payload)
+    assert isinstance(result, Rejection)
+    assert result.reason is RejectReason.DECODE_ERROR
+    assert result.detail == "_Boom: unexpected"
+    assert (result.payload, result.device) == (payload, "shelf-A1-1")
+    line = encode_frame("WGT", ["A6-2", "3", str(NOW_MS), "1620.5"])
+    serial = decoder.decode_serial("legacy", line)
+    assert isinstance(serial, Rejection)
+    assert (serial.reason, serial.detail, serial.payload, serial.device) == (
+        RejectReason.DECODE_ERROR,
+        "_Boom: unexpected",
+        line,
+        "shelf-A6-2",
+    )
+
+
+def test_known_exceptions_keep_their_reason(decoder: Decoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    def recurse(*_args: object) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(Decoder, "_accept", recurse)
+    result = mqtt(decoder, "store/demo/shelf/A1-1/weight", {"ts": NOW_MS, "seq": 1, "grams": 5.0})
+    assert isinstance(result, Rejection)
+    assert result.reason is RejectReason.BAD_JSON
+    assert result.detail.startswith("RecursionError: ")
+
+
+def test_odd_topics_are_rejections(decoder: Decoder) -> None:
+    for topic in [
+        "store/demo/device/x",
+        "store",
+        "/////",
+        "store/demo/\udcff/x",
+        "store/demo/shelf/\x00/weight",
+    ]:
+        result = decoder.decode_mqtt(topic, b"{}")
+        assert isinstance(result, Rejection)
+        assert result.reason in {RejectReason.UNKNOWN_TOPIC, RejectReason.UNKNOWN_DEVICE}
+
+
+# -- Hardening: what used to be accepted and should not be -----------------------------------------------
+DAY_MS = 86_400_000
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "1970-01-01T00:00:00Z",
+        "0001-01-01T00:00:00Z",
+        "2000-01-01T00:00:00+00:00",
+        NOW_MS - 8 * DAY_MS,
+        1_000_000_000_000,  # 2001: looks like epoch ms, far too old
+    ],
+)
+def test_readings_older_than_the_max_age_are_rejected(decoder: Decoder, ts: int | str) -> None:
+    result = mqtt(decoder, "store/demo/shelf/A1-1/weight", {"ts": ts, "seq": 1, "grams": 5.0})
+    assert isinstance(result, Rejection), result
+    assert result.reason is RejectReason.BAD_TIMESTAMP
+    assert "old" in result.detail
+
+
+def test_buffered_readings_within_the_max_age_are_stored(decoder: Decoder) -> None:
+    ts = NOW_MS - 6 * DAY_MS
+    result = mqtt(decoder, "store/demo/shelf/A1-1/weight", {"ts": ts, "seq": 1, "grams": 5.0})
+    assert isinstance(result, ShelfWeight)
+    assert result.ts_ms == ts
+    frame = encode_frame("WGT", ["A6-2", "3", str(ts), "1620.5"])
+    assert isinstance(decoder.decode_serial("legacy", frame), ShelfWeight)
+
+
+def test_max_reading_age_is_configurable() -> None:
+    strict = Decoder("demo", PLANOGRAM, Limits(max_reading_age_s=3600.0), clock=lambda: NOW_S)
+    old = {"ts": NOW_MS - 2 * 3_600_000, "seq": 1, "grams": 5.0}
+    result = mqtt(strict, "store/demo/shelf/A1-1/weight", old)
+    assert isinstance(result, Rejection)
+    assert result.reason is RejectReason.BAD_TIMESTAMP
+    lenient = Decoder("demo", PLANOGRAM, Limits(max_reading_age_s=90 * 86_400.0), clock=lambda: NOW_S)
+    old["ts"] = NOW_MS - 60 * DAY_MS
+    assert isinstance(mqtt(lenient, "store/demo/shelf/A1-1/weight", old), ShelfWeight)
+
+
+def test_status_timestamps_are_bounded_too(decoder: Decoder) -> None:
+    result = mqtt(
+        decoder, "store/demo/device/pos-1/status", {"status": "online", "ts": "1970-01-01T00:00:00Z"}
+    )
+    assert isinstance(result, Rejection)
+    assert result.reason is RejectReason.BAD_TIMESTAMP
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "2026-W48-2T10:00:00Z",  # ISO week date
+        "20261124T100000Z",  # ISO basic format
+        "2026-11-24T10:00Z",  # no seconds
+        "2026-11-24T10:00:00,5Z",  # comma fraction
+        "2026-11-24 10:00:00Z",  # space separator (RFC 3339's note, not its grammar)
+        "2026-11-24T10:00:00+0100",  # offset without colon
+        "2026-11-24T10:00:00+01",
+        "2026-11-24T10:00:00.Z",  # empty fraction
+        "2026-11-24T10:00:00",  # no offset
+        " 2026-11-24T10:00:00Z",
+        "2026-11-24T10:00:00Z ",
+        "2026-11-24T10:00:00Z\n",
+        "\uff12\uff10\uff12\uff16-11-24T10:00:00Z",  # full-width digits
+        "2026-11-24T10:00:00.\u0665Z",  # Arabic-Indic digit in the fraction
+        "2026-11-24T10:00:60Z",  # leap second
+        "2026-11-24T24:00:00Z",
+        "2026-02-30T10:00:00Z",
+        "2026-11-24T10:00:00+24:00",
+        "2026-11-24T10:00:00+01:60",
+        "+2026-11-24T10:00:00Z",
+        "2026-11-24",
+        "",
+    ],
+)
+def test_only_rfc3339_text_timestamps_are_accepted(decoder: Decoder, ts: str) -> None:
+    result = mqtt(decoder, "store/demo/shelf/A1-1/weight", {"ts": ts, "seq": 1, "grams": 5.0})
+    assert isinstance(result, Rejection), result
+    assert result.reason is RejectReason.BAD_TIMESTAMP
+    assert result.detail
+
+
+@pytest.mark.parametrize(
+    ("ts", "expected"),
+    [
+        ("2026-11-24T10:00:00Z", NOW_MS),
+        ("2026-11-24t10:00:00z", NOW_MS),  # RFC 3339 5.6: T and Z may be lower case
+        ("2026-11-24T11:00:00+01:00", NOW_MS),
+        ("2026-11-24T09:30:00-00:30", NOW_MS),
+        ("2026-11-24T10:00:00-00:00", NOW_MS),
+        ("2026-11-24T10:00:00.5Z", NOW_MS + 500),
+        ("2026-11-24T10:00:00.123456789Z", NOW_MS + 123),
+        ("2026-11-24T10:00:00.9999Z", NOW_MS + 999),
+    ],
+)
+def test_rfc3339_text_timestamps_are_accepted(decoder: Decoder, ts: str, expected: int) -> None:
+    result = mqtt(decoder, "store/demo/shelf/A1-1/weight", {"ts": ts, "seq": 1, "grams": 5.0})
+    assert isinstance(result, ShelfWeight), result
+    assert result.ts_ms == expected
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        ["A6-2", "1_0", str(NOW_MS), "1620.5"],
+        ["A6-2", " 10", str(NOW_MS), "1620.5"],
+        ["A6-2", "10 ", str(NOW_MS), "1620.5"],
+        ["A6-2", "10\r", str(NOW_MS), "1620.5"],
+        ["A6-2", "+10", str(NOW_MS), "1620.5"],
+        ["A6-2", "-1", str(NOW_MS), "1620.5"],
+        ["A6-2", "", str(NOW_MS), "1620.5"],
+        ["A6-2", "0x10", str(NOW_MS), "1620.5"],
+        ["A6-2", "10", f"{NOW_MS}.0", "1620.5"],
+        ["A6-2", "10", f"{NOW_MS // 1000}e3", "1620.5"],
+        ["A6-2", "10", f" {NOW_MS}", "1620.5"],
+        ["A6-2", "10", str(NOW_MS), "1_100.5"],
+        ["A6-2", "10", str(NOW_MS), "1100.5\r"],
+        ["A6-2", "10", str(NOW_MS), " 1100.5"],
+        ["A6-2", "10", str(NOW_MS), "1.1e3"],
+        ["A6-2", "10", str(NOW_MS), "+1100.5"],
+        ["A6-2", "10", str(NOW_MS), ".5"],
+        ["A6-2", "10", str(NOW_MS), "5."],
+        ["A6-2", "10", str(NOW_MS), "nan"],
+        ["A6-2", "10", str(NOW_MS), "NaN"],
+        ["A6-2", "10", str(NOW_MS), "inf"],
+        ["A6-2", "10", str(NOW_MS), "-Infinity"],
+        ["A6-2", "10", str(NOW_MS), ""],
+    ],
+)
+def test_serial_number_fields_are_parsed_strictly(decoder: Decoder, fields: list[str]) -> None:
+    result = decoder.decode_serial("legacy", encode_frame("WGT", fields))
+    assert isinstance(result, Rejection), result
+    assert result.reason is RejectReason.BAD_SCHEMA
+    assert result.detail
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        ["A6-2", "4", str(NOW_MS), "pick", "1"],
+        ["A6-2", "4", str(NOW_MS), "PICK ", "1"],
+        ["A6-2", "4", str(NOW_MS), "PICK", " 1"],
+        ["A6-2", "4", str(NOW_MS), "PICK", "1_0"],
+    ],
+)
+def test_serial_event_fields_are_parsed_strictly(decoder: Decoder, fields: list[str]) -> None:
+    result = decoder.decode_serial("legacy", encode_frame("EVT", fields))
+    assert isinstance(result, Rejection), result
+    assert result.reason is RejectReason.BAD_SCHEMA
+
+
+@pytest.mark.parametrize(
+    ("grams", "expected"), [("1620.5", 1620.5), ("-3.25", -3.25), ("0", 0.0), ("007", 7.0), ("-0.0", 0.0)]
+)
+def test_serial_plain_decimals_are_accepted(decoder: Decoder, grams: str, expected: float) -> None:
+    result = decoder.decode_serial("legacy", encode_frame("WGT", ["A6-2", "0003", str(NOW_MS), grams]))
+    assert isinstance(result, ShelfWeight), result
+    assert (result.seq, result.grams) == (3, expected)

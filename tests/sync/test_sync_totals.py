@@ -177,7 +177,7 @@ def test_migration_8_drops_the_triggers_and_recounts_above_the_ack_cursor(tmp_pa
     conn.execute("UPDATE sync_state SET acked_seq = 20")
     conn.execute("COMMIT")
     assert totals(conn)[0] == 50
-    assert migrate(conn) == [8]
+    assert migrate(conn)[0] == 8  # (and any later migration)
     triggers = conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'outbox'"
     ).fetchall()
