@@ -30,10 +30,9 @@ from routing.layout import (
     Section,
     Storage,
     Zone,
-    load_layout,
     normalize_name,
-    parse_layout,
 )
+from routing.layout_file import load_layout, parse_layout
 from routing.layouts import BUNDLED_LAYOUTS, demo_layout_path, load_bundled_layout, load_demo_layout
 from routing.ordering import EXACT_MAX_GROUPS
 from routing.planner import Route, Stop, UnreachableItem, plan_route

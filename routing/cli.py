@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TextIO
 
 from routing.errors import InvalidArgumentError, LayoutError, RoutingError, UnknownNodeError
-from routing.layout import Layout, load_layout
+from routing.layout import Layout
+from routing.layout_file import load_layout
 from routing.layouts import load_demo_layout
 from routing.planner import Route, plan_route
 from routing.render import render_ascii

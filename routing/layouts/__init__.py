@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Final
 
 from routing.errors import LayoutError, LayoutProblem
-from routing.layout import Layout, load_layout, parse_layout
+from routing.layout import Layout
+from routing.layout_file import load_layout, parse_layout
 
 __all__ = ["BUNDLED_LAYOUTS", "demo_layout_path", "load_bundled_layout", "load_demo_layout"]
 
