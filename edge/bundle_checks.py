@@ -1,8 +1,8 @@
-"""What the daemon checks before it activates a bundle from central (richer than `sync.bundles`'s
+"""What the daemon checks before it activates a bundle from central (richer than `sync.bundle_checks`'s
 defaults, because here the consumers can be asked): a `model` bundle must hold the three models this
 code serves, each loading in onnxruntime against its card and scoring a canary row; a `layout` must
 pass routing's full validation; `promotions` must parse as the offers file. A bundle that fails is
-refused and the live version keeps serving (`sync.bundles.BundleInstaller`)."""
+refused and the live version keeps serving (`sync.bundle_install.BundleInstaller`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from edge.offers import load_promotions
 from models.errors import ModelsError
 from models.inference import load_models
 from routing import RoutingError, load_layout
-from sync.bundles import DEFAULT_CHECKS, HealthCheck, check_onnx_models
+from sync.bundle_checks import DEFAULT_CHECKS, HealthCheck, check_onnx_models
 from sync.errors import BundleError
 
 

@@ -30,13 +30,8 @@ from edge.db import ReadThread, connect
 from edge.metrics import Counter, Gauge, IngestMetrics
 from edge.writer import StoreWriter
 from sync import feed
-from sync.bundles import (
-    BundleInstaller,
-    BundlePoller,
-    BundleStore,
-    InstallResult,
-    record_bundle_event,
-)
+from sync.bundle_install import BundleInstaller, BundlePoller, InstallResult, record_bundle_event
+from sync.bundle_store import BundleStore
 from sync.compaction import CompactionPolicy, compact_step
 from sync.errors import FeedError
 from sync.outbox import OutboxStatus, status

@@ -6,7 +6,10 @@ docs/sync.md describes the protocol; the modules:
 - `sync.outbox`: the outbox table, `append` (used by every change's transaction), `status`
 - `sync.feed`: cursor validation, pages, acks over a sqlite3 connection
 - `sync.compaction`: raw readings -> per-minute aggregates when the outbox is past its bounds
-- `sync.bundles`: sign, verify, stage, activate and roll back bundles; the store's poller
+- `sync.bundle_signing`: keys, building, signing and publishing bundles (central's side)
+- `sync.bundle_verify`, `sync.bundle_checks`: signature and archive checks, health checks by kind
+- `sync.bundle_store`, `sync.bundle_install`: staging, atomic activation and rollback; the store's poller
+- `sync.durable_files`: fsynced writes shared by central's and the store's bundle directories
 - `sync.central`, `sync.central_db`, `sync.client`: the reference central; `sync.cli`: its commands
 """
 

@@ -32,7 +32,7 @@ import msgspec
 from aiohttp import web
 
 from sync import central_db
-from sync.bundles import latest_bundles, published_blob
+from sync.bundle_signing import latest_bundles, published_blob
 from sync.client import Backoff, StoreClient
 from sync.errors import BundleError, CentralConfigError, FeedError, TransportError
 from sync.schemas import BundleList, CentralStatusView, CentralStoreView, ChangesPage

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from sync.bundles import generate_key, load_private_key, publish_bundle
+from sync.bundle_signing import generate_key, load_private_key, publish_bundle
 from sync.central import Central, load_central_config
 from sync.central_db import store_rows
 from sync.errors import SyncError

@@ -118,7 +118,7 @@ class BundleReport(msgspec.Struct, frozen=True, omit_defaults=True):
 
 class BundleManifest(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     """A signed description of one bundle. The Ed25519 ``signature`` (hex) covers kind, version, sha256,
-    size and created_ms (`sync.bundles.signed_bytes`); ``blob`` is where to fetch it and is not signed:
+    size and created_ms (`sync.bundle_signing.signed_bytes`); ``blob`` is where to fetch it and is not signed:
     the blob is checked against ``sha256`` and ``size`` whatever served it."""
 
     kind: BundleKind

@@ -19,19 +19,11 @@ from onnx import TensorProto, helper
 from edge.broker import MosquittoBroker, free_port
 from edge.config import load_config
 from sync import cli
-from sync.bundles import (
-    BundleInstaller,
-    BundleStore,
-    build_archive,
-    check_onnx_models,
-    generate_key,
-    load_private_key,
-    load_public_key,
-    publish_bundle,
-    safe_extract,
-    sign_bundle,
-    verify_manifest,
-)
+from sync.bundle_checks import check_onnx_models
+from sync.bundle_install import BundleInstaller
+from sync.bundle_signing import build_archive, generate_key, load_private_key, publish_bundle, sign_bundle
+from sync.bundle_store import BundleStore
+from sync.bundle_verify import load_public_key, safe_extract, verify_manifest
 from sync.central import Central
 from sync.errors import BundleRefusedError
 from sync.schemas import BundleManifest
