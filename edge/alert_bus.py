@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import msgspec
 
-from edge.ingest import MqttIngest
 from edge.state.alerts import AlertEvent
 from sensors.errors import TransportError
+from sensors.mqtt import MqttSource
 
 log = logging.getLogger(__name__)
 _json = msgspec.json.Encoder()
@@ -44,13 +45,14 @@ class AlertBus:
     def unsubscribe(self, queue: asyncio.Queue[AlertEvent]) -> None:
         self._subscribers.discard(queue)
 
-    async def run_mqtt_publisher(self, mqtt: MqttIngest) -> None:
-        """Publish alert changes on MQTT while connected (QoS 1; alerts stay durable in SQLite)."""
+    async def run_mqtt_publisher(self, connection: Callable[[], MqttSource | None]) -> None:
+        """Publish alert changes on MQTT while ``connection()`` gives a live one (QoS 1; alerts stay
+        durable in SQLite)."""
         while True:
             event = await self._mqtt_queue.get()
             topic = f"store/{self._store_id}/alerts/{event.kind}"
             while True:
-                source = mqtt.source
+                source = connection()
                 if source is not None:
                     try:
                         await source.publish(topic, _json.encode(event), qos=1)

@@ -21,7 +21,6 @@ from edge.alert_bus import AlertBus
 from edge.customers import log_access
 from edge.errors import field_error
 from edge.metrics import IngestMetrics
-from edge.predictions import PredictionService
 from edge.queries import StoreReader
 from edge.state import alerts as alert_store
 from edge.writer import StoreWriter
@@ -43,7 +42,6 @@ class ApiContext:
     writer: StoreWriter | None = None
     bus: AlertBus | None = None
     layout: Callable[[], Layout] | None = None  # the layout being served (it can change while running)
-    predictions: PredictionService | None = None
     access: AccessPolicy | None = None  # None: staff token only
 
 

@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 import msgspec
 
 from edge import quarantine
-from edge.prediction_store import queue_rescore, record_outcomes
-from edge.privacy import Pseudonymiser
-from edge.state.alerts import AlertEvent, AlertSignal, apply_signals
+from edge.hooks import HouseholdHooks, PurchaseApplied
+from edge.state.alerts import AlertBatch, AlertEvent, AlertSignal, apply_signals
 from edge.state.rules import StoreRules, fridge_signal, queue_signal, stock_signals
 from edge.state.shelf_signal import ShelfCalibration, ShelfChange, ShelfTracker
 from sensors.planogram import Planogram
@@ -66,13 +65,6 @@ class BatchOutcome:
 
 
 @dataclass(frozen=True, slots=True)
-class AlertBatch:
-    """What a maintenance job returns when it raised or resolved alerts (so they get published)."""
-
-    events: list[AlertEvent]
-
-
-@dataclass(frozen=True, slots=True)
 class Received:
     """One item for the writer, stamped with when the daemon received it."""
 
@@ -84,12 +76,14 @@ class BatchApplier:
     def __init__(
         self,
         planogram: Planogram,
-        pseudonymiser: Pseudonymiser,
+        pseudonymiser: quarantine.Pseudonymiser,
         quarantine_max_rows: int = 10_000,
         rules: StoreRules | None = None,
         card_pattern: str = quarantine.DEFAULT_CARD_PATTERN,
+        hooks: HouseholdHooks | None = None,
     ) -> None:
         self._planogram = planogram
+        self._hooks = hooks or HouseholdHooks()  # what other capabilities do when a purchase is stored
         self._pseudonymiser = pseudonymiser
         self._redactor = quarantine.CardRedactor(pseudonymiser, card_pattern)
         self._quarantine_max_rows = quarantine_max_rows
@@ -375,12 +369,10 @@ class BatchApplier:
             "items": [{"sku": i.sku, "qty": i.qty, "unit_price": i.unit_price} for i in r.items],
         }
         outbox.append(OutboxEntry("purchase", r.basket_id, _json.encode(body).decode()))
-        if household is not None:
-            # What became of the household's cached predictions (once per prediction), and a rescore
-            # soon if it consented to personalisation (docs/models.md, "Serving").
-            bought = {c for item in r.items if (c := categories.get(item.sku)) is not None}
-            outbox.extend(record_outcomes(conn, household, bought, r.ts_ms, self._now_ms))
-            queue_rescore(conn, household, self._now_ms)
+        if household is not None:  # e.g. predictions record outcomes and queue a rescore (edge.hooks)
+            bought = frozenset(c for item in r.items if (c := categories.get(item.sku)) is not None)
+            event = PurchaseApplied(household, bought, r.ts_ms, self._now_ms)
+            outbox.extend(self._hooks.purchase_applied(conn, event))
 
     def _device_status(self, conn: sqlite3.Connection, s: DeviceStatus, outbox: list[OutboxEntry]) -> None:
         cursor = conn.execute(

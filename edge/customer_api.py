@@ -27,8 +27,8 @@ from edge.api import CONTEXT, PRINCIPAL, Handler, error_response, json_response,
 from edge.customers import ConsentUpdate, FeedbackVote
 from edge.db import ReadThread
 from edge.errors import ConfigError
+from edge.hooks import HouseholdHooks
 from edge.offers import Promotion, load_promotions, offers_for
-from edge.prediction_store import has_consent
 from edge.sessions import SessionSigner, is_revoked, record_revocation
 from edge.writer import StoreWriter
 
@@ -144,8 +144,10 @@ class CustomerApi:
         writer: StoreWriter,
         sessions: SessionSigner,
         predictions: PredictionSource | None,
+        hooks: HouseholdHooks,
     ) -> None:
         self.settings = settings
+        self._hooks = hooks  # what other capabilities do on a consent change or an erasure
         self._writer = writer
         self._sessions = sessions
         self._predictions = predictions
@@ -188,7 +190,7 @@ class CustomerApi:
                 return ENDED
             if not customers.unknown_consent_allowed(conn, household, day_start, per_day):
                 return LIMITED
-            return customers.set_consent(conn, household, body, now)
+            return customers.set_consent(conn, household, body, now, self._hooks)
 
         view = await self._writer.run_job(job, urgent=True)
         if view == ENDED:
@@ -208,7 +210,7 @@ class CustomerApi:
         household = request.match_info["id"]
         if self._predictions is None:
             return error_response(503, "predictions: no models loaded")
-        if not await self._audit.read(request, household, lambda c: has_consent(c, household)):
+        if not await self._audit.read(request, household, lambda c: customers.has_consent(c, household)):
             return error_response(403, "consent: the household has not consented to personalisation")
         predictions = await self._predictions.predictions(household)
         if predictions is None:  # consent withdrawn since the check above
@@ -298,7 +300,7 @@ class CustomerApi:
 
         def job(conn: sqlite3.Connection) -> dict[str, int]:
             record_revocation(conn, revocation)
-            return customers.erase_household(conn, household, now)
+            return customers.erase_household(conn, household, now, self._hooks)
 
         touched = await self._writer.run_job(job, urgent=True)
         log.info("household_erased", extra={"rows": sum(touched.values()), "by": principal.role})

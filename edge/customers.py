@@ -5,7 +5,8 @@ read-only connection; each change that central must know about gets an outbox ro
 transaction (`consent`, `list_feedback`, `erasure`).
 
 Erasure ("forget me") deletes every row about the household (`HOUSEHOLD_TABLES`: consent, feedback,
-access log; its predictions, outcomes and rescore mark through `edge.prediction_store`; the household),
+access log; the household; what other capabilities keep about it through their `edge.hooks` handlers:
+predictions, outcomes and the rescore mark, quarantined till messages naming it),
 unlinks its purchases (they stay as anonymous sales: the store's sales and stock history must still add
 up), scrubs the household from outbox rows central has not pulled yet, and appends one `erasure` event
 so central erases it too. It records the pseudonym and time in ``erasures`` so the audit trail shows
@@ -19,11 +20,10 @@ from typing import Literal
 
 import msgspec
 
-from edge.prediction_store import delete_household_predictions
-from edge.quarantine import forget_household_quarantine
+from edge.hooks import ConsentRecorded, HouseholdErased, HouseholdHooks
 from sync.outbox import OutboxEntry, append, remove
 
-# Tables keyed by household that erasure empties (the predictions' own: `delete_household_predictions`).
+# Tables keyed by household that erasure empties (other capabilities' own: their erasure hooks).
 HOUSEHOLD_TABLES: tuple[str, ...] = ("consents", "list_feedback", "access_log")
 # Pending outbox rows that are about one household only: dropped on erasure (the erasure event follows).
 HOUSEHOLD_OUTBOX_KINDS: tuple[str, ...] = ("consent", "list_feedback", "prediction_outcome")
@@ -57,14 +57,28 @@ def consent_of(conn: sqlite3.Connection, household: str) -> ConsentView:
     return ConsentView(granted.get("personalisation"), granted.get("analytics"), updated)
 
 
+def has_consent(conn: sqlite3.Connection, household: str) -> bool:
+    """Personalisation consent granted (the only thing that lets a household be scored)."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM consents WHERE household = ? AND purpose = 'personalisation' AND granted = 1",
+            (household,),
+        ).fetchone()
+        is not None
+    )
+
+
 def is_known(conn: sqlite3.Connection, household: str) -> bool:
     """The household has bought something here (it has a row in households)."""
     return conn.execute("SELECT 1 FROM households WHERE id = ?", (household,)).fetchone() is not None
 
 
-def set_consent(conn: sqlite3.Connection, household: str, update: ConsentUpdate, now_ms: int) -> ConsentView:
-    """Record both purposes. Withdrawing personalisation deletes the household's profile at once
-    (predictions and its rescoring mark), so no profile outlives the consent that allowed it."""
+def set_consent(
+    conn: sqlite3.Connection, household: str, update: ConsentUpdate, now_ms: int, hooks: HouseholdHooks
+) -> ConsentView:
+    """Record both purposes. The hooks run in the same transaction: withdrawing personalisation deletes
+    the household's profile at once (predictions and its rescoring mark), so no profile outlives the
+    consent that allowed it."""
     before = consent_of(conn, household)
     conn.executemany(
         "INSERT INTO consents (household, purpose, granted, updated_ms) VALUES (?, ?, ?, ?)"
@@ -75,8 +89,7 @@ def set_consent(conn: sqlite3.Connection, household: str, update: ConsentUpdate,
             (household, "analytics", int(update.analytics), now_ms),
         ],
     )
-    if not update.personalisation:
-        delete_household_predictions(conn, household)
+    hooks.consent_recorded(conn, ConsentRecorded(household, update.personalisation, update.analytics, now_ms))
     if (before.personalisation, before.analytics) != (update.personalisation, update.analytics):
         body = {
             "household": household,
@@ -141,19 +154,20 @@ def record_feedback(
     append(conn, now_ms, [OutboxEntry("list_feedback", household, _json.encode(body).decode())])
 
 
-def erase_household(conn: sqlite3.Connection, household: str, now_ms: int) -> dict[str, int]:
+def erase_household(
+    conn: sqlite3.Connection, household: str, now_ms: int, hooks: HouseholdHooks
+) -> dict[str, int]:
     """Forget a household here and tell central to (see the module docstring). Returns rows touched."""
     touched = {
         table: conn.execute(f"DELETE FROM {table} WHERE household = ?", (household,)).rowcount  # noqa: S608 (fixed names)
         for table in HOUSEHOLD_TABLES
     }
-    touched["predictions"] = delete_household_predictions(conn, household, outcomes=True)
+    touched.update(hooks.household_erased(conn, HouseholdErased(household, now_ms)))
     touched["households"] = conn.execute("DELETE FROM households WHERE id = ?", (household,)).rowcount
     touched["purchases"] = conn.execute(
         "UPDATE purchases SET household = NULL WHERE household = ?", (household,)
     ).rowcount
     touched["outbox"] = _scrub_outbox(conn, household)
-    touched["quarantine"] = forget_household_quarantine(conn, household)  # rejected tills naming it
     conn.execute(
         "INSERT INTO erasures (household, erased_ms) VALUES (?, ?)"
         " ON CONFLICT (household) DO UPDATE SET erased_ms = excluded.erased_ms",

@@ -15,12 +15,14 @@ from pathlib import Path
 
 from aiohttp import web
 
+from edge import prediction_store, quarantine
 from edge.access import AccessPolicy, SessionRateLimit
 from edge.alert_bus import AlertBus
 from edge.api import ApiContext, build_app
 from edge.apply import BatchApplier, load_planogram_job
 from edge.config import Config
 from edge.customer_api import AuditedReads, CustomerApi, CustomerSettings
+from edge.hooks import HouseholdHooks
 from edge.housekeeping import run_housekeeping
 from edge.ingest import MqttIngest, SerialIngest
 from edge.live_layout import LiveLayout, initial_layout
@@ -94,6 +96,11 @@ class Daemon:
             pick_rate_stockout=not config.models.enabled,
         )
         self.bus = AlertBus(config.store.id)
+        # What capabilities do inside the store's transaction when it applies a purchase, a consent
+        # change or an erasure (edge.hooks), in this order.
+        self.hooks = HouseholdHooks()
+        prediction_store.register_hooks(self.hooks)
+        quarantine.register_hooks(self.hooks)
         self.metrics = IngestMetrics(queue_depth=lambda: float(self.writer.depth()))
         self.writer = StoreWriter(
             db_path,
@@ -103,6 +110,7 @@ class Daemon:
                 config.retention.quarantine_max_rows,
                 self.rules,
                 card_pattern=config.privacy.card_number_pattern,
+                hooks=self.hooks,
             ),
             self.metrics,
             batch_max=config.database.batch_max,
@@ -192,7 +200,11 @@ class Daemon:
             )
             sources.append(
                 tasks.create_task(
-                    supervise("alerts:mqtt", lambda: self.bus.run_mqtt_publisher(self.mqtt), self.metrics),
+                    supervise(
+                        "alerts:mqtt",
+                        lambda: self.bus.run_mqtt_publisher(lambda: self.mqtt.source),
+                        self.metrics,
+                    ),
                     name="alerts:mqtt",
                 )
             )
@@ -272,7 +284,7 @@ class Daemon:
             layout_text=self.live_layout.text,
             unknown_households_per_day=config.privacy.unknown_households_per_day,
         )
-        customers = CustomerApi(settings, db_path, self.writer, self.sessions, self.predictions)
+        customers = CustomerApi(settings, db_path, self.writer, self.sessions, self.predictions, self.hooks)
         kiosk = SessionApi(
             settings,
             AuditedReads(db_path, self.writer, "sqlite-sessions"),

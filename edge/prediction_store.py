@@ -2,8 +2,9 @@
 recording outcomes, the rescore queue, shelf pick windows and forecasts.
 
 Every function takes a connection: readers run on a read-only connection off the event loop, writers
-inside the single writer's transaction (a `StoreWriter.run_job`, or `BatchApplier._purchase` for
-outcomes). The consent gate is enforced where rows are written: only households with
+inside the single writer's transaction (a `StoreWriter.run_job`, or the household events of
+`edge.hooks`: `register_hooks` says what predictions do when a purchase, a consent or an erasure is
+applied). The consent gate is enforced where rows are written: only households with
 ``consents.granted = 1`` for ``purpose = 'personalisation'`` ever get a row in ``predictions`` or
 ``rescore_queue``, checked in the same transaction as the write.
 """
@@ -18,6 +19,8 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from edge.customers import has_consent
+from edge.hooks import ConsentRecorded, HouseholdErased, HouseholdHooks, PurchaseApplied
 from sync.outbox import OutboxEntry
 
 MS_PER_DAY = 86_400_000
@@ -35,11 +38,6 @@ PredictionRow = tuple[object, ...]  # PREDICTION_COLUMNS, in order
 
 
 # -- consent --------------------------------------------------------------------------------------------
-
-
-def has_consent(conn: sqlite3.Connection, household: str) -> bool:
-    """Personalisation consent granted (the only thing that lets a household be scored)."""
-    return conn.execute(_CONSENTED, (household,)).fetchone() is not None
 
 
 def consented_households(conn: sqlite3.Connection) -> list[str]:
@@ -384,3 +382,30 @@ def prune_outcomes(conn: sqlite3.Connection, before_ms: int) -> int:
 def last_full_run_ms(conn: sqlite3.Connection) -> int | None:
     row = conn.execute("SELECT max(finished_ms) FROM prediction_runs WHERE kind = 'full'").fetchone()
     return None if row is None or row[0] is None else int(row[0])
+
+
+# -- what predictions do when the store applies a household event (edge.hooks) ------------------------
+
+
+def register_hooks(hooks: HouseholdHooks) -> None:
+    hooks.on_purchase(_purchase_applied)
+    hooks.on_consent(_consent_recorded)
+    hooks.on_erasure(_household_erased)
+
+
+def _purchase_applied(conn: sqlite3.Connection, event: PurchaseApplied) -> list[OutboxEntry]:
+    """What became of the household's cached predictions (once per prediction), and a rescore soon if it
+    consented to personalisation (docs/models.md, "Serving")."""
+    entries = record_outcomes(conn, event.household, event.categories, event.purchased_ms, event.now_ms)
+    queue_rescore(conn, event.household, event.now_ms)
+    return entries
+
+
+def _consent_recorded(conn: sqlite3.Connection, event: ConsentRecorded) -> None:
+    """No profile outlives the consent that allowed it."""
+    if not event.personalisation:
+        delete_household_predictions(conn, event.household)
+
+
+def _household_erased(conn: sqlite3.Connection, event: HouseholdErased) -> dict[str, int]:
+    return {"predictions": delete_household_predictions(conn, event.household, outcomes=True)}

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from edge.apply import AlertBatch
 from edge.config import Config
+from edge.customers import has_consent
 from edge.db import ReadThread
 from edge.errors import ConfigError
 from edge.household_scoring import (
@@ -58,7 +58,6 @@ from edge.prediction_store import (
     consented_households,
     delete_household_predictions,
     drop_unconsented,
-    has_consent,
     last_full_run_ms,
     load_lines,
     popular_categories,
@@ -76,7 +75,7 @@ from edge.prediction_views import (
     ShelfForecastView,
     ShoppingListView,
 )
-from edge.state.alerts import AlertSignal, apply_signals
+from edge.state.alerts import AlertBatch, AlertSignal, apply_signals
 from edge.writer import StoreWriter
 from models import ModelsError, StoreModels, load_models
 from models.inference import TRAINED_DIR

@@ -31,11 +31,11 @@ from __future__ import annotations
 import re
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
-from edge.privacy import Pseudonymiser
+from edge.hooks import HouseholdErased, HouseholdHooks
 from sensors.schemas import PosTransaction, Rejection
 
 # The chain's cards (``LOY-000082``) and common card numbers: 12 to 19 digits, optionally grouped by
@@ -55,6 +55,12 @@ _CUT_TOKEN = re.compile(rb"[\w -]{1,40}\Z")
 # a run of digits) and a number under a ``ts`` key (epoch milliseconds, 13 digits) in mangled JSON.
 _KEEP = r"""hh_[0-9a-f]{32}|(?<![\w-])["']?ts["']?\s*:\s*\d+"""
 _json_encode = msgspec.json.Encoder().encode
+
+
+class Pseudonymiser(Protocol):
+    """What the store needs of `edge.privacy.Pseudonymiser` (the customers capability owns the key)."""
+
+    def household_id(self, loyalty_id: str) -> str: ...
 
 
 class CardRedactor:
@@ -163,6 +169,15 @@ def quarantine(
             redactor.redact(r.payload),
         ),
     )
+
+
+def register_hooks(hooks: HouseholdHooks) -> None:
+    """ "Forget me" also forgets the rejected till messages that name the household."""
+    hooks.on_erasure(_household_erased)
+
+
+def _household_erased(conn: sqlite3.Connection, event: HouseholdErased) -> dict[str, int]:
+    return {"quarantine": forget_household_quarantine(conn, event.household)}
 
 
 def forget_household_quarantine(conn: sqlite3.Connection, household: str) -> int:

@@ -50,6 +50,13 @@ class AlertEvent(msgspec.Struct, frozen=True):
     resolved_by: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class AlertBatch:
+    """What a maintenance job returns when it raised or resolved alerts (so they get published)."""
+
+    events: list[AlertEvent]
+
+
 _COLUMNS = (
     "id, kind, subject, severity, state, message, opened_ms, updated_ms, detail, acked_ms, acked_by,"
     " resolved_ms, resolved_by"

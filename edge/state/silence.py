@@ -5,8 +5,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from edge.apply import AlertBatch
-from edge.state.alerts import AlertSignal, apply_signals
+from edge.state.alerts import AlertBatch, AlertSignal, apply_signals
 from edge.state.rules import StoreRules
 
 

@@ -15,9 +15,11 @@ import pytest
 from edge.apply import BatchApplier, Received, load_planogram_job
 from edge.customers import erase_household
 from edge.db import connect, open_store
+from edge.hooks import HouseholdHooks
 from edge.migrations import MIGRATIONS
 from edge.privacy import Pseudonymiser
 from edge.quarantine import QUARANTINE_PAYLOAD_MAX, CardRedactor, forget_household_quarantine
+from edge.quarantine import register_hooks as register_quarantine_hooks
 from sensors.planogram import load_planogram
 from sensors.schemas import Rejection, RejectReason, Source
 from tests.conftest import PSEUDONYM_KEY, DaemonProcess, http_json, write_config
@@ -161,8 +163,10 @@ def test_erasure_deletes_the_households_quarantine_rows(store: sqlite3.Connectio
     BatchApplier(PLANOGRAM, PSEUDONYMS).apply(
         store, [Received(rejection(json.dumps(basket(items=[])).encode()), T0)], T0
     )
+    hooks = HouseholdHooks()
+    register_quarantine_hooks(hooks)  # as the daemon does
     store.execute("BEGIN IMMEDIATE")
-    touched = erase_household(store, PSEUDONYMS.household_id(CARD), T0)
+    touched = erase_household(store, PSEUDONYMS.household_id(CARD), T0, hooks)
     store.execute("COMMIT")
     assert touched["quarantine"] == 1
     assert store.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)
