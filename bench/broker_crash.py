@@ -53,8 +53,8 @@ import paho.mqtt.client as paho
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edge.broker import MosquittoBroker, find_mosquitto, free_port  # noqa: E402
-from edge.demo import to_toml  # noqa: E402
+from edge.demo.broker import MosquittoBroker, find_mosquitto, free_port  # noqa: E402
+from edge.demo.service import to_toml  # noqa: E402
 
 SHELVES = [f"A{a}-{s}" for a in (1, 2, 3, 4, 5, 7, 8) for s in range(1, 6)]
 TOPIC_FILTER = "store/demo/shelf/+/weight"
@@ -64,7 +64,7 @@ DEFAULT = "default (1800 s)"
 @dataclass(frozen=True)
 class Setting:
     name: str
-    autosave: str  # the lines that replace edge.broker.RECOMMENDED_AUTOSAVE
+    autosave: str  # the lines that replace edge.demo.broker.RECOMMENDED_AUTOSAVE
 
 
 SETTINGS = [

@@ -38,10 +38,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.stats import pct  # noqa: E402
-from edge.broker import MosquittoBroker, free_port  # noqa: E402
 from edge.config import load_config  # noqa: E402
-from edge.demo import seed_demo_history, to_toml  # noqa: E402
-from edge.privacy import CardCheck  # noqa: E402
+from edge.customers.privacy import CardCheck  # noqa: E402
+from edge.demo.broker import MosquittoBroker, free_port  # noqa: E402
+from edge.demo.service import seed_demo_history, to_toml  # noqa: E402
 
 PLANOGRAM = REPO / "simulators" / "demo_store" / "planogram.toml"
 STAFF, KIOSK = "bench-staff-token", "bench-kiosk-token"

@@ -32,8 +32,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.stats import pct  # noqa: E402
-from edge.broker import MosquittoBroker, free_port  # noqa: E402
-from edge.demo import to_toml  # noqa: E402
+from edge.demo.broker import MosquittoBroker, free_port  # noqa: E402
+from edge.demo.service import to_toml  # noqa: E402
 
 SHELVES = [f"A{a}-{s}" for a in (1, 2, 3, 4, 5, 7, 8) for s in range(1, 6)]
 

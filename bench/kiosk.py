@@ -39,8 +39,8 @@ import aiomqtt  # noqa: E402
 from textual.widgets import DataTable, OptionList  # noqa: E402
 
 from bench.stats import pct  # noqa: E402
-from edge.broker import MosquittoBroker  # noqa: E402
-from edge.privacy import CardCheck  # noqa: E402
+from edge.customers.privacy import CardCheck  # noqa: E402
+from edge.demo.broker import MosquittoBroker  # noqa: E402
 from kiosk.app import KioskApp, build_app  # noqa: E402
 from kiosk.screens.attract import AttractScreen  # noqa: E402
 from kiosk.screens.shopping_list import ShoppingListScreen  # noqa: E402

@@ -13,7 +13,7 @@ asserts a speed.
 
 Then the daemon's side (`serving` in the JSON): the same households written into a store database
 (purchases and their lines, untimed), every household given personalisation consent, and a full
-rescore through `edge.predictions.PredictionService.full_rescore` (the daemon's own code path: reads on
+rescore through `edge.predictions.service.PredictionService.full_rescore` (the daemon's own code path: reads on
 a read-only connection, scoring in the executor, writes through the single writer in steps of
 ``[models] batch_households``, onnxruntime threads ``--serving-threads``, by default the daemon's
 ``[models] threads`` default), timed end to end and compared with the models-only rescore of the same
@@ -235,7 +235,7 @@ def store_database(sim: HouseholdSimulation, path: Path) -> int:
     from sensors.planogram import load_planogram as planogram_of  # noqa: PLC0415
 
     conn = sqlite3.connect(path, isolation_level=None)
-    from edge.migrations import migrate  # noqa: PLC0415
+    from edge.store.migrations import migrate  # noqa: PLC0415
 
     migrate(conn)
     order = np.lexsort((sim.basket, sim.second, sim.minute, sim.day))
@@ -306,12 +306,12 @@ def models_loaded_rss_mb() -> int:
 
 
 def serving_benchmark(sim: HouseholdSimulation, threads: int | None) -> dict[str, object]:
-    from edge.apply import BatchApplier  # noqa: PLC0415 - the daemon only for this part
     from edge.config import parse_config  # noqa: PLC0415
+    from edge.customers.privacy import Pseudonymiser  # noqa: PLC0415
     from edge.metrics import IngestMetrics  # noqa: PLC0415
-    from edge.predictions import PredictionService, StoreClock  # noqa: PLC0415
-    from edge.privacy import Pseudonymiser  # noqa: PLC0415
-    from edge.writer import StoreWriter  # noqa: PLC0415
+    from edge.predictions.service import PredictionService, StoreClock  # noqa: PLC0415
+    from edge.store.apply import BatchApplier  # noqa: PLC0415 - the daemon only for this part
+    from edge.store.writer import StoreWriter  # noqa: PLC0415
     from models.inference import load_models  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="storeedge-bench-") as scratch:

@@ -31,12 +31,12 @@ import aiohttp  # noqa: E402
 import aiomqtt  # noqa: E402
 
 from bench.stats import pct  # noqa: E402
-from edge.apply import BatchApplier, Received, load_planogram_job  # noqa: E402
-from edge.broker import MosquittoBroker  # noqa: E402
-from edge.db import open_store  # noqa: E402
-from edge.privacy import Pseudonymiser  # noqa: E402
+from edge.customers.privacy import Pseudonymiser  # noqa: E402
+from edge.demo.broker import MosquittoBroker  # noqa: E402
 from edge.state.rules import StoreRules  # noqa: E402
 from edge.state.shelf_signal import ShelfCalibration, ShelfTracker  # noqa: E402
+from edge.store.apply import BatchApplier, Received, load_planogram_job  # noqa: E402
+from edge.store.db import open_store  # noqa: E402
 from sensors.planogram import load_planogram  # noqa: E402
 from sensors.schemas import FridgeTemperature, ShelfWeight  # noqa: E402
 from simulators.devices import FridgeThermometer  # noqa: E402

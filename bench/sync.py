@@ -44,9 +44,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.stats import pct  # noqa: E402
-from edge.broker import MosquittoBroker, free_port  # noqa: E402
-from edge.db import open_store  # noqa: E402
-from edge.demo import to_toml  # noqa: E402
+from edge.demo.broker import MosquittoBroker, free_port  # noqa: E402
+from edge.demo.service import to_toml  # noqa: E402
+from edge.store.db import open_store  # noqa: E402
 from simulators.flaky_wan import CUT, UP, FlakyWan  # noqa: E402
 from sync.outbox import OutboxEntry, append  # noqa: E402
 

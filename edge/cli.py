@@ -248,7 +248,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_models_seed(args: argparse.Namespace) -> int:
-    from edge.demo import seed_demo_history
+    from edge.demo.service import seed_demo_history
 
     config = _load(args.config)
     report = seed_demo_history(config, households=args.households, weeks=args.weeks, seed=args.seed)
@@ -260,8 +260,8 @@ def cmd_models_seed(args: argparse.Namespace) -> int:
 
 
 def cmd_card_barcode(args: argparse.Namespace) -> int:
-    from edge.privacy import CardCheck
-    from edge.seed import store_pseudonym_key
+    from edge.customers.privacy import CardCheck
+    from edge.demo.seed import store_pseudonym_key
 
     config = load_config(args.config)
     p = config.privacy
@@ -276,7 +276,7 @@ def cmd_card_barcode(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from edge.demo import run_demo
+    from edge.demo.service import run_demo
 
     return asyncio.run(run_demo(args))
 

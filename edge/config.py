@@ -15,12 +15,14 @@ from typing import Annotated, Literal
 import msgspec
 
 from edge.errors import ConfigError, field_error
-from edge.quarantine import DEFAULT_CARD_PATTERN
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 TOKEN_MIN_LENGTH = 16  # [http] staff_token, kiosk_token
+# The chain's cards (``LOY-000082``) and common card numbers: 12 to 19 digits, optionally grouped by
+# single spaces or dashes (``4111 1111 1111 1111``), not part of a longer number or a decimal fraction.
+DEFAULT_CARD_PATTERN = r"LOY-\d+|(?<![\d.])\d(?:[ -]?\d){11,18}(?!\d)"
 StoreId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")]
 
 
@@ -85,7 +87,7 @@ class PrivacySection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     # Households with no purchase here that may record consent per store-local day (their consent
     # events are never compacted, so this bounds what cards never seen at a till can create).
     unknown_households_per_day: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 500
-    # What a card number looks like (a regex): redacted from quarantined payloads (edge/quarantine.py).
+    # What a card number looks like (a regex): redacted from quarantined payloads (edge/store/quarantine.py).
     card_number_pattern: str = DEFAULT_CARD_PATTERN
 
 

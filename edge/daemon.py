@@ -15,29 +15,31 @@ from pathlib import Path
 
 from aiohttp import web
 
-from edge import prediction_store, quarantine
-from edge.access import AccessPolicy, SessionRateLimit
-from edge.alert_bus import AlertBus
-from edge.api import ApiContext, build_app
-from edge.apply import BatchApplier, load_planogram_job
 from edge.config import Config
-from edge.customer_api import AuditedReads, CustomerApi, CustomerSettings
-from edge.hooks import HouseholdHooks
-from edge.housekeeping import run_housekeeping
-from edge.ingest import MqttIngest, SerialIngest
-from edge.live_layout import LiveLayout, initial_layout
+from edge.customers.privacy import CardCheck, Pseudonymiser, load_pseudonym_key, load_session_key
+from edge.customers.routes import AuditedReads, CustomerApi, CustomerSettings
+from edge.customers.session_routes import SessionApi
+from edge.http import staff_routes
+from edge.http.access import AccessPolicy, SessionRateLimit
+from edge.http.app import ApiContext, build_app
+from edge.http.sessions import SessionSigner, load_revocations
+from edge.ingest.receipts import TillReceipts
+from edge.ingest.service import MqttIngest, SerialIngest
 from edge.metrics import IngestMetrics
-from edge.predictions import PredictionService, load_store_models, model_directory
-from edge.privacy import CardCheck, Pseudonymiser, load_pseudonym_key, load_session_key
-from edge.queries import StoreReader
-from edge.receipts import TillReceipts
-from edge.session_api import SessionApi
-from edge.sessions import SessionSigner, load_revocations
+from edge.predictions import tables as prediction_tables
+from edge.predictions.service import PredictionService, load_store_models, model_directory
+from edge.state.bus import AlertBus
 from edge.state.rules import StoreRules
 from edge.state.silence import SilenceCheck
+from edge.store import quarantine
+from edge.store.apply import BatchApplier, load_planogram_job
+from edge.store.hooks import HouseholdHooks
+from edge.store.housekeeping import run_housekeeping
+from edge.store.reader import StoreReader
+from edge.store.writer import StoreWriter
 from edge.supervisor import supervise
-from edge.sync_service import SyncService
-from edge.writer import StoreWriter
+from edge.uplink.live_layout import LiveLayout, initial_layout
+from edge.uplink.service import SyncService
 from routing import Layout
 from sensors.backoff import Backoff
 from sensors.decode import Decoder, Limits
@@ -97,9 +99,9 @@ class Daemon:
         )
         self.bus = AlertBus(config.store.id)
         # What capabilities do inside the store's transaction when it applies a purchase, a consent
-        # change or an erasure (edge.hooks), in this order.
+        # change or an erasure (edge.store.hooks), in this order.
         self.hooks = HouseholdHooks()
-        prediction_store.register_hooks(self.hooks)
+        prediction_tables.register_hooks(self.hooks)
         quarantine.register_hooks(self.hooks)
         self.metrics = IngestMetrics(queue_depth=lambda: float(self.writer.depth()))
         self.writer = StoreWriter(
@@ -298,7 +300,7 @@ class Daemon:
 
     @property
     def layout(self) -> Layout:
-        """The store layout being served now (`edge.live_layout`)."""
+        """The store layout being served now (`edge.uplink.live_layout`)."""
         return self.live_layout.layout()
 
     async def _start_http(self) -> web.AppRunner:
@@ -314,7 +316,12 @@ class Daemon:
                 self.live_layout.layout,
                 access=AccessPolicy(h.staff_token, h.kiosk_token, self.sessions),
             ),
-            [*self.sync.routes(), *self.kiosk_sessions.routes(), *self.customers.routes()],
+            [
+                *staff_routes.ROUTES,
+                *self.sync.routes(),
+                *self.kiosk_sessions.routes(),
+                *self.customers.routes(),
+            ],
         )
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()

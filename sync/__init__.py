@@ -1,5 +1,5 @@
 """Edge-to-central sync: the transactional outbox, the changes feed and acks, compaction, signed bundles,
-and the reference central service. Never imports `edge` (the daemon wires this in `edge.sync_service`).
+and the reference central service. Never imports `edge` (the daemon wires this in `edge.uplink.service`).
 
 docs/sync.md describes the protocol; the modules:
 

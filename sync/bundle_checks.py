@@ -1,6 +1,6 @@
 """Health checks of bundles by kind: what a bundle's directory must pass before it goes live and again
 once it is live (`sync.bundle_install.BundleInstaller`). The daemon registers richer ones
-(`edge.bundle_checks`).
+(`edge.uplink.bundle_checks`).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The changes feed and acks over a sqlite3 connection: cursor validation, deterministic pages, acks that
-never move backwards. HTTP-free: `edge.sync_service` calls these on the daemon's read-only connection
+never move backwards. HTTP-free: `edge.uplink.service` calls these on the daemon's read-only connection
 (pages) and inside the single writer (acks).
 
 A cursor is a seq: ``after=N`` asks for the changes with ``seq > N`` in seq order. A page is a pure

@@ -10,7 +10,7 @@ an ack or by compaction, which only ever remove rows and add rows with new, high
 what is pending, and ``bundle_events``: what the store did with bundles from central. Rows are deleted
 once central acks them: an ack means central has committed them.
 
-Pending totals (schema v8, `edge.migrations`): ``pending_rows``/``pending_bytes`` count the rows with
+Pending totals (schema v8, `edge.store.migrations`): ``pending_rows``/``pending_bytes`` count the rows with
 ``seq > acked_seq``, kept exactly by the code that changes them, once per statement rather than by
 per-row triggers (v2 had triggers; deleting acked rows fired one per row inside the writer's
 transaction, 7x the cost of the delete itself): `append` adds its batch, an ack subtracts the range it

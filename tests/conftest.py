@@ -19,10 +19,10 @@ import aiohttp
 import pytest
 from hypothesis import HealthCheck, settings
 
-from edge.broker import MosquittoBroker, free_port
 from edge.config import Config, load_config
 from edge.daemon import Daemon
-from edge.demo import to_toml
+from edge.demo.broker import MosquittoBroker, free_port
+from edge.demo.service import to_toml
 
 # Machines are noisy (2 cores shared with brokers and daemons): no per-example deadlines. `make test-long`
 # selects the "long" profile for many more examples.

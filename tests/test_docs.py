@@ -11,9 +11,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from edge.api import ROUTES
 from edge.cli import build_parser
 from edge.config import Config
+from edge.http import app, staff_routes
 from edge.metrics import IngestMetrics
 from sensors.decode import SENSOR_KINDS, Decoder
 from sensors.frames import decode_frame
@@ -80,7 +80,7 @@ def test_every_reject_reason_is_explained() -> None:
 
 
 def test_every_route_and_metric_is_in_the_readme() -> None:
-    for method, path, _ in ROUTES:
+    for method, path, _ in [*app.ROUTES, *staff_routes.ROUTES]:
         assert f"`{method} {path}" in README, path
     for name in IngestMetrics().registry._metrics:
         assert f"`{name}" in README, name

@@ -12,9 +12,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from edge.broker import MosquittoBroker
-from edge.privacy import CardCheck
-from edge.sessions import SessionSigner
+from edge.customers.privacy import CardCheck
+from edge.demo.broker import MosquittoBroker
+from edge.http.sessions import SessionSigner
 from tests.conftest import PSEUDONYM_KEY, STAFF_TOKEN, run_daemon, write_config
 from tests.edge.test_customers_api import buy, call, rows, wait_for
 

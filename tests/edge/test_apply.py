@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.apply import BatchApplier, Received, load_planogram_job
-from edge.db import open_store
-from edge.migrations import MIGRATIONS
-from edge.privacy import Pseudonymiser
+from edge.customers.privacy import Pseudonymiser
+from edge.store.apply import BatchApplier, Received, load_planogram_job
+from edge.store.db import open_store
+from edge.store.migrations import MIGRATIONS
 from sensors.planogram import load_planogram
 from sensors.schemas import (
     DeviceStatus,

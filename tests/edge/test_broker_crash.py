@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.broker import MosquittoBroker
+from edge.demo.broker import MosquittoBroker
 from simulators import SimulatorSettings, run_simulation
 from simulators.summary import SimulationSummary
 from tests.conftest import DEMO_PLANOGRAM, DaemonProcess
@@ -102,7 +102,7 @@ async def test_broker_kill_9_mid_flood_loses_no_purchase(
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(3))
 async def test_broker_kill_9_soak(daemon_process: DaemonProcess, broker: MosquittoBroker, seed: int) -> None:
-    # The broker as storeedge configures it (edge.broker.RECOMMENDED_AUTOSAVE), four kills.
+    # The broker as storeedge configures it (edge.demo.broker.RECOMMENDED_AUTOSAVE), four kills.
     await run_with_broker_kills(
         daemon_process, broker, duration_s=30.0, kills_at=[4.0, 11.0, 19.0, 26.0], seed=seed
     )

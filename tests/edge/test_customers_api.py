@@ -13,8 +13,8 @@ import aiohttp
 import aiomqtt
 import pytest
 
-from edge.broker import MosquittoBroker
-from edge.privacy import CardCheck
+from edge.customers.privacy import CardCheck
+from edge.demo.broker import MosquittoBroker
 from routing import parse_layout
 from tests.conftest import PSEUDONYM_KEY, STAFF_TOKEN, run_daemon, write_config
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from edge.access import UNVERIFIED, AccessPolicy, AuthFailure, Principal, SessionRateLimit
+from edge.customers.offers import load_promotions, offers_for
+from edge.customers.privacy import CHECK_LENGTH, CardCheck, CardEntry, load_session_key
 from edge.errors import ConfigError
-from edge.offers import load_promotions, offers_for
-from edge.privacy import CHECK_LENGTH, CardCheck, CardEntry, load_session_key
-from edge.sessions import (
+from edge.http.access import UNVERIFIED, AccessPolicy, AuthFailure, Principal, SessionRateLimit
+from edge.http.sessions import (
     Refusal,
     SessionSigner,
     is_revoked,
@@ -77,7 +77,7 @@ def test_revoking_one_session_leaves_the_others() -> None:
 
 
 def test_household_revocation_ends_every_earlier_session_and_survives_a_restart(tmp_path: Path) -> None:
-    from edge.db import open_store
+    from edge.store.db import open_store
 
     conn = open_store(tmp_path / "store.db")
     signer = SessionSigner(KEY, lifetime_s=60)
@@ -240,8 +240,8 @@ def test_a_bad_promotions_file_names_the_file_and_field(
 
 
 def test_retention_drops_access_log_rows_past_their_window(tmp_path: Path) -> None:
-    from edge.db import open_store
-    from edge.housekeeping import RetentionJob
+    from edge.store.db import open_store
+    from edge.store.housekeeping import RetentionJob
 
     conn = open_store(tmp_path / "store.db")
     conn.executemany(
@@ -254,7 +254,7 @@ def test_retention_drops_access_log_rows_past_their_window(tmp_path: Path) -> No
 
 
 def test_token_guessing_is_throttled_per_address() -> None:
-    from edge.access import AuthThrottle
+    from edge.http.access import AuthThrottle
 
     throttle = AuthThrottle(max_failures=3, window_s=60.0)
     for t in (0.0, 1.0, 2.0):

@@ -14,7 +14,7 @@ import aiohttp
 import aiomqtt
 import pytest
 
-from edge.broker import MosquittoBroker
+from edge.demo.broker import MosquittoBroker
 from sensors.frames import FrameError, decode_frame, encode_frame
 from sensors.schemas import RejectReason
 from tests.conftest import STAFF_TOKEN, DaemonProcess, aget, ajson, run_daemon, write_config

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge.config import parse_config
-from edge.demo import parse_prometheus, to_toml
+from edge.demo.service import parse_prometheus, to_toml
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 
-from edge.broker import MosquittoBroker
+from edge.demo.broker import MosquittoBroker
 from tests.conftest import DaemonProcess
 
 pytestmark = pytest.mark.integration

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from edge.apply import BatchApplier, Received, load_planogram_job
-from edge.customers import ConsentUpdate, erase_household, set_consent
-from edge.db import open_store
-from edge.hooks import ConsentRecorded, HouseholdErased, HouseholdHooks, PurchaseApplied
-from edge.privacy import Pseudonymiser
+from edge.customers.privacy import Pseudonymiser
+from edge.customers.tables import ConsentUpdate, erase_household, set_consent
+from edge.store.apply import BatchApplier, Received, load_planogram_job
+from edge.store.db import open_store
+from edge.store.hooks import ConsentRecorded, HouseholdErased, HouseholdHooks, PurchaseApplied
 from sensors.planogram import load_planogram
 from sensors.schemas import PosItem, PosTransaction
 from sync.outbox import OutboxEntry

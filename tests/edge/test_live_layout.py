@@ -8,9 +8,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from edge.broker import MosquittoBroker
 from edge.config import parse_config
-from edge.live_layout import LayoutLoadError, LiveLayout, initial_layout, layout_path
+from edge.demo.broker import MosquittoBroker
+from edge.uplink.live_layout import LayoutLoadError, LiveLayout, initial_layout, layout_path
 from routing import load_layout
 from tests.conftest import STAFF_TOKEN, run_daemon, write_config
 
@@ -62,7 +62,7 @@ async def test_a_new_layout_bundle_is_swapped_in_and_a_broken_one_is_not(
     layout_bundle(
         bundles, "3", CONVENIENCE.read_text(encoding="utf-8") + '\n[[edges]]\nfrom = "nowhere"\nto = "x"\n'
     )
-    with caplog.at_level(logging.ERROR, logger="edge.live_layout"):
+    with caplog.at_level(logging.ERROR, logger="edge.uplink.live_layout"):
         assert await live.refresh() is False
         assert await live.refresh() is False
     refused = [r for r in caplog.records if r.getMessage() == "layout_not_activated"]

@@ -1,4 +1,4 @@
-"""No loyalty card number reaches the disk or the log: quarantine redaction (edge/quarantine.py), unit
+"""No loyalty card number reaches the disk or the log: quarantine redaction (edge/store/quarantine.py), unit
 by unit and through a real daemon fed valid and mangled till messages."""
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from edge.apply import BatchApplier, Received, load_planogram_job
-from edge.customers import erase_household
-from edge.db import connect, open_store
-from edge.hooks import HouseholdHooks
-from edge.migrations import MIGRATIONS
-from edge.privacy import Pseudonymiser
-from edge.quarantine import QUARANTINE_PAYLOAD_MAX, CardRedactor, forget_household_quarantine
-from edge.quarantine import register_hooks as register_quarantine_hooks
+from edge.customers.privacy import Pseudonymiser
+from edge.customers.tables import erase_household
+from edge.store.apply import BatchApplier, Received, load_planogram_job
+from edge.store.db import connect, open_store
+from edge.store.hooks import HouseholdHooks
+from edge.store.migrations import MIGRATIONS
+from edge.store.quarantine import QUARANTINE_PAYLOAD_MAX, CardRedactor, forget_household_quarantine
+from edge.store.quarantine import register_hooks as register_quarantine_hooks
 from sensors.planogram import load_planogram
 from sensors.schemas import Rejection, RejectReason, Source
 from tests.conftest import PSEUDONYM_KEY, DaemonProcess, http_json, write_config
@@ -176,7 +176,7 @@ def test_migration_9_redacts_rows_kept_before(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     conn = connect(path)
     before_9 = [m for m in MIGRATIONS if m.version < 9]
-    from edge import migrations
+    from edge.store import migrations
 
     saved = migrations.MIGRATIONS[:]
     migrations.MIGRATIONS[:] = before_9

@@ -21,7 +21,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from edge.broker import MosquittoBroker
+from edge.demo.broker import MosquittoBroker
 from sensors.decode import Decoder
 from sensors.planogram import load_planogram
 from sensors.schemas import Rejection, RejectReason

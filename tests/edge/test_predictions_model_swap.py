@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from edge.bundle_checks import check_layout, check_promotions, check_store_models
 from edge.config import parse_config
 from edge.metrics import IngestMetrics
-from edge.predictions import PredictionService, load_store_models, model_directory
-from edge.writer import StoreWriter
+from edge.predictions.service import PredictionService, load_store_models, model_directory
+from edge.store.writer import StoreWriter
+from edge.uplink.bundle_checks import check_layout, check_promotions, check_store_models
 from models.inference import TRAINED_DIR
 from sync.errors import BundleError
 

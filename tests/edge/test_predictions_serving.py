@@ -17,11 +17,11 @@ import aiomqtt
 import msgspec
 import pytest
 
-from edge.broker import MosquittoBroker
 from edge.config import load_config
-from edge.demo import seed_demo_history
-from edge.predictions import GENERIC_REASON, PredictionService
-from edge.seed import SeedReport, store_pseudonymiser
+from edge.demo.broker import MosquittoBroker
+from edge.demo.seed import SeedReport, store_pseudonymiser
+from edge.demo.service import seed_demo_history
+from edge.predictions.service import GENERIC_REASON, PredictionService
 from models import load_models
 from tests.conftest import ajson, run_daemon, write_config
 

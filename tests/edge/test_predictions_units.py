@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.db import open_store
-from edge.household_scoring import ShelfForecast
-from edge.prediction_store import (
+from edge.predictions.scoring import ShelfForecast
+from edge.predictions.service import StoreClock, nightly_wait_ms, stockout_signal
+from edge.predictions.tables import (
     PREDICTION_COLUMNS,
     delete_household_predictions,
     prune_outcomes,
@@ -20,7 +20,7 @@ from edge.prediction_store import (
     record_outcomes,
     write_predictions,
 )
-from edge.predictions import StoreClock, nightly_wait_ms, stockout_signal
+from edge.store.db import open_store
 
 DAY_MS = 86_400_000
 

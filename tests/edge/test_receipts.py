@@ -16,8 +16,8 @@ import aiomqtt
 import msgspec
 import pytest
 
-from edge.broker import MosquittoBroker
-from edge.receipts import scrub
+from edge.demo.broker import MosquittoBroker
+from edge.ingest.receipts import scrub
 from sensors.receipts import PosReceipt, ReceiptStatus, receipt_topic, transaction_lane
 from tests.conftest import run_daemon
 

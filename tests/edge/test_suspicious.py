@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from edge.apply import BatchApplier, Received, load_planogram_job
-from edge.db import open_store
-from edge.housekeeping import RetentionJob
+from edge.customers.privacy import Pseudonymiser
 from edge.metrics import IngestMetrics
-from edge.privacy import Pseudonymiser
-from edge.quarantine import check_pos_total
-from edge.queries import StoreReader
-from edge.writer import StoreWriter
+from edge.store.apply import BatchApplier, Received, load_planogram_job
+from edge.store.db import open_store
+from edge.store.housekeeping import RetentionJob
+from edge.store.quarantine import check_pos_total
+from edge.store.reader import StoreReader
+from edge.store.writer import StoreWriter
 from sensors.planogram import load_planogram
 from sensors.schemas import PosItem, PosTransaction
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.apply import BatchApplier, Fate, load_planogram_job
+from edge.customers.privacy import Pseudonymiser
 from edge.metrics import IngestMetrics
-from edge.privacy import Pseudonymiser
-from edge.writer import StoreWriter
+from edge.store.apply import BatchApplier, Fate, load_planogram_job
+from edge.store.writer import StoreWriter
 from sensors.planogram import load_planogram
 from sensors.schemas import PosItem, PosTransaction, ShelfWeight
 

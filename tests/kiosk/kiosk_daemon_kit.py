@@ -9,8 +9,8 @@ from typing import Any
 
 import aiomqtt
 
-from edge.broker import MosquittoBroker
-from edge.privacy import CardCheck
+from edge.customers.privacy import CardCheck
+from edge.demo.broker import MosquittoBroker
 from tests.conftest import PSEUDONYM_KEY, write_config
 
 KIOSK_TOKEN = "test-kiosk-token"

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from edge.broker import MosquittoBroker
 from edge.cli import main
+from edge.demo.broker import MosquittoBroker
 from kiosk.cli import daemon_address
 from tests.conftest import REPO, run_daemon
 from tests.kiosk.kiosk_daemon_kit import KIOSK_TOKEN, kiosk_config

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, OptionList
 
-from edge.broker import MosquittoBroker
 from edge.config import load_config
+from edge.demo.broker import MosquittoBroker
 from kiosk.app import KioskApp, build_app
 from kiosk.client import KioskClient, StreamState
 from kiosk.errors import DaemonUnreachableError, NotAuthorizedError

@@ -8,7 +8,7 @@ import uuid
 import aiomqtt
 import pytest
 
-from edge.broker import MosquittoBroker
+from edge.demo.broker import MosquittoBroker
 from sensors.errors import ManualAckUnavailableError
 from sensors.mqtt import MqttSettings, MqttSource, enable_manual_ack
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from edge.apply import BatchApplier, Received, load_planogram_job
-from edge.db import open_store
-from edge.privacy import Pseudonymiser
+from edge.customers.privacy import Pseudonymiser
 from edge.state.alerts import acknowledge, resolve
 from edge.state.rules import StoreRules, stock_signals
 from edge.state.silence import SilenceCheck
+from edge.store.apply import BatchApplier, Received, load_planogram_job
+from edge.store.db import open_store
 from sensors.planogram import load_planogram
 from sensors.schemas import DeviceStatus, FridgeTemperature, ShelfWeight
 

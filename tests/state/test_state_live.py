@@ -11,7 +11,7 @@ import aiohttp
 import aiomqtt
 import pytest
 
-from edge.broker import MosquittoBroker
+from edge.demo.broker import MosquittoBroker
 from tests.conftest import STAFF_TOKEN, ajson, run_daemon, write_config
 
 pytestmark = pytest.mark.integration

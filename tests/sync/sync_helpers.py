@@ -15,7 +15,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
-from edge.db import open_store
+from edge.store.db import open_store
 from sensors.planogram import load_planogram
 from sync.outbox import OutboxEntry, append
 from tests.conftest import DEMO_PLANOGRAM

@@ -16,8 +16,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from edge.broker import MosquittoBroker, free_port
 from edge.config import load_config
+from edge.demo.broker import MosquittoBroker, free_port
 from sync import cli
 from sync.bundle_checks import check_onnx_models
 from sync.bundle_install import BundleInstaller

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from edge.broker import MosquittoBroker
+from edge.demo.broker import MosquittoBroker
 from sync import central_db
 from sync.central import Central, parse_central_config
 from sync.client import StoreClient

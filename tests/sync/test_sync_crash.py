@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.broker import MosquittoBroker, free_port
+from edge.demo.broker import MosquittoBroker, free_port
 from tests.conftest import REPO, STAFF_TOKEN, DaemonProcess, http_get, write_config
 from tests.sync.sync_helpers import (
     SYNC_TOKEN,

@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from edge.broker import MosquittoBroker
+from edge.demo.broker import MosquittoBroker
 from tests.conftest import STAFF_TOKEN, ajson, run_daemon, write_config
 from tests.sync.sync_helpers import SYNC_TOKEN, apublish_all, count, day_of_traffic, wait_for
 

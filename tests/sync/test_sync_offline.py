@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.broker import MosquittoBroker
+from edge.demo.broker import MosquittoBroker
 from simulators.flaky_wan import BLACKHOLE, CUT, UP, FlakyWan, Phase, WanCondition
 from sync.central import Central
 from tests.conftest import run_daemon

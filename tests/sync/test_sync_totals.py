@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.db import connect, open_store
-from edge.migrations import MIGRATIONS, current_version, migrate
+from edge.store.db import connect, open_store
+from edge.store.migrations import MIGRATIONS, current_version, migrate
 from sync.compaction import CompactionPolicy, compact_chunk
 from sync.feed import MAX_SEQ, OutboxCursor, apply_ack, read_page, read_page_json, trim_acked
 from sync.outbox import OutboxEntry, append, head, remove, status

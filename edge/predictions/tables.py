@@ -1,0 +1,411 @@
+"""The predictions' tables (schema v7): reading purchase history for scoring, writing cached scores,
+recording outcomes, the rescore queue, shelf pick windows and forecasts.
+
+Every function takes a connection: readers run on a read-only connection off the event loop, writers
+inside the single writer's transaction (a `StoreWriter.run_job`, or the household events of
+`edge.store.hooks`: `register_hooks` says what predictions do when a purchase, a consent or an erasure is
+applied). The consent gate is enforced where rows are written: only households with
+``consents.granted = 1`` for ``purpose = 'personalisation'`` ever get a row in ``predictions`` or
+``rescore_queue``, checked in the same transaction as the write.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from edge.customers.tables import has_consent
+from edge.store.hooks import ConsentRecorded, HouseholdErased, HouseholdHooks, PurchaseApplied
+from sync.outbox import OutboxEntry
+
+MS_PER_DAY = 86_400_000
+FETCH_ROWS = 50_000
+PERSONALISATION = "personalisation"
+_CONSENTED = "SELECT 1 FROM consents WHERE household = ? AND purpose = 'personalisation' AND granted = 1"
+_json = msgspec.json.Encoder()
+
+PREDICTION_COLUMNS = (
+    "household", "category", "purchases", "p1", "p2", "p7", "p14", "p_horizon", "expected_days",
+    "days_p10", "days_p50", "days_p90", "confidence", "basket_probability", "urgency", "reason",
+    "list_rank", "model_version", "basket_model_version", "scored_ms", "origin_day", "utc_offset_min",
+)  # fmt: skip
+PredictionRow = tuple[object, ...]  # PREDICTION_COLUMNS, in order
+
+
+# -- consent --------------------------------------------------------------------------------------------
+
+
+def consented_households(conn: sqlite3.Connection) -> list[str]:
+    rows = conn.execute(
+        "SELECT household FROM consents WHERE purpose = 'personalisation' AND granted = 1 ORDER BY household"
+    ).fetchall()
+    return [str(h) for (h,) in rows]
+
+
+# -- purchase history -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class HouseholdLines:
+    """Basket lines of some households, in columns (ts in UTC epoch ms), plus the rescore-queue entries
+    of those households seen in the same snapshot."""
+
+    households: tuple[str, ...]  # sorted; codes index into it
+    household: npt.NDArray[np.int32]
+    category: npt.NDArray[np.int32]  # index into the categories passed to `load_lines`
+    ts_ms: npt.NDArray[np.int64]
+    basket: npt.NDArray[np.int64]  # the purchase id
+    qty: npt.NDArray[np.float32]
+    price: npt.NDArray[np.float32]
+    queued: dict[str, int]  # household -> queued_ms
+
+
+def store_categories(conn: sqlite3.Connection, since_ms: int) -> tuple[str, ...]:
+    """Every category the store sells or sold in the window, sorted (the models' category table)."""
+    rows = conn.execute(
+        "SELECT category FROM products UNION SELECT DISTINCT i.category FROM purchases p"
+        " JOIN purchase_items i ON i.purchase_id = p.id WHERE p.ts_ms >= ? AND i.category IS NOT NULL",
+        (since_ms,),
+    ).fetchall()
+    return tuple(sorted(str(c) for (c,) in rows))
+
+
+def load_lines(
+    conn: sqlite3.Connection, households: Sequence[str], categories: Sequence[str], since_ms: int
+) -> HouseholdLines:
+    """The households' basket lines since ``since_ms`` and their queue entries, in one read snapshot.
+
+    Two narrow queries per step of households (their purchases, then those purchases' lines) rather than
+    one join: every Python object made per line costs, and the household and time are per purchase."""
+    names = tuple(sorted(set(households)))
+    code = {h: i for i, h in enumerate(names)}
+    cat_code = {c: i for i, c in enumerate(categories)}
+    purchase_parts: list[npt.NDArray[np.int64]] = []
+    line_parts: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float64]]] = []
+    queued: dict[str, int] = {}
+    conn.execute("BEGIN")
+    try:
+        for start in range(0, len(names), 500):
+            chunk = names[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            queued.update(
+                (str(h), int(ms))
+                for h, ms in conn.execute(
+                    f"SELECT household, queued_ms FROM rescore_queue WHERE household IN ({marks})",  # noqa: S608 - placeholders only
+                    chunk,
+                )
+            )
+            purchases = conn.execute(
+                f"SELECT id, household, ts_ms FROM purchases WHERE household IN ({marks}) AND ts_ms >= ?",  # noqa: S608
+                (*chunk, since_ms),
+            ).fetchall()
+            if not purchases:
+                continue
+            ids, owners, times = zip(*purchases, strict=True)
+            purchase_parts.append(
+                np.stack(
+                    (
+                        np.asarray(ids, dtype=np.int64),
+                        np.fromiter((code[h] for h in owners), np.int64, len(owners)),
+                        np.asarray(times, dtype=np.int64),
+                    )
+                )
+            )
+            sql = (
+                "SELECT purchase_id, category, qty, unit_price FROM purchase_items WHERE purchase_id IN"  # noqa: S608 - placeholders only
+                f" (SELECT id FROM purchases WHERE household IN ({marks}) AND ts_ms >= ?)"
+                " AND category IS NOT NULL AND qty > 0 AND unit_price >= 0"
+            )
+            cursor = conn.execute(sql, (*chunk, since_ms))
+            while rows := cursor.fetchmany(FETCH_ROWS):
+                line_ids, cats, qty, price = zip(*rows, strict=True)
+                line_parts.append(
+                    (
+                        np.asarray(line_ids, dtype=np.int64),
+                        np.fromiter((cat_code.get(c, -1) for c in cats), np.int32, len(cats)),
+                        np.asarray((qty, price), dtype=np.float64),
+                    )
+                )
+    finally:
+        conn.execute("COMMIT")
+    if not line_parts:
+        empty_i = np.zeros(0, np.int32)
+        empty_l = np.zeros(0, np.int64)
+        empty_f = np.zeros(0, np.float32)
+        return HouseholdLines(names, empty_i, empty_i, empty_l, empty_l, empty_f, empty_f, queued)
+    bought = np.concatenate(purchase_parts, axis=1)
+    order = np.argsort(bought[0], kind="stable")
+    bought = bought[:, order]
+    pid = np.concatenate([p[0] for p in line_parts])
+    cat = np.concatenate([p[1] for p in line_parts])
+    values = np.concatenate([p[2] for p in line_parts], axis=1)
+    known = cat >= 0  # a category that appeared after the category table was read waits for the next run
+    at = np.searchsorted(bought[0], pid[known])
+    return HouseholdLines(
+        names,
+        bought[1, at].astype(np.int32),
+        cat[known],
+        bought[2, at],
+        pid[known],
+        values[0, known].astype(np.float32),
+        values[1, known].astype(np.float32),
+        queued,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryAggregates:
+    """Store-wide, over all loyalty purchases in the window (anonymous sales statistics, like the
+    generic list): households that bought each category, and households with any trip."""
+
+    households_by_category: dict[str, int]
+    active_households: int
+
+
+def category_aggregates(conn: sqlite3.Connection, since_ms: int) -> CategoryAggregates:
+    by_category = {
+        str(c): int(n)
+        for c, n in conn.execute(
+            "SELECT i.category, count(DISTINCT p.household) FROM purchases p"
+            " JOIN purchase_items i ON i.purchase_id = p.id"
+            " WHERE p.household IS NOT NULL AND p.ts_ms >= ? AND i.category IS NOT NULL GROUP BY i.category",
+            (since_ms,),
+        )
+    }
+    (active,) = conn.execute(
+        "SELECT count(DISTINCT household) FROM purchases WHERE household IS NOT NULL AND ts_ms >= ?",
+        (since_ms,),
+    ).fetchone()
+    return CategoryAggregates(by_category, int(active))
+
+
+def popular_categories(conn: sqlite3.Connection, since_ms: int, limit: int) -> list[tuple[str, float]]:
+    """The store's most bought categories since ``since_ms``: (category, share of baskets with it)."""
+    (baskets,) = conn.execute("SELECT count(*) FROM purchases WHERE ts_ms >= ?", (since_ms,)).fetchone()
+    if not baskets:
+        return []
+    rows = conn.execute(
+        "SELECT i.category, count(DISTINCT p.id) AS n FROM purchases p"
+        " JOIN purchase_items i ON i.purchase_id = p.id WHERE p.ts_ms >= ? AND i.category IS NOT NULL"
+        " GROUP BY i.category ORDER BY n DESC, i.category LIMIT ?",
+        (since_ms, limit),
+    ).fetchall()
+    return [(str(c), round(int(n) / int(baskets), 4)) for c, n in rows]
+
+
+# -- cached predictions ---------------------------------------------------------------------------------
+
+
+def write_predictions(
+    conn: sqlite3.Connection,
+    households: Iterable[str],
+    rows: Sequence[PredictionRow],
+    queued: dict[str, int],
+) -> tuple[int, int]:
+    """Replace the cached rows of ``households`` with ``rows``, for those that still have consent (in this
+    transaction); drop their queue entries up to what the scoring saw. Returns (households, rows) written."""
+    scored = list(dict.fromkeys(households))
+    allowed = {h for h in scored if has_consent(conn, h)}
+    conn.executemany("DELETE FROM predictions WHERE household = ?", [(h,) for h in scored])
+    keep = [r for r in rows if r[0] in allowed]
+    marks = ", ".join("?" * len(PREDICTION_COLUMNS))
+    conn.executemany(
+        f"INSERT INTO predictions ({', '.join(PREDICTION_COLUMNS)}) VALUES ({marks})",  # noqa: S608 - fixed columns
+        keep,
+    )
+    conn.executemany(
+        "DELETE FROM rescore_queue WHERE household = ? AND queued_ms <= ?",
+        [(h, ms) for h, ms in queued.items() if h in set(scored)],
+    )
+    # A queue entry of a household that lost consent is of no use.
+    conn.executemany(
+        "DELETE FROM rescore_queue WHERE household = ?", [(h,) for h in scored if h not in allowed]
+    )
+    return len(allowed), len(keep)
+
+
+def delete_household_predictions(conn: sqlite3.Connection, household: str, *, outcomes: bool = False) -> int:
+    """Forget a household's cached predictions and queue entry (consent withdrawn); with ``outcomes``
+    also its recorded outcomes (erasure). Run it inside the writer's transaction. Returns rows deleted."""
+    deleted = conn.execute("DELETE FROM predictions WHERE household = ?", (household,)).rowcount
+    deleted += conn.execute("DELETE FROM rescore_queue WHERE household = ?", (household,)).rowcount
+    if outcomes:
+        deleted += conn.execute("DELETE FROM prediction_outcomes WHERE household = ?", (household,)).rowcount
+    return deleted
+
+
+def drop_unconsented(conn: sqlite3.Connection) -> int:
+    """Delete cached rows of households without personalisation consent (a safety net for the nightly run)."""
+    return conn.execute(
+        "DELETE FROM predictions WHERE household NOT IN"
+        " (SELECT household FROM consents WHERE purpose = 'personalisation' AND granted = 1)"
+    ).rowcount
+
+
+def queue_rescore(conn: sqlite3.Connection, household: str, now_ms: int) -> bool:
+    """Mark a household for rescoring if it has personalisation consent; True if it was marked."""
+    return (
+        conn.execute(
+            "INSERT INTO rescore_queue (household, queued_ms) SELECT ?, ? WHERE EXISTS (" + _CONSENTED + ")"
+            " ON CONFLICT (household) DO UPDATE SET queued_ms = max(queued_ms, excluded.queued_ms)",
+            (household, now_ms, household),
+        ).rowcount
+        > 0
+    )
+
+
+def record_outcomes(
+    conn: sqlite3.Connection, household: str, categories: Iterable[str], purchased_ms: int, now_ms: int
+) -> list[OutboxEntry]:
+    """A purchase arrived: for each bought category with a cached prediction made before the purchase,
+    record what happened (once per prediction) and return the outbox rows for central."""
+    wanted = sorted(set(categories))
+    if not wanted:
+        return []
+    marks = ",".join("?" * len(wanted))
+    sql = (
+        "SELECT category, model_version, basket_model_version, scored_ms, origin_day, expected_days, p7,"  # noqa: S608 - placeholders only
+        " basket_probability, urgency, list_rank, utc_offset_min FROM predictions"
+        f" WHERE household = ? AND category IN ({marks}) AND scored_ms <= ?"
+    )
+    rows = conn.execute(sql, (household, *wanted, purchased_ms)).fetchall()
+    entries = []
+    for category, model, basket_model, scored_ms, origin, expected, p7, prob, urgency, rank, offset in rows:
+        actual = (purchased_ms + int(offset) * 60_000) // MS_PER_DAY - int(origin)
+        cursor = conn.execute(
+            "INSERT OR IGNORE INTO prediction_outcomes (household, category, model_version, basket_model_version,"
+            " scored_ms, origin_day, expected_days, p7, basket_probability, urgency, list_rank, purchased_ms,"
+            " actual_days, recorded_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (household, category, model, basket_model, scored_ms, origin, expected, p7, prob, urgency, rank,
+             purchased_ms, actual, now_ms),
+        )  # fmt: skip
+        if cursor.rowcount:
+            body = {
+                "household": household,
+                "category": category,
+                "model_version": model,
+                "basket_model_version": basket_model,
+                "scored_ms": scored_ms,
+                "expected_days": expected,
+                "p7": p7,
+                "basket_probability": prob,
+                "urgency": urgency,
+                "list_rank": rank,
+                "purchased_ms": purchased_ms,
+                "actual_days": actual,
+            }
+            entries.append(
+                OutboxEntry("prediction_outcome", f"{household}:{category}", _json.encode(body).decode())
+            )
+    return entries
+
+
+# -- shelves --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ShelfPicks:
+    shelves: tuple[str, ...]  # every shelf with a settled count, sorted
+    items: tuple[int, ...]  # its items now
+    pick_shelf: npt.NDArray[np.int64]  # code into shelves
+    pick_minute: npt.NDArray[np.int64]  # UTC epoch minute
+    pick_items: npt.NDArray[np.float64]
+
+
+def shelf_picks(conn: sqlite3.Connection, now_ms: int) -> ShelfPicks:
+    """Each shelf's settled count and its picks per minute in the two windows the shelf model looks at:
+    the last 24 hours (and a minute) and the 24 hours a week ago."""
+    state = conn.execute(
+        "SELECT shelf, items FROM shelf_state WHERE items IS NOT NULL ORDER BY shelf"
+    ).fetchall()
+    shelves = tuple(str(s) for s, _ in state)
+    code = {s: i for i, s in enumerate(shelves)}
+    windows = ((now_ms - 86_460_000, now_ms + 1), (now_ms - 7 * MS_PER_DAY, now_ms - 6 * MS_PER_DAY + 60_000))
+    rows: list[tuple[str, int, float]] = []
+    for lo, hi in windows:
+        rows += conn.execute(
+            "SELECT shelf, ts_ms / 60000, sum(items) FROM shelf_changes"
+            " WHERE kind = 'pick' AND ts_ms >= ? AND ts_ms < ? GROUP BY shelf, ts_ms / 60000",
+            (lo, hi),
+        ).fetchall()
+    rows = [r for r in rows if r[0] in code]
+    return ShelfPicks(
+        shelves,
+        tuple(int(n) for _, n in state),
+        np.asarray([code[r[0]] for r in rows], dtype=np.int64),
+        np.asarray([int(r[1]) for r in rows], dtype=np.int64),
+        np.asarray([float(r[2]) for r in rows], dtype=np.float64),
+    )
+
+
+SHELF_FORECAST_COLUMNS = (
+    "shelf", "items", "minutes_to_empty", "empty_at_ms", "baseline_minutes", "model_version", "scored_ms",
+)  # fmt: skip
+
+
+def write_shelf_forecasts(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) -> None:
+    conn.executemany(
+        f"INSERT OR REPLACE INTO shelf_forecasts ({', '.join(SHELF_FORECAST_COLUMNS)})"  # noqa: S608
+        f" VALUES ({', '.join('?' * len(SHELF_FORECAST_COLUMNS))})",
+        rows,
+    )
+
+
+def record_run(
+    conn: sqlite3.Connection,
+    kind: str,
+    started_ms: int,
+    finished_ms: int,
+    households: int,
+    rows: int,
+    model: str,
+) -> None:
+    conn.execute(
+        "INSERT INTO prediction_runs (kind, started_ms, finished_ms, households, rows, model_version)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (kind, started_ms, finished_ms, households, rows, model),
+    )
+    # Bounded: the last 1000 runs are plenty for "when did the nightly run last finish".
+    conn.execute("DELETE FROM prediction_runs WHERE id <= (SELECT max(id) FROM prediction_runs) - 1000")
+
+
+def prune_outcomes(conn: sqlite3.Connection, before_ms: int) -> int:
+    """Outcomes recorded before ``before_ms`` (central has them through the outbox): keeps the table bounded."""
+    return conn.execute("DELETE FROM prediction_outcomes WHERE recorded_ms < ?", (before_ms,)).rowcount
+
+
+def last_full_run_ms(conn: sqlite3.Connection) -> int | None:
+    row = conn.execute("SELECT max(finished_ms) FROM prediction_runs WHERE kind = 'full'").fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+# -- what predictions do when the store applies a household event (edge.store.hooks) ------------------------
+
+
+def register_hooks(hooks: HouseholdHooks) -> None:
+    hooks.on_purchase(_purchase_applied)
+    hooks.on_consent(_consent_recorded)
+    hooks.on_erasure(_household_erased)
+
+
+def _purchase_applied(conn: sqlite3.Connection, event: PurchaseApplied) -> list[OutboxEntry]:
+    """What became of the household's cached predictions (once per prediction), and a rescore soon if it
+    consented to personalisation (docs/models.md, "Serving")."""
+    entries = record_outcomes(conn, event.household, event.categories, event.purchased_ms, event.now_ms)
+    queue_rescore(conn, event.household, event.now_ms)
+    return entries
+
+
+def _consent_recorded(conn: sqlite3.Connection, event: ConsentRecorded) -> None:
+    """No profile outlives the consent that allowed it."""
+    if not event.personalisation:
+        delete_household_predictions(conn, event.household)
+
+
+def _household_erased(conn: sqlite3.Connection, event: HouseholdErased) -> dict[str, int]:
+    return {"predictions": delete_household_predictions(conn, event.household, outcomes=True)}

@@ -1,0 +1,1 @@
+"""The daemon's side of sync with central: the changes feed and acks, bundle activation, the live layout."""
