@@ -1,6 +1,6 @@
 # storeedge: `make demo` runs a simulated store, `make test` runs the checks and tests.
-# Both create .venv when it is missing and install what they need (Python packages, and mosquitto from
-# Debian's packages when it is not installed).
+# Both create .venv when it is missing and install what they need (Python packages, and mosquitto and
+# PostgreSQL from Debian's packages when they are not installed: tests and benches run throwaway clusters).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: demo kiosk test test-long lint bench models setup mosquitto clean
+.PHONY: demo kiosk test test-long lint bench models setup mosquitto postgresql clean
 
 demo: setup mosquitto
 	@echo "kiosk: once the store runs, open one in another terminal with 'make kiosk'"
@@ -21,10 +21,10 @@ kiosk: setup
 	@test -f var/demo/storeedge.toml || { echo "no store running: start 'make demo' in another terminal first"; exit 2; }
 	$(BIN)/storeedge kiosk --config var/demo/storeedge.toml $(KIOSK_ARGS)
 
-test: setup mosquitto lint
+test: setup mosquitto postgresql lint
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
-test-long: setup mosquitto lint
+test-long: setup mosquitto postgresql lint
 	HYPOTHESIS_PROFILE=long $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: setup
@@ -32,7 +32,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: setup mosquitto
+bench: setup mosquitto postgresql
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/state.py $(BENCH_ARGS)
@@ -61,6 +61,14 @@ mosquitto:
 		echo "installing mosquitto (Debian package)"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto mosquitto-clients >/dev/null; }
+
+# Central's database. Only the server binaries are needed (tests and benches initdb their own throwaway
+# clusters, as the postgres user when run as root); Debian's own cluster, if the package starts one, is unused.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		echo "installing postgresql (Debian package)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -10,7 +10,9 @@ docs/sync.md describes the protocol; the modules:
 - `sync.bundle_verify`, `sync.bundle_checks`: signature and archive checks, health checks by kind
 - `sync.bundle_store`, `sync.bundle_install`: staging, atomic activation and rollback; the store's poller
 - `sync.durable_files`: fsynced writes shared by central's and the store's bundle directories
-- `sync.central`, `sync.central_db`, `sync.client`: the reference central; `sync.cli`: its commands
+- `sync.central`, `sync.client`: the reference central (pullers, HTTP); `sync.central_config`: its
+  ``central.toml``; its PostgreSQL side: `sync.central_db` (applying pages), `sync.central_schema`
+  (migrations, ``[central] dsn``), `sync.central_effects` (per-store totals); `sync.cli`: its commands
 """
 
 from sync.errors import BundleError, BundleRefusedError, FeedError, SyncError, TransportError

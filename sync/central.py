@@ -2,9 +2,10 @@
 
 For tests, the demo and small chains; the edge side is the product. One `StorePuller` per store pulls
 pages after its committed cursor (prefetching the next page while the current one commits), applies each
-page in one transaction (`sync.central_db.apply_page`: idempotent per (store, feed, seq)) and acks the
-store only after that commit. A failure of any kind restarts from the committed cursor after a jittered
-backoff, so a crash of either side, a cut WAN or a duplicated page costs time, never data.
+page in one PostgreSQL transaction (`sync.central_db.apply_page`: idempotent per (store, feed, seq)) and
+acks the store only after that commit. A failure of any kind restarts from the committed cursor after a jittered
+backoff, so a crash of either side, a cut WAN, a restarted PostgreSQL or a duplicated page costs time, never
+data.
 
 HTTP (aiohttp): ``GET /healthz``, ``GET /central/v1/status`` (per-store lag), ``GET
 /central/v1/bundles/latest?store=ID`` and ``GET /central/v1/bundles/{kind}/{version}/blob?store=ID``
@@ -17,22 +18,20 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import sqlite3
 import time
-import tomllib
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import TypeVar
 
 import aiohttp
+import asyncpg
 import msgspec
 from aiohttp import web
 
-from sync import central_db
+from sync import central_db, central_schema
 from sync.bundle_signing import latest_bundles, published_blob
+from sync.central_config import CentralConfig, CentralSection, StoreSection
 from sync.client import Backoff, StoreClient
 from sync.errors import BundleError, CentralConfigError, FeedError, TransportError
 from sync.schemas import BundleList, CentralStatusView, CentralStoreView, ChangesPage
@@ -41,121 +40,54 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _json = msgspec.json.Encoder()
 
-Token = Annotated[str, msgspec.Meta(min_length=16)]
-PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+# -- the database pool -------------------------------------------------------------------------------
 
-
-# -- configuration -----------------------------------------------------------------------------------
-
-
-class CentralSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    database: str = "var/central.db"
-    host: str = "127.0.0.1"
-    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8090
-    bundle_dir: str = "var/central-bundles"
-    admin_token: Token | None = None  # required for /central/v1/status when set
-    page_limit: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 5000
-    poll_interval_s: PositiveFloat = 1.0
-    backoff_min_s: PositiveFloat = 0.2
-    backoff_max_s: PositiveFloat = 2.0
-    connect_timeout_s: PositiveFloat = 3.0
-    request_timeout_s: PositiveFloat = 60.0
-
-    def __post_init__(self) -> None:
-        if self.backoff_min_s > self.backoff_max_s:
-            raise ValueError("backoff_min_s: must not exceed backoff_max_s")
-
-
-class StoreSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")]
-    url: Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s]+$")]
-    token: Token
-
-
-class LogSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["logfmt", "json"] = "logfmt"
-
-
-class CentralConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    central: CentralSection = CentralSection()
-    stores: list[StoreSection] = []
-    log: LogSection = LogSection()
-    base_dir: str = "."  # the config file's directory; not a TOML key
-
-    def path(self, value: str) -> Path:
-        p = Path(value)
-        return p if p.is_absolute() else Path(self.base_dir) / p
-
-
-def load_central_config(path: Path) -> CentralConfig:
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CentralConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise CentralConfigError(f"{path}: not valid TOML: {exc}") from exc
-    if "base_dir" in raw:
-        raise CentralConfigError(f"{path}: base_dir: not a configuration key")
-    raw["base_dir"] = str(path.resolve().parent)
-    return parse_central_config(raw, origin=str(path))
-
-
-def parse_central_config(raw: dict[str, object], origin: str = "central config") -> CentralConfig:
-    try:
-        config = msgspec.convert(raw, CentralConfig)
-    except msgspec.ValidationError as exc:
-        raise CentralConfigError(f"{origin}: {_locate(str(exc))}") from exc
-    ids = [s.id for s in config.stores]
-    for index, store in enumerate(ids):
-        if ids.index(store) != index:
-            raise CentralConfigError(f"{origin}: stores[{index}].id: duplicate store {store!r}")
-    return config
-
-
-def _locate(message: str) -> str:
-    """msgspec's "... - at `$.central.port`" -> "[central] port: ..."; "$.stores[1].url" -> "stores[1].url: ..."."""
-    text, sep, where = message.rpartition(" - at `")
-    if not sep:
-        text, where = message, "$"
-    path = where.rstrip("`").removeprefix("$.").removeprefix("$")
-    unknown = text.partition("unknown field `")[2].rstrip("`")
-    if unknown:
-        path, text = (f"{path}.{unknown}" if path else unknown), "unknown key (typo?)"
-    section, dot, key = path.partition(".")
-    if dot and "[" not in section:
-        return f"[{section}] {key}: {text}"
-    return f"{path}: {text}" if path else text
-
-
-# -- the database thread -----------------------------------------------------------------------------
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
 
 
 class CentralDb:
-    """Central's one writing connection on its own thread; everything that touches the database goes
-    through `run`, so the event loop never blocks on an fsync."""
+    """Central's PostgreSQL connections (an asyncpg pool). A connection broken by a server restart is
+    dropped by the pool when the failing call returns it; the next call connects again, so the pullers'
+    backoff loop is the reconnect loop."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="central-db")
-        self._conn: sqlite3.Connection | None = None
+    def __init__(self, dsn: str, origin: str = "central config", connect_timeout_s: float = 3.0) -> None:
+        self._args = central_schema.connect_args(dsn)
+        self._where = f"{origin}: [central] dsn"
+        self._target = central_schema.describe_target(dsn)
+        self._timeout = connect_timeout_s
+        self._pool: asyncpg.Pool | None = None
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            if self._conn is None:
-                self._conn = central_db.open_central_db(self._path)
-            return fn(self._conn)
+    async def open(self) -> None:
+        """Connect and migrate; errors name the config key and the server."""
+        try:
+            conn = await asyncpg.connect(**{"timeout": self._timeout, **self._args})
+        except (*DB_ERRORS, ValueError) as exc:
+            raise CentralConfigError(f"{self._where}: cannot connect to {self._target}: {exc}") from exc
+        try:
+            await central_schema.migrate(conn)
+            self._pool = await asyncpg.create_pool(
+                min_size=1, max_size=4, **{"timeout": self._timeout, **self._args}
+            )
+        except DB_ERRORS as exc:
+            raise CentralConfigError(
+                f"{self._where}: cannot migrate central's schema on {self._target}: {exc}"
+            ) from exc
+        finally:
+            await conn.close()
 
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+    async def run(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        if self._pool is None:
+            raise CentralConfigError(f"{self._where}: database not open")
+        async with self._pool.acquire() as conn:
+            return await fn(conn)
 
     async def close(self) -> None:
-        def close() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, close)
-        self._executor.shutdown(wait=True)
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), timeout=5)
+            except (*DB_ERRORS,):
+                pool.terminate()
 
 
 # -- pulling one store -------------------------------------------------------------------------------
@@ -192,7 +124,7 @@ class StorePuller:
                 await self.catch_up()
             except FeedError as exc:
                 delay = await self._on_refusal(exc)
-            except (TransportError, sqlite3.Error) as exc:
+            except (TransportError, *DB_ERRORS) as exc:
                 delay = self._failed("unreachable" if isinstance(exc, TransportError) else "error", str(exc))
             else:
                 self._backoff.reset()
@@ -207,7 +139,7 @@ class StorePuller:
         so the next one covers whatever was committed meanwhile). Nothing is acked before its commit.
         """
         name = self.store.id
-        committed = await self._db.run(lambda c: central_db.load_cursor(c, name))
+        committed = await self._db.run(partial(central_db.load_cursor, store=name))
         feed, cursor = committed.feed, committed.cursor
         limit = self._settings.page_limit
         applied = pages = 0
@@ -290,14 +222,20 @@ class StorePuller:
         if exc.code == "feed_mismatch" and isinstance(details.get("feed"), str):
             new_feed = str(details["feed"])
             log.warning("central_store_feed_changed", extra={"store": name, "feed": new_feed})
-            await self._db.run(lambda c: central_db.switch_feed(c, name, new_feed, _now_ms()))
+            await self._db.run(
+                partial(central_db.switch_feed, store=name, new_feed=new_feed, now_ms=_now_ms())
+            )
             return 0.0
         if exc.code == "cursor_gone" and isinstance(details.get("acked"), int):
             acked = int(str(details["acked"]))
             log.error(
                 "central_store_gap", extra={"store": name, "resume_after": acked, "reason": exc.message}
             )
-            await self._db.run(lambda c: central_db.skip_to(c, name, acked, "cursor_gone", _now_ms()))
+            await self._db.run(
+                partial(
+                    central_db.skip_to, store=name, resume_after=acked, reason="cursor_gone", now_ms=_now_ms()
+                )
+            )
             return 0.0
         state = {"cursor_ahead": "diverged", "unauthorized": "unauthorized", "disabled": "unauthorized"}
         return self._failed(state.get(exc.code, "refused"), f"{exc.code}: {exc.message}")
@@ -321,7 +259,7 @@ class Central:
 
     def __init__(self, config: CentralConfig) -> None:
         self.config = config
-        self.db = CentralDb(config.path(config.central.database))
+        self.db = CentralDb(config.central.dsn, config.origin, config.central.connect_timeout_s)
         self.bundle_dir = config.path(config.central.bundle_dir)
         self.pullers: dict[str, StorePuller] = {}
         self.port: int | None = None
@@ -332,7 +270,7 @@ class Central:
 
     async def __aenter__(self) -> Central:
         c = self.config.central
-        await self.db.run(lambda conn: None)  # open (and create) the database before anything else
+        await self.db.open()  # connect and migrate before anything else
         timeout = aiohttp.ClientTimeout(
             total=c.request_timeout_s, connect=c.connect_timeout_s, sock_read=c.request_timeout_s
         )

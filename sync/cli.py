@@ -19,7 +19,6 @@ import asyncio
 import json
 import logging
 import signal
-import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -27,8 +26,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sync.bundle_signing import generate_key, load_private_key, publish_bundle
-from sync.central import Central, load_central_config
-from sync.central_db import store_rows
+from sync.central import Central, CentralDb
+from sync.central_config import load_central_config
+from sync.central_db import StoreRow, store_rows
 from sync.errors import SyncError
 
 EXAMPLES = {
@@ -46,10 +46,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
     run_cmd = commands.add_parser(
         "run",
-        help="pull every store's changes and serve bundles until SIGTERM/SIGINT",
+        help="pull every store's changes into PostgreSQL ([central] dsn) and serve bundles until SIGTERM/SIGINT",
         epilog=EXAMPLES["run"],
     )
-    run_cmd.add_argument("--config", type=Path, required=True, help="central's TOML config (docs/sync.md)")
+    run_cmd.add_argument(
+        "--config",
+        type=Path,
+        required=True,
+        help="central's TOML config, [central] dsn among it (docs/sync.md)",
+    )
 
     keygen = commands.add_parser(
         "keygen", help="make the chain's Ed25519 signing key; print its public key", epilog=EXAMPLES["keygen"]
@@ -69,7 +74,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     sign.add_argument("--notes", default="", help="free text shown with the bundle")
 
     status = commands.add_parser(
-        "status", help="per-store lag from central's database", epilog=EXAMPLES["status"]
+        "status", help="per-store lag from central's PostgreSQL ([central] dsn)", epilog=EXAMPLES["status"]
     )
     status.add_argument("--config", type=Path, required=True, help="central's TOML config")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -139,18 +144,18 @@ def _cmd_sign(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _read_store_rows(dsn: str, origin: str) -> list[StoreRow]:
+    db = CentralDb(dsn, origin)
+    await db.open()  # errors name [central] dsn and the server
+    try:
+        return await db.run(store_rows)
+    finally:
+        await db.close()
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     config = load_central_config(args.config)
-    path = config.path(config.central.database)
-    if not path.exists():
-        raise SyncError(f"{path}: central has not run yet (no database)")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        rows = {r.store: r for r in store_rows(conn)}
-    except sqlite3.Error as exc:
-        raise SyncError(f"{path}: cannot read central's database: {exc}") from exc
-    finally:
-        conn.close()
+    rows = {r.store: r for r in asyncio.run(_read_store_rows(config.central.dsn, config.origin))}
     now = int(time.time() * 1000)
     report = []
     for store in config.stores:

@@ -23,6 +23,7 @@ from edge.config import Config, load_config
 from edge.daemon import Daemon
 from edge.demo.broker import MosquittoBroker, free_port
 from edge.demo.service import to_toml
+from tests.pg_testkit import PgCluster
 
 # Machines are noisy (2 cores shared with brokers and daemons): no per-example deadlines. `make test-long`
 # selects the "long" profile for many more examples.
@@ -36,6 +37,19 @@ REPO = Path(__file__).resolve().parent.parent
 DEMO_PLANOGRAM = REPO / "simulators" / "demo_store" / "planogram.toml"
 STAFF_TOKEN = "test-staff-token"
 PSEUDONYM_KEY = "test-pseudonym-key-0123456789"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """One throwaway PostgreSQL cluster per test session (tests/pg_testkit.py); fsync on."""
+    with PgCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def central_dsn(pg_cluster: PgCluster) -> str:
+    """A fresh, empty database for central on the session's cluster."""
+    return pg_cluster.create_database()
 
 
 @pytest.fixture

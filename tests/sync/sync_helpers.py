@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import random
 import sqlite3
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import paho.mqtt.client as paho
 
 from edge.store.db import open_store
@@ -177,18 +179,36 @@ def wait_for_sync(predicate: Callable[[], bool], timeout: float = 30.0, what: st
     raise AssertionError(f"{what} not met within {timeout}s")
 
 
-def central_changes(db: Path, store: str) -> list[tuple[int, str]]:
+def pg_rows(dsn: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Rows of a query on central's PostgreSQL, from sync or async tests (its own loop, in a thread)."""
+
+    async def query() -> list[tuple[Any, ...]]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return [tuple(r) for r in await conn.fetch(sql, *args)]
+        finally:
+            await conn.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, query()).result()
+
+
+def pg_count(dsn: str, sql: str, *args: Any) -> int:
+    rows = pg_rows(dsn, sql, *args)
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+
+def central_changes(dsn: str, store: str) -> list[tuple[int, str]]:
     """(seq, kind) of every change central holds for ``store``, in arrival order."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return [
-            (int(seq), str(kind))
-            for seq, kind in conn.execute(
-                "SELECT seq, kind FROM changes WHERE store = ? ORDER BY id", (store,)
-            )
-        ]
-    finally:
-        conn.close()
+    return [
+        (int(seq), str(kind))
+        for seq, kind in pg_rows(dsn, "SELECT seq, kind FROM changes WHERE store = $1 ORDER BY id", store)
+    ]
+
+
+def central_totals(dsn: str, store: str) -> dict[str, int]:
+    rows = pg_rows(dsn, "SELECT name, value FROM totals WHERE store = $1 AND value != 0", store)
+    return {str(name): int(value) for name, value in rows}
 
 
 def iter_chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -7,23 +7,29 @@ to the truth counted independently from what the store ingested."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import random
 import shutil
 import sqlite3
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sync import central_db
+from sync.central_schema import migrate
 from sync.compaction import CompactionPolicy, compact_chunk
 from sync.feed import OutboxCursor, read_page
 from sync.outbox import OutboxEntry
 from sync.schemas import ChangesPage
+from tests.pg_testkit import PgCluster
 from tests.sync.sync_helpers import add_changes, reading_entry, store_db
 
 OPS = st.lists(
@@ -121,50 +127,67 @@ def generate(
     return pages, truth
 
 
-def final_state(path: Path) -> dict[str, Any]:
-    conn = sqlite3.connect(path)
-    try:
-        return {
-            "changes": sorted(
-                conn.execute(
-                    "SELECT store, feed, seq, kind, entity, created_ms, body, superseded_by FROM changes"
-                ).fetchall()
-            ),
-            "totals": central_db.totals(conn, "s"),
-            "store": conn.execute("SELECT feed, cursor, head, changes FROM stores").fetchall(),
-            "bundles": conn.execute("SELECT * FROM store_bundles").fetchall(),
-        }
-    finally:
-        conn.close()
+async def final_state(conn: asyncpg.Connection) -> dict[str, Any]:
+    changes = await conn.fetch(
+        "SELECT store, feed, seq, kind, entity, created_ms, body, superseded_by FROM changes"
+    )
+    return {
+        "changes": sorted(tuple(r) for r in changes),
+        "totals": await central_db.totals(conn, "s"),
+        "store": [tuple(r) for r in await conn.fetch("SELECT feed, cursor, head, changes FROM stores")],
+        "bundles": [tuple(r) for r in await conn.fetch("SELECT * FROM store_bundles")],
+    }
 
 
 _TEMPLATES: dict[str, Path] = {}
 
 
 def fresh(kind: str, path: Path, factory: pytest.TempPathFactory | None = None) -> sqlite3.Connection:
-    """A new empty store or central database, copied from one made once (creating a schema costs fsyncs)."""
+    """A new empty store database, copied from one made once (creating a schema costs fsyncs)."""
     if kind not in _TEMPLATES:
         folder = (factory.mktemp("templates") if factory else path.parent) / f"template-{kind}.db"
-        (store_db if kind == "store" else central_db.open_central_db)(folder).close()
+        store_db(folder).close()
         _TEMPLATES[kind] = folder
     shutil.copyfile(_TEMPLATES[kind], path)
-    conn = store_db(path) if kind == "store" else central_db.open_central_db(path)
+    conn = store_db(path)
     conn.execute("PRAGMA synchronous = OFF")  # durability is not what these tests are about
     return conn
 
 
-def apply_all(path: Path, pages: list[ChangesPage]) -> dict[str, Any]:
-    conn = fresh("central", path)
-    for page in pages:
-        central_db.apply_page(conn, "s", page, 0)
-    conn.close()
-    return final_state(path)
+@contextlib.asynccontextmanager
+async def central(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """Central's database, migrated and emptied (one database per test, reused across examples)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+        await conn.execute(
+            "TRUNCATE stores, streams, change_log, totals, store_bundles, gaps RESTART IDENTITY"
+        )
+        yield conn
+    finally:
+        await conn.close()
+
+
+def apply_all(dsn: str, pages: list[ChangesPage]) -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
+        async with central(dsn) as conn:
+            for page in pages:
+                await central_db.apply_page(conn, "s", page, 0)
+            return await final_state(conn)
+
+    return asyncio.run(run())
+
+
+@pytest.fixture(scope="module")
+def module_dsn(pg_cluster: PgCluster) -> str:
+    return pg_cluster.create_database()
 
 
 @settings(max_examples=60)
 @given(ops=OPS, chaos=st.randoms(use_true_random=False), extra=st.integers(0, 10))
 def test_duplicated_reordered_and_replayed_pages_never_change_the_final_state(
     tmp_path_factory: pytest.TempPathFactory,
+    module_dsn: str,
     ops: list[tuple[str, int, int]],
     chaos: random.Random,
     extra: int,
@@ -175,10 +198,10 @@ def test_duplicated_reordered_and_replayed_pages_never_change_the_final_state(
         pages, truth = generate(db, ops)
     finally:
         db.close()
-    in_order = apply_all(work / "in_order.db", pages)
+    in_order = apply_all(module_dsn, pages)
     shuffled = pages + [chaos.choice(pages) for _ in range(extra)]
     chaos.shuffle(shuffled)
-    assert apply_all(work / "chaos.db", shuffled) == in_order
+    assert apply_all(module_dsn, shuffled) == in_order
     # and it is the truth: every raw reading counted once, in its raw row or in its aggregate
     effective = {k: v for k, v in in_order["totals"].items() if not k.startswith("changes:")}
     assert effective == {k: v for k, v in truth.items() if v}
@@ -187,19 +210,22 @@ def test_duplicated_reordered_and_replayed_pages_never_change_the_final_state(
     assert len(seqs) == len(set(seqs))
 
 
-def test_the_property_catches_a_central_that_applies_a_page_twice(tmp_path: Path) -> None:
+async def test_the_property_catches_a_central_that_applies_a_page_twice(
+    tmp_path: Path, central_dsn: str
+) -> None:
     db = store_db(tmp_path / "store.db")
     pages, _ = generate(db, [("raw", 10, 1), ("pull", 5, 0), ("purchase", 250, 0)])
     db.close()
-    conn = central_db.open_central_db(tmp_path / "c.db")
-    first = central_db.apply_page(conn, "s", pages[0], 0)
-    again = central_db.apply_page(conn, "s", pages[0], 0)
-    assert (first.inserted, again.inserted, again.duplicates) == (5, 0, 5)
-    assert central_db.totals(conn, "s")["sensor_readings"] == 5
-    conn.close()
+    async with central(central_dsn) as conn:
+        first = await central_db.apply_page(conn, "s", pages[0], 0)
+        again = await central_db.apply_page(conn, "s", pages[0], 0)
+        assert (first.inserted, again.inserted, again.duplicates) == (5, 0, 5)
+        assert (await central_db.totals(conn, "s"))["sensor_readings"] == 5
 
 
-def test_raw_rows_central_already_holds_are_superseded_by_their_aggregate(tmp_path: Path) -> None:
+async def test_raw_rows_central_already_holds_are_superseded_by_their_aggregate(
+    tmp_path: Path, central_dsn: str
+) -> None:
     db = store_db(tmp_path / "store.db")
     # central pulls 6 raw readings, then the store compacts everything (ack still in flight), then more
     pages, truth = generate(db, [("raw", 12, 3), ("pull", 6, 0), ("compact", 0, 0), ("raw", 4, 4)])
@@ -207,11 +233,12 @@ def test_raw_rows_central_already_holds_are_superseded_by_their_aggregate(tmp_pa
     kinds = Counter(c.kind for p in pages for c in p.changes)
     assert kinds["reading_aggregate"] > 0
     assert kinds["reading"] == 6 + 4
-    conn = central_db.open_central_db(tmp_path / "c.db")
-    results = [central_db.apply_page(conn, "s", page, 0) for page in pages]
-    assert sum(r.superseded for r in results) == 6
-    totals = {k: v for k, v in central_db.totals(conn, "s").items() if not k.startswith("changes:")}
-    assert totals == {k: v for k, v in truth.items() if v}
-    held = conn.execute("SELECT count(*) FROM changes WHERE kind = 'reading'").fetchone()[0]
-    assert held == 4  # the 6 early raw rows were replaced by their aggregates, the 4 late ones stand
-    conn.close()
+    async with central(central_dsn) as conn:
+        results = [await central_db.apply_page(conn, "s", page, 0) for page in pages]
+        assert sum(r.superseded for r in results) == 6
+        totals = {
+            k: v for k, v in (await central_db.totals(conn, "s")).items() if not k.startswith("changes:")
+        }
+        assert totals == {k: v for k, v in truth.items() if v}
+        held = await conn.fetchval("SELECT count(*) FROM changes WHERE kind = 'reading'")
+        assert held == 4  # the 6 early raw rows were replaced by their aggregates, the 4 late ones stand

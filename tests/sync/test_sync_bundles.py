@@ -29,7 +29,7 @@ from sync.errors import BundleRefusedError
 from sync.schemas import BundleManifest
 from tests.conftest import STAFF_TOKEN, ajson, run_daemon, write_config
 from tests.edge.test_predictions_model_swap import model_set
-from tests.sync.sync_helpers import SYNC_TOKEN, count, wait_for
+from tests.sync.sync_helpers import SYNC_TOKEN, count, pg_count, wait_for
 from tests.sync.test_sync_central import central_config
 
 pytestmark = pytest.mark.integration
@@ -259,7 +259,7 @@ async def test_a_bundle_that_fails_after_the_swap_is_rolled_back(
 
 
 async def test_the_daemon_polls_central_verifies_activates_reports_and_refuses_a_forgery(
-    tmp_path: Path, broker: MosquittoBroker, keys: tuple[Path, str]
+    tmp_path: Path, broker: MosquittoBroker, keys: tuple[Path, str], central_dsn: str
 ) -> None:
     key_path, public = keys
     bundle_dir = tmp_path / "central-bundles"
@@ -291,7 +291,9 @@ async def test_the_daemon_polls_central_verifies_activates_reports_and_refuses_a
         },
     )
     edge_url = f"http://127.0.0.1:{load_config(store_cfg).http.port}"
-    config = central_config(tmp_path, {"demo": edge_url}, port=central_port, bundle_dir=str(bundle_dir))
+    config = central_config(
+        tmp_path, central_dsn, {"demo": edge_url}, port=central_port, bundle_dir=str(bundle_dir)
+    )
     async with Central(config) as central, run_daemon(store_cfg) as edge:
         db = edge.config.path(edge.config.database.path)
         service = edge.daemon.predictions
@@ -328,17 +330,15 @@ async def test_the_daemon_polls_central_verifies_activates_reports_and_refuses_a
         )  # each refusal is reported once, not per poll
         # the reports travel up the feed: central knows what each store runs
         await wait_for(
-            lambda: (
-                count(tmp_path / "central.db", "SELECT count(*) FROM store_bundles WHERE version = 4") == 1
-            ),
+            lambda: pg_count(central_dsn, "SELECT count(*) FROM store_bundles WHERE version = 4") == 1,
             what="central knows",
         )
         assert (await central.status()).stores[0].bundles == {"model": 4}
 
 
-async def test_a_bundle_request_without_the_store_token_is_refused(tmp_path: Path) -> None:
+async def test_a_bundle_request_without_the_store_token_is_refused(tmp_path: Path, central_dsn: str) -> None:
     async with (
-        Central(central_config(tmp_path, {"demo": "http://127.0.0.1:1"})) as central,
+        Central(central_config(tmp_path, central_dsn, {"demo": "http://127.0.0.1:1"})) as central,
         aiohttp.ClientSession() as http,
     ):
         base = f"http://127.0.0.1:{central.port}/central/v1/bundles"

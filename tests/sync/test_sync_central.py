@@ -5,36 +5,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from edge.demo.broker import MosquittoBroker
 from sync import central_db
-from sync.central import Central, parse_central_config
+from sync.central import Central
+from sync.central_config import parse_central_config
 from sync.client import StoreClient
 from sync.errors import TransportError
 from tests.conftest import STAFF_TOKEN, ajson, run_daemon, write_config
+from tests.pg_testkit import PgCluster
 from tests.sync.sync_helpers import (
     SYNC_TOKEN,
     Publisher,
     apublish_all,
     central_changes,
+    central_totals,
     count,
     day_of_traffic,
+    pg_count,
+    pg_rows,
     wait_for,
 )
 
 pytestmark = pytest.mark.integration
 
 
-def central_config(tmp_path: Path, stores: dict[str, str], **central: Any) -> Any:
+def central_config(tmp_path: Path, dsn: str, stores: dict[str, str], **central: Any) -> Any:
     raw: dict[str, Any] = {
         "central": {
-            "database": str(tmp_path / "central.db"),
+            "dsn": dsn,
             "port": 0,
             "bundle_dir": str(tmp_path / "central-bundles"),
             "poll_interval_s": 0.1,
@@ -64,15 +69,15 @@ async def edge_status(url: str) -> dict[str, Any]:
     return await ajson(f"{url}/api/v1/sync", STAFF_TOKEN)
 
 
-def assert_exactly_once_in_order(central_db_path: Path, store: str, head: int) -> list[tuple[int, str]]:
-    rows = central_changes(central_db_path, store)
+def assert_exactly_once_in_order(dsn: str, store: str, head: int) -> list[tuple[int, str]]:
+    rows = central_changes(dsn, store)
     seqs = [seq for seq, _ in rows]
     assert seqs == list(range(1, head + 1)), f"{store}: central holds {len(seqs)} changes, head is {head}"
     return rows
 
 
 async def test_central_pulls_every_change_once_and_acks_after_commit(
-    tmp_path: Path, broker: MosquittoBroker, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, broker: MosquittoBroker, monkeypatch: pytest.MonkeyPatch, central_dsn: str
 ) -> None:
     messages = day_of_traffic(600, seed=11, store="s1")
     purchases = sum(1 for m in messages if "/pos/" in m.topic)
@@ -84,14 +89,14 @@ async def test_central_pulls_every_change_once_and_acks_after_commit(
         # Central's first commits fail: nothing may be acked until a commit succeeds.
         real_apply, failures = central_db.apply_page, {"left": 3}
 
-        def flaky_apply(*args: Any, **kwargs: Any) -> Any:
+        async def flaky_apply(*args: Any, **kwargs: Any) -> Any:
             if failures["left"] > 0:
                 failures["left"] -= 1
-                raise sqlite3.OperationalError("disk I/O error (simulated)")
-            return real_apply(*args, **kwargs)
+                raise asyncpg.DiskFullError("could not extend file (simulated)")
+            return await real_apply(*args, **kwargs)
 
         monkeypatch.setattr(central_db, "apply_page", flaky_apply)
-        config = central_config(tmp_path, {"s1": edge.url})
+        config = central_config(tmp_path, central_dsn, {"s1": edge.url})
         async with running_central(config) as central:
             await wait_for(lambda: failures["left"] == 0, what="simulated failures used")
             assert (await edge_status(edge.url))["acked"] == 0
@@ -108,18 +113,16 @@ async def test_central_pulls_every_change_once_and_acks_after_commit(
             )
             view = (await central.status()).stores[0]
             assert (view.cursor, view.behind, view.state) == (status["head"], 0, "in_sync")
-        rows = assert_exactly_once_in_order(tmp_path / "central.db", "s1", status["head"])
+        rows = assert_exactly_once_in_order(central_dsn, "s1", status["head"])
         kinds = [k for _, k in rows]
         assert kinds.count("reading") + kinds.count("purchase") == 600
-        conn = sqlite3.connect(tmp_path / "central.db")
-        assert central_db.totals(conn, "s1")["purchases"] == purchases
-        conn.close()
+        assert central_totals(central_dsn, "s1")["purchases"] == purchases
         # acked rows are deleted on the store (in small steps after each ack)
         await wait_for(lambda: count(db, "SELECT count(*) FROM outbox") == 0, what="acked rows trimmed")
 
 
 async def test_a_lost_ack_is_repeated_from_the_committed_cursor_without_duplicates(
-    tmp_path: Path, broker: MosquittoBroker, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, broker: MosquittoBroker, monkeypatch: pytest.MonkeyPatch, central_dsn: str
 ) -> None:
     real_ack, dropped = StoreClient.ack, {"n": 0}
 
@@ -135,21 +138,25 @@ async def test_a_lost_ack_is_repeated_from_the_committed_cursor_without_duplicat
         db = edge.config.path(edge.config.database.path)
         await wait_for(lambda: count(db, "SELECT count(*) FROM readings") == 300, what="readings stored")
         head = (await edge_status(edge.url))["head"]
-        async with running_central(central_config(tmp_path, {"s1": edge.url})) as central:
+        async with running_central(central_config(tmp_path, central_dsn, {"s1": edge.url})) as central:
             await wait_for(lambda: count(db, "SELECT acked_seq FROM sync_state") == head, what="acked")
             assert dropped["n"] == 4
             assert central.pullers["s1"].pages >= 4
-        assert_exactly_once_in_order(tmp_path / "central.db", "s1", head)
+        assert_exactly_once_in_order(central_dsn, "s1", head)
 
 
-async def test_two_stores_sync_to_one_central_concurrently(tmp_path: Path, broker: MosquittoBroker) -> None:
+async def test_two_stores_sync_to_one_central_concurrently(
+    tmp_path: Path, broker: MosquittoBroker, central_dsn: str
+) -> None:
     traffic = {"s1": day_of_traffic(700, seed=1, store="s1"), "s2": day_of_traffic(500, seed=2, store="s2")}
     async with (
         run_daemon(store_config(tmp_path, broker, "s1")) as one,
         run_daemon(store_config(tmp_path, broker, "s2")) as two,
     ):
         edges = {"s1": one, "s2": two}
-        async with running_central(central_config(tmp_path, {s: e.url for s, e in edges.items()})) as central:
+        async with running_central(
+            central_config(tmp_path, central_dsn, {s: e.url for s, e in edges.items()})
+        ) as central:
             # traffic keeps arriving while central pulls both stores
             publishers = [
                 Publisher(broker.port, msgs, rate_per_s=1500, name=s) for s, msgs in traffic.items()
@@ -176,13 +183,13 @@ async def test_two_stores_sync_to_one_central_concurrently(tmp_path: Path, broke
                 s: (h, 0) for s, h in heads.items()
             }
     for store, head in heads.items():
-        rows = assert_exactly_once_in_order(tmp_path / "central.db", store, head)
+        rows = assert_exactly_once_in_order(central_dsn, store, head)
         kinds = [k for _, k in rows]
         assert kinds.count("reading") + kinds.count("purchase") == len(traffic[store])
 
 
 async def test_a_replaced_store_database_starts_a_new_feed_and_a_restored_central_resumes_after_a_gap(
-    tmp_path: Path, broker: MosquittoBroker
+    tmp_path: Path, broker: MosquittoBroker, central_dsn: str, pg_cluster: PgCluster
 ) -> None:
     config_path = store_config(tmp_path, broker, "s1")
     async with run_daemon(config_path) as edge:
@@ -190,7 +197,7 @@ async def test_a_replaced_store_database_starts_a_new_feed_and_a_restored_centra
         db = edge.config.path(edge.config.database.path)
         await wait_for(lambda: count(db, "SELECT count(*) FROM readings") == 100, what="stored")
         first = await edge_status(edge.url)
-        async with running_central(central_config(tmp_path, {"s1": edge.url})) as central:
+        async with running_central(central_config(tmp_path, central_dsn, {"s1": edge.url})) as central:
             await wait_for(
                 lambda: count(db, "SELECT acked_seq FROM sync_state") == first["head"], what="acked"
             )
@@ -203,23 +210,18 @@ async def test_a_replaced_store_database_starts_a_new_feed_and_a_restored_centra
         await wait_for(lambda: count(db, "SELECT count(*) FROM readings") == 40, what="stored again")
         second = await edge_status(edge.url)
         assert second["feed"] != first["feed"]
-        async with running_central(central_config(tmp_path, {"s1": edge.url})):
+        async with running_central(central_config(tmp_path, central_dsn, {"s1": edge.url})):
             await wait_for(
                 lambda: count(db, "SELECT acked_seq FROM sync_state") == second["head"], what="new feed acked"
             )
-        conn = sqlite3.connect(tmp_path / "central.db")
-        by_feed = dict(conn.execute("SELECT feed, count(*) FROM changes GROUP BY feed").fetchall())
+        by_feed = dict(pg_rows(central_dsn, "SELECT feed, count(*) FROM changes GROUP BY feed"))
         assert by_feed == {first["feed"]: first["head"], second["feed"]: second["head"]}
-        assert conn.execute("SELECT reason FROM gaps").fetchone()[0].startswith("feed_changed")
-        conn.close()
+        assert pg_rows(central_dsn, "SELECT reason FROM gaps")[0][0].startswith("feed_changed")
 
-        # Central's database is restored from a backup older than the store's ack cursor.
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{tmp_path / 'central.db'}{suffix}").unlink(missing_ok=True)
-        async with running_central(central_config(tmp_path, {"s1": edge.url})) as central:
-            await wait_for(
-                lambda: count(tmp_path / "central.db", "SELECT count(*) FROM gaps") == 1, what="gap recorded"
-            )
+        # Central's database is restored from a backup older than the store's ack cursor (here: empty).
+        restored = pg_cluster.create_database()
+        async with running_central(central_config(tmp_path, restored, {"s1": edge.url})) as central:
+            await wait_for(lambda: pg_count(restored, "SELECT count(*) FROM gaps") == 1, what="gap recorded")
             view = (await central.status()).stores[0]
             assert view.gaps == 1
             assert view.cursor == second["head"]

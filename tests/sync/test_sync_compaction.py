@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from edge.demo.broker import MosquittoBroker
-from sync import central_db
 from sync.central import Central
 from sync.client import StoreClient
 from sync.compaction import CompactionPolicy, compact_chunk
@@ -24,8 +23,10 @@ from tests.sync.sync_helpers import (
     Message,
     add_changes,
     apublish_all,
+    central_totals,
     count,
     day_of_traffic,
+    pg_count,
     purchase_entry,
     reading_entry,
     store_db,
@@ -192,7 +193,7 @@ def truth(messages: list[Message]) -> Counter[str]:
 
 @pytest.mark.integration
 async def test_central_stays_exact_when_the_store_compacts_rows_it_already_pulled(
-    tmp_path: Path, broker: MosquittoBroker, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, broker: MosquittoBroker, monkeypatch: pytest.MonkeyPatch, central_dsn: str
 ) -> None:
     messages = day_of_traffic(1500, seed=31, store="s1")
     acks = {"allowed": False}
@@ -213,7 +214,9 @@ async def test_central_stays_exact_when_the_store_compacts_rows_it_already_pulle
         db = edge.config.path(edge.config.database.path)
         await apublish_all(broker.port, messages[:700])
         await wait_for(lambda: count(db, "SELECT count(*) FROM readings") == 700, what="first part stored")
-        async with Central(central_config(tmp_path, {"s1": edge.url}, page_limit=100)) as central:
+        async with Central(
+            central_config(tmp_path, central_dsn, {"s1": edge.url}, page_limit=100)
+        ) as central:
             # central commits everything it can see, but no ack gets through
             await wait_for(lambda: central.pullers["s1"].applied >= 700, what="central pulled the first part")
             await apublish_all(broker.port, messages[700:])
@@ -233,12 +236,10 @@ async def test_central_stays_exact_when_the_store_compacts_rows_it_already_pulle
             status_now = await edge_status(edge.url)
             assert status_now["compacted_rows"] > 0
             assert status_now["aggregates_written"] > 0
-    conn = sqlite3.connect(tmp_path / "central.db")
-    totals = central_db.totals(conn, "s1")
-    superseded = conn.execute(
-        "SELECT count(*) FROM changes WHERE kind = 'superseded' AND body IS NULL"
-    ).fetchone()[0]
-    conn.close()
+    totals = central_totals(central_dsn, "s1")
+    superseded = pg_count(
+        central_dsn, "SELECT count(*) FROM changes WHERE kind = 'superseded' AND body IS NULL"
+    )
     expected = truth(messages)
     assert {k: totals.get(k, 0) for k in expected} == dict(expected)
     assert superseded > 0  # some raw rows central held were replaced by their aggregates, not counted twice

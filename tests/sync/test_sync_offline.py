@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_a_day_offline_then_reconnect_delivers_everything_exactly_once_in_order(
-    tmp_path: Path, broker: MosquittoBroker
+    tmp_path: Path, broker: MosquittoBroker, central_dsn: str
 ) -> None:
     warmup, day = day_of_traffic(200, seed=20, store="s1"), day_of_traffic(4000, seed=21, store="s1")
     purchases = sum(1 for m in warmup + day if "/pos/" in m.topic)
@@ -28,7 +28,11 @@ async def test_a_day_offline_then_reconnect_delivers_everything_exactly_once_in_
         host, port = edge.url.removeprefix("http://").split(":")
         async with FlakyWan(host, int(port)) as wan:
             config = central_config(
-                tmp_path, {"s1": f"http://127.0.0.1:{wan.port}"}, request_timeout_s=3.0, connect_timeout_s=1.0
+                tmp_path,
+                central_dsn,
+                {"s1": f"http://127.0.0.1:{wan.port}"},
+                request_timeout_s=3.0,
+                connect_timeout_s=1.0,
             )
             async with Central(config) as central:
                 puller = central.pullers["s1"]
@@ -74,7 +78,7 @@ async def test_a_day_offline_then_reconnect_delivers_everything_exactly_once_in_
                 assert wan.stats.resets > 0
                 view = (await central.status()).stores[0]
                 assert (view.cursor, view.behind) == (head, 0)
-    rows = central_changes(tmp_path / "central.db", "s1")
+    rows = central_changes(central_dsn, "s1")
     assert [seq for seq, _ in rows] == list(range(1, head + 1))  # exactly once, in arrival order
     kinds = [k for _, k in rows]
     assert kinds.count("reading") + kinds.count("purchase") == 4200
