@@ -44,7 +44,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +52,8 @@ import paho.mqtt.client as paho
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.daemon_process import start_daemon  # noqa: E402
 from edge.demo.broker import MosquittoBroker, find_mosquitto, free_port  # noqa: E402
-from edge.demo.service import to_toml  # noqa: E402
 
 SHELVES = [f"A{a}-{s}" for a in (1, 2, 3, 4, 5, 7, 8) for s in range(1, 6)]
 TOPIC_FILTER = "store/demo/shelf/+/weight"
@@ -172,44 +171,6 @@ def rate_backlog(root: Path, setting: Setting, backlog: int, count: int) -> tupl
 # -- the crash: the real daemon as the subscriber --------------------------------------------------------
 
 
-def start_daemon(workdir: Path, port: int) -> tuple[subprocess.Popen[bytes], Path]:
-    http_port = free_port()
-    db = workdir / "store.db"
-    config = workdir / "storeedge.toml"
-    config.write_text(
-        to_toml(
-            {
-                "store": {
-                    "id": "demo",
-                    "planogram": str(REPO / "simulators" / "demo_store" / "planogram.toml"),
-                    "layout": str(REPO / "simulators" / "demo_store" / "layout.toml"),
-                },
-                "mqtt": {"port": port, "reconnect_min_s": 0.1, "reconnect_max_s": 0.5},
-                "database": {"path": str(db)},
-                "http": {"port": http_port, "staff_token": "bench-staff-token-0123"},
-                "privacy": {"pseudonym_key": "bench-key-0123456789abcdef"},
-                "thresholds": {"silent_after_periods": 1_000_000.0},
-                "log": {"level": "warning"},
-            }
-        )
-    )
-    log = (workdir / "daemon.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edge", "run", "--config", str(config)], stdout=log, stderr=log, cwd=REPO
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        with (
-            contextlib.suppress(OSError, ValueError, KeyError),
-            urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=1) as resp,
-        ):
-            if json.loads(resp.read())["mqtt_connected"]:
-                return proc, db
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"daemon did not start:\n{(workdir / 'daemon.log').read_text()[-2000:]}")
-
-
 def stored_keys(db: Path) -> set[tuple[str, int]]:
     with sqlite3.connect(db) as conn:
         return {
@@ -259,7 +220,14 @@ def crash_once(
     port = free_port()
     broker = MosquittoBroker(root / "broker", port=port, autosave=setting.autosave)
     broker.start()
-    daemon, db = start_daemon(root, port)
+    daemon, db, _ = start_daemon(
+        root,
+        port,
+        {
+            "mqtt": {"reconnect_min_s": 0.1, "reconnect_max_s": 0.5},
+            "thresholds": {"silent_after_periods": 1e6},
+        },
+    )
     try:
         time.sleep(0.5)
         broker.save_now()  # the daemon's session is old news in a store: on disk before the stream

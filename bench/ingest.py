@@ -19,7 +19,6 @@ import multiprocessing as mp
 import os
 import platform
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,9 +30,9 @@ import paho.mqtt.client as paho
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.daemon_process import start_daemon  # noqa: E402
 from bench.stats import pct  # noqa: E402
-from edge.demo.broker import MosquittoBroker, free_port  # noqa: E402
-from edge.demo.service import to_toml  # noqa: E402
+from edge.demo.broker import MosquittoBroker  # noqa: E402
 
 SHELVES = [f"A{a}-{s}" for a in (1, 2, 3, 4, 5, 7, 8) for s in range(1, 6)]
 
@@ -128,43 +127,6 @@ def measure_ceiling(
     }
 
 
-def start_daemon(workdir: Path, broker: MosquittoBroker) -> tuple[subprocess.Popen[bytes], Path, int]:
-    http_port = free_port()
-    db = workdir / "store.db"
-    config = workdir / "storeedge.toml"
-    config.write_text(
-        to_toml(
-            {
-                "store": {
-                    "id": "demo",
-                    "planogram": str(REPO / "simulators" / "demo_store" / "planogram.toml"),
-                    "layout": str(REPO / "simulators" / "demo_store" / "layout.toml"),
-                },
-                "mqtt": {"port": broker.port},
-                "database": {"path": str(db)},
-                "http": {"port": http_port, "staff_token": "bench-staff-token"},
-                "privacy": {"pseudonym_key": "bench-key-0123456789abcdef"},
-                "log": {"level": "warning"},
-            }
-        )
-    )
-    log = (workdir / "daemon.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edge", "run", "--config", str(config)], stdout=log, stderr=log, cwd=REPO
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=1) as resp:
-                if json.loads(resp.read())["mqtt_connected"]:
-                    break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        raise SystemExit(f"daemon did not start:\n{(workdir / 'daemon.log').read_text()[-2000:]}")
-    return proc, db, http_port
-
-
 def count_readings(db: Path) -> int:
     with sqlite3.connect(db) as conn:
         return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])
@@ -173,7 +135,7 @@ def count_readings(db: Path) -> int:
 def measure_storeedge(
     broker: MosquittoBroker, workdir: Path, total: int, publishers: int, rate: float | None
 ) -> dict[str, float]:
-    proc, db, http_port = start_daemon(workdir, broker)
+    proc, db, http_port = start_daemon(workdir, broker.port)
     try:
         started = run_publishers(broker.port, total, publishers, rate)
         deadline = time.monotonic() + 300

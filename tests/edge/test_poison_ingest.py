@@ -26,34 +26,14 @@ from sensors.decode import Decoder
 from sensors.planogram import load_planogram
 from sensors.schemas import Rejection, RejectReason
 from tests.conftest import DEMO_PLANOGRAM, aget, ajson, run_daemon, write_config
+from tests.sensors.test_decode import POISON
 from tests.sensors.test_decode_fuzz import NASTY, mutate
 
 pytestmark = pytest.mark.integration
 
-# The four reproductions of the hardening issue, with the reason each must get.
-REPRODUCTIONS: list[tuple[str, bytes, RejectReason]] = [
-    (
-        "store/demo/shelf/A1-1/weight",
-        b'{"ts":"0001-01-01T00:00:00+00:01","seq":1,"grams":100}',
-        RejectReason.BAD_TIMESTAMP,
-    ),
-    (
-        "store/demo/shelf/A1-1/weight",
-        b'{"ts":"9999-12-31T23:59:59-00:01","seq":1,"grams":100}',
-        RejectReason.BAD_TIMESTAMP,
-    ),
-    (
-        "store/demo/shelf/A1-1/event",
-        b'{"ts":1795514400000,"seq":1,"action":"p\xc3\x28ck"}',
-        RejectReason.BAD_JSON,
-    ),
-    ("store/demo/device/pos-1/status", b'{"status":"\xff"}', RejectReason.BAD_JSON),
-    (
-        "store/demo/shelf/A1-1/weight",
-        b'{"ts":1795514400000,"seq":1,"grams":100,"x":' + b"[" * 1000 + b"]" * 1000 + b"}",
-        RejectReason.BAD_JSON,
-    ),
-]
+# The four reproductions of the hardening issue and the deep nesting one, with the reason each must get
+# (the decoder's own test has them first in its POISON list).
+REPRODUCTIONS: list[tuple[str, bytes, RejectReason]] = POISON[:5]
 DEFAULT_CORPUS = 300
 LONG_CORPUS = 5000
 

@@ -12,14 +12,12 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from sensors.decode import MAX_JSON_DEPTH, Decoder, _nests_deeper_than
 from sensors.frames import checksum, encode_frame
-from sensors.planogram import load_planogram
 from sensors.schemas import (
     DeviceStatus,
     FootfallCount,
@@ -31,12 +29,8 @@ from sensors.schemas import (
     ShelfWeight,
 )
 from sensors.timeparse import TimestampError, to_epoch_ms
+from tests.sensors.test_decode import NOW_MS, NOW_S, PLANOGRAM
 
-PLANOGRAM = load_planogram(
-    Path(__file__).resolve().parents[2] / "simulators" / "demo_store" / "planogram.toml"
-)
-NOW_S = 1_795_514_400.0
-NOW_MS = int(NOW_S * 1000)
 READING_TYPES = (ShelfWeight, ShelfEvent, FridgeTemperature, FootfallCount, PosTransaction, DeviceStatus)
 DECODER = Decoder("demo", PLANOGRAM, clock=lambda: NOW_S)
 
