@@ -23,6 +23,8 @@ from simulators.summary import SimulationSummary
 from tests.conftest import DEMO_PLANOGRAM, DaemonProcess
 
 pytestmark = pytest.mark.integration
+# Shoppers follow the simulated time of day: start every run at noon (UTC) today.
+LUNCHTIME_MS = (time.time_ns() // 1_000_000) // 86_400_000 * 86_400_000 + 12 * 3_600_000
 STALL_S = 1.0  # the daemon is stopped this long before each kill: the broker queues for it
 
 
@@ -46,6 +48,7 @@ async def run_with_broker_kills(
         mqtt_port=broker.port,
         seed=seed,
         speed=3_000.0,  # lunchtime rush: a basket every few hundred ms across four lanes
+        start_time_ms=LUNCHTIME_MS,  # whatever the wall clock says (at 01:30 UTC the simulated store is empty)
         weight_hz=5.0,  # ~200 msg/s of shelf weights around the baskets
         duration_s=duration_s,
         till_receipts=True,
