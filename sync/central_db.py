@@ -28,6 +28,9 @@ import asyncpg
 import msgspec
 
 from sync.central_effects import Buffer, add_effects, effects
+from sync.central_schema import ensure_partitions
+from sync.central_warehouse import QUARANTINE_BODY_CHARS, PageWarehouse, erased_since, partitions_for
+from sync.change_bodies import Body, Refused, decode_body, household_of
 from sync.schemas import BundleReport, Change, ChangesPage, ReadingAggregate
 
 __all__ = [
@@ -38,15 +41,15 @@ __all__ = [
     "apply_page",
     "effects",
     "load_cursor",
+    "quarantine_page",
     "skip_to",
     "store_rows",
     "switch_feed",
     "totals",
 ]
 
-_aggregate_decoder = msgspec.json.Decoder(ReadingAggregate)
 _bundle_decoder = msgspec.json.Decoder(BundleReport)
-_COPY_COLUMNS = ("stream", "seq", "kind", "entity", "created_ms", "body", "received_ms")
+_COPY_COLUMNS = ("stream", "seq", "kind", "entity", "created_ms", "body", "received_ms", "household")
 
 
 # -- applying pages ----------------------------------------------------------------------------------
@@ -58,6 +61,7 @@ class ApplyResult:
     duplicates: int  # changes central already had
     superseded: int  # raw rows replaced by an aggregate in this page
     cursor: int  # the store's committed cursor after this page
+    quarantined: int = 0  # new changes central could not read (kept in ``quarantine`` with the reason)
 
 
 async def _lock_store(conn: asyncpg.Connection, store: str) -> tuple[str | None, int]:
@@ -68,12 +72,19 @@ async def _lock_store(conn: asyncpg.Connection, store: str) -> tuple[str | None,
 
 
 async def apply_page(conn: asyncpg.Connection, store: str, page: ChangesPage, now_ms: int) -> ApplyResult:
-    """Apply one page in one transaction; idempotent and order-independent per (store, feed, seq)."""
+    """Apply one page in one transaction; idempotent and order-independent per (store, feed, seq).
+
+    The bodies are decoded first (`sync.change_bodies`), and the monthly partitions their warehouse rows
+    need are created before the transaction (`sync.central_schema.ensure_partitions`)."""
+    bodies = {change.seq: decode_body(change.kind, change.body) for change in page.changes}
+    await ensure_partitions(conn, partitions_for(bodies.values()))
     async with conn.transaction():
-        return await _apply(conn, store, page, now_ms)
+        return await _apply(conn, store, page, bodies, now_ms)
 
 
-async def _apply(conn: asyncpg.Connection, store: str, page: ChangesPage, now_ms: int) -> ApplyResult:
+async def _apply(
+    conn: asyncpg.Connection, store: str, page: ChangesPage, bodies: dict[int, Body | Refused], now_ms: int
+) -> ApplyResult:
     feed = page.feed
     known_feed, cursor = await _lock_store(conn, store)
     if known_feed is None:
@@ -92,9 +103,14 @@ async def _apply(conn: asyncpg.Connection, store: str, page: ChangesPage, now_ms
                 changes[-1].seq,
             )
         }
+    households = {
+        h for c in changes if c.seq not in existing and (h := household_of(bodies[c.seq])) is not None
+    }
+    warehouse = PageWarehouse(store, feed, stream, now_ms, await erased_since(conn, households))
     sums: dict[str, int] = {}
     batch: list[tuple[Any, ...]] = []
-    inserted = duplicates = superseded = rows_added = 0
+    replaces: dict[int, int] = {}  # raw seq -> the seq of the aggregate in this page that replaces it
+    inserted = duplicates = 0
     newest_created = None
     for change in changes:
         seq = change.seq
@@ -106,16 +122,18 @@ async def _apply(conn: asyncpg.Connection, store: str, page: ChangesPage, now_ms
         kind, body = change.kind, change.body
         if newest_created is None or change.created_ms > newest_created:
             newest_created = change.created_ms
-        if kind == "reading_aggregate":
-            await _flush(conn, batch)
-            replaced, placeholders = await _supersede(conn, stream, change, body, sums, now_ms)
-            superseded += replaced
-            rows_added += placeholders
+        decoded = bodies[seq]
+        if isinstance(decoded, ReadingAggregate):
+            for raw_seq in decoded.replaces:
+                replaces.setdefault(raw_seq, seq)
         elif kind == "bundle":
             await _record_bundle(conn, store, change, body)
         add_effects(sums, kind, body)
-        batch.append((stream, seq, kind, change.entity, change.created_ms, str(body, "utf-8"), now_ms))
+        household, kept = warehouse.add(seq, kind, body, decoded, change.created_ms)
+        batch.append((stream, seq, kind, change.entity, change.created_ms, kept, now_ms, household))
     await _flush(conn, batch)
+    superseded, rows_added = await _supersede(conn, stream, replaces, sums, now_ms, warehouse)
+    await warehouse.flush(conn)  # after the log's COPY: an erasure scrubs this page's rows too
     names = [name for name, value in sorted(sums.items()) if value]
     if names:
         await conn.execute(
@@ -140,7 +158,7 @@ async def _apply(conn: asyncpg.Connection, store: str, page: ChangesPage, now_ms
         newest_created,
         store,
     )
-    return ApplyResult(inserted, duplicates, superseded, cursor)
+    return ApplyResult(inserted, duplicates, superseded, cursor, warehouse.quarantined)
 
 
 async def _flush(conn: asyncpg.Connection, batch: list[tuple[Any, ...]]) -> None:
@@ -157,16 +175,20 @@ async def _flush(conn: asyncpg.Connection, batch: list[tuple[Any, ...]]) -> None
 
 
 async def _supersede(
-    conn: asyncpg.Connection, stream: int, change: Change, body: Buffer, sums: dict[str, int], now_ms: int
+    conn: asyncpg.Connection,
+    stream: int,
+    replaces: dict[int, int],
+    sums: dict[str, int],
+    now_ms: int,
+    warehouse: PageWarehouse,
 ) -> tuple[int, int]:
-    """Take back the effects of the raw rows this aggregate replaces that central already holds, mark
-    them superseded, and leave placeholders for the ones it has not seen (so they are never applied).
-    Returns (rows superseded, placeholders added)."""
-    try:
-        aggregate = _aggregate_decoder.decode(body)
-    except msgspec.DecodeError:
+    """For all of a page's aggregates at once (``replaces``: raw seq -> the aggregate's seq), after the
+    page's COPY: take back the effects of the raw rows central already holds, mark them superseded, and
+    leave placeholders for the ones it has not seen (so they are never applied). Three statements per
+    page, whatever its number of aggregates. Returns (rows superseded, placeholders added)."""
+    if not replaces:
         return 0, 0
-    replaced = sorted(set(aggregate.replaces))
+    replaced = sorted(replaces)
     rows = await conn.fetch(
         "SELECT seq, kind, body, superseded_by FROM change_log WHERE stream = $1 AND seq = ANY($2::bigint[])",
         stream,
@@ -176,23 +198,26 @@ async def _supersede(
     present = {int(r[0]) for r in rows}
     for _seq, kind, raw in held:
         add_effects(sums, kind, (raw or "").encode(), -1)
+        warehouse.take_back(kind, (raw or "").encode())
     if held:
         await conn.execute(
             "UPDATE change_log SET kind = 'superseded', entity = NULL, created_ms = NULL, body = NULL,"
-            " superseded_by = $1 WHERE stream = $2 AND seq = ANY($3::bigint[])",
-            change.seq,
+            " household = NULL, superseded_by = m.aggregate FROM unnest($2::bigint[], $3::bigint[])"
+            " AS m(seq, aggregate) WHERE change_log.stream = $1 AND change_log.seq = m.seq",
             stream,
             [seq for seq, _kind, _raw in held],
+            [replaces[seq] for seq, _kind, _raw in held],
         )
     missing = [seq for seq in replaced if seq not in present]
     if missing:
         await conn.execute(
             "INSERT INTO change_log (stream, seq, kind, superseded_by, received_ms)"
-            " SELECT $1, s, 'superseded', $2, $3 FROM unnest($4::bigint[]) AS s ORDER BY s",
+            " SELECT $1, m.seq, 'superseded', m.aggregate, $2"
+            " FROM unnest($3::bigint[], $4::bigint[]) AS m(seq, aggregate) ORDER BY m.seq",
             stream,
-            change.seq,
             now_ms,
             missing,
+            [replaces[seq] for seq in missing],
         )
     return len(held), len(missing)
 
@@ -221,6 +246,21 @@ async def _record_bundle(conn: asyncpg.Connection, store: str, change: Change, b
         report.outcome,
         report.reason,
         change.seq,
+    )
+
+
+async def quarantine_page(
+    conn: asyncpg.Connection, store: str, reason: str, body: bytes, now_ms: int
+) -> None:
+    """Keep a page central could not read at all (no seq to move past), with the reason."""
+    feed = await conn.fetchval("SELECT feed FROM stores WHERE id = $1", store)
+    await conn.execute(
+        "INSERT INTO quarantine (store, feed, seq, kind, reason, body, received_ms) VALUES ($1, $2, NULL, NULL, $3, $4, $5)",
+        store,
+        feed,
+        reason,
+        str(body[:QUARANTINE_BODY_CHARS], "utf-8", "replace"),
+        now_ms,
     )
 
 

@@ -13,10 +13,30 @@ from dataclasses import dataclass, field
 import aiohttp
 import msgspec
 
-from sync.errors import FeedError, TransportError
-from sync.schemas import AckRequest, AckResponse, ChangesPage, ErrorBody
+from sync.change_bodies import MALFORMED_KIND
+from sync.errors import FeedError, MalformedPage, TransportError
+from sync.schemas import AckRequest, AckResponse, Change, ChangesPage, ErrorBody
 
-_page_decoder = msgspec.json.Decoder(ChangesPage)
+
+class _Envelope(msgspec.Struct, frozen=True):
+    """A `ChangesPage` whose changes are decoded one by one (`_read_page`)."""
+
+    store: str
+    feed: str
+    changes: list[msgspec.Raw]
+    next: int
+    more: bool
+    head: int
+    acked: int
+
+
+class _SeqOnly(msgspec.Struct, frozen=True):
+    seq: int
+
+
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+_change_decoder = msgspec.json.Decoder(Change)
+_seq_decoder = msgspec.json.Decoder(_SeqOnly)
 _ack_decoder = msgspec.json.Decoder(AckResponse)
 _error_decoder = msgspec.json.Decoder(ErrorBody)
 _encoder = msgspec.json.Encoder()
@@ -51,10 +71,7 @@ class StoreClient:
         if feed is not None:
             params["feed"] = feed
         body = await self._request("GET", "/sync/v1/changes", params=params)
-        try:
-            return _page_decoder.decode(body)
-        except msgspec.DecodeError as exc:
-            raise TransportError(f"{self._base}: changes page is not valid: {exc}") from exc
+        return read_page(body, where=self._base)
 
     async def ack(self, through: int, feed: str | None) -> AckResponse:
         body = await self._request("POST", "/sync/v1/ack", data=_encoder.encode(AckRequest(through, feed)))
@@ -85,3 +102,25 @@ class StoreClient:
         raise FeedError(
             status, error.error, error.message, feed=error.feed, head=error.head, acked=error.acked
         )
+
+
+def read_page(body: bytes, where: str = "store") -> ChangesPage:
+    """A changes page, read change by change: a change entry that is not a `Change` but has a ``seq``
+    comes through as kind `MALFORMED_KIND` with the entry as its body (central quarantines it and moves
+    on); a page whose envelope is unreadable, or an entry without a seq, raises `MalformedPage`."""
+    try:
+        envelope = _envelope_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise MalformedPage(f"{where}: changes page is not valid: {exc}", body) from exc
+    changes = []
+    for raw in envelope.changes:
+        try:
+            changes.append(_change_decoder.decode(raw))
+        except msgspec.DecodeError as exc:
+            try:
+                seq = _seq_decoder.decode(raw).seq
+            except msgspec.DecodeError:
+                raise MalformedPage(f"{where}: a change without a seq: {exc}", body) from exc
+            changes.append(Change(seq, 0, MALFORMED_KIND, "", raw))
+    e = envelope
+    return ChangesPage(e.store, e.feed, changes, next=e.next, more=e.more, head=e.head, acked=e.acked)

@@ -28,6 +28,15 @@ class TransportError(SyncError):
     """The other side could not be reached or answered garbage; the caller retries with backoff."""
 
 
+class MalformedPage(TransportError):
+    """The store answered a changes request with a page central cannot read at all (its envelope, or an
+    entry without a seq). ``body`` is what it sent; central quarantines it and retries with backoff."""
+
+    def __init__(self, message: str, body: bytes) -> None:
+        super().__init__(message)
+        self.body = body
+
+
 class BundleError(SyncError):
     """A bundle could not be built, fetched or installed."""
 

@@ -333,6 +333,15 @@ class BatchApplier:
         self, conn: sqlite3.Connection, r: PosTransaction, reading_id: int | None, outbox: list[OutboxEntry]
     ) -> None:
         household = self._pseudonymiser.household_id(r.loyalty_id) if r.loyalty_id else None
+        if (
+            household is not None
+            and conn.execute(
+                "SELECT 1 FROM erasures WHERE household = ? AND erased_ms >= ?", (household, r.ts_ms)
+            ).fetchone()
+        ):
+            household = (
+                None  # made before the shopper asked to be forgotten, delivered late: a sale, no one's
+            )
         if household is not None:
             conn.execute(
                 "INSERT INTO households (id, first_seen_ms, last_seen_ms, purchases) VALUES (?, ?, ?, 1)"
@@ -367,7 +376,10 @@ class BatchApplier:
             "household": household,
             "ts_ms": r.ts_ms,
             "total": r.total,
-            "items": [{"sku": i.sku, "qty": i.qty, "unit_price": i.unit_price} for i in r.items],
+            "items": [
+                {"sku": i.sku, "qty": i.qty, "unit_price": i.unit_price, "category": categories.get(i.sku)}
+                for i in r.items
+            ],
         }
         outbox.append(OutboxEntry("purchase", r.basket_id, _json.encode(body).decode()))
         if household is not None:  # e.g. predictions record outcomes and queue a rescore (edge.store.hooks)

@@ -84,3 +84,18 @@ def test_consent_and_erasure_handlers_are_told_and_report_what_they_deleted(
     assert events == [ConsentRecorded(household, False, True, T0), HouseholdErased(household, T0 + 1)]
     assert touched["elsewhere"] == 3
     assert touched["consents"] == 2
+
+
+def test_a_purchase_made_before_the_households_erasure_and_delivered_late_stays_anonymous(
+    store: sqlite3.Connection,
+) -> None:
+    household = PSEUDONYMS.household_id("LOY-1")
+    store.execute("BEGIN IMMEDIATE")
+    erase_household(store, household, T0 + 10, HouseholdHooks())
+    store.execute("COMMIT")
+    applier = BatchApplier(PLANOGRAM, PSEUDONYMS)
+    applier.apply(store, [Received(basket(5), T0 + 20)], T0 + 20)  # made at T0 + 5: before the erasure
+    applier.apply(store, [Received(basket(50), T0 + 60)], T0 + 60)  # made at T0 + 50: the shopper came back
+    rows = store.execute("SELECT basket_id, household FROM purchases ORDER BY basket_id").fetchall()
+    assert rows == [("b-5", None), ("b-50", household)]
+    assert store.execute("SELECT count(*) FROM households").fetchone() == (1,)

@@ -32,6 +32,8 @@ from sync.schemas import ChangesPage
 from tests.pg_testkit import PgCluster
 from tests.sync.sync_helpers import add_changes, reading_entry, store_db
 
+T0 = 1_764_547_200_000  # 2025-12-01 UTC: the store's clock starts here
+
 OPS = st.lists(
     st.one_of(
         st.tuples(st.just("raw"), st.integers(1, 30), st.integers(0, 2**16)),
@@ -50,7 +52,7 @@ def generate(
     truth: Counter[str] = Counter()
     pages: list[ChangesPage] = []
     cursor = 0
-    clock = 0
+    clock = T0
     device_seq: Counter[str] = Counter()
     for op, n, seed in ops:
         clock += 60_000
@@ -102,14 +104,14 @@ def generate(
                 truth["sensor_readings"] += 1
             add_changes(db, entries, created_ms=clock)
         elif op == "purchase":
-            add_changes(
-                db, [OutboxEntry("purchase", f"b{clock}", json.dumps({"total": n / 100}))], created_ms=clock
-            )
+            body = {"basket_id": f"b{clock}", "ts_ms": clock, "total": n / 100, "household": None,
+                    "items": [{"sku": "1001", "qty": 1, "unit_price": n / 100, "category": "milk"}]}  # fmt: skip
+            add_changes(db, [OutboxEntry("purchase", f"b{clock}", json.dumps(body))], created_ms=clock)
             truth["purchases"] += 1
             truth["revenue_cents"] += n
         elif op == "compact":
             # compact readings created more than n% of the elapsed time ago
-            policy = CompactionPolicy(max_bytes=1 << 40, max_age_ms=max(1, clock * n // 100))
+            policy = CompactionPolicy(max_bytes=1 << 40, max_age_ms=max(1, (clock - T0) * n // 100))
             db.execute("BEGIN IMMEDIATE")
             while not compact_chunk(db, policy, clock, for_size=False).done:
                 pass
@@ -136,6 +138,16 @@ async def final_state(conn: asyncpg.Connection) -> dict[str, Any]:
         "totals": await central_db.totals(conn, "s"),
         "store": [tuple(r) for r in await conn.fetch("SELECT feed, cursor, head, changes FROM stores")],
         "bundles": [tuple(r) for r in await conn.fetch("SELECT * FROM store_bundles")],
+        # the warehouse: per device-minute, as if only raw readings or only aggregates had come
+        "minutes": sorted(
+            tuple(round(v, 6) if isinstance(v, float) else v for v in r)
+            for r in await conn.fetch(
+                "SELECT device, minute, type, subject, n, sum, min, max, picks, puts, entered, exited"
+                " FROM sensor_minutes"
+            )
+        ),
+        "purchases": sorted(tuple(r) for r in await conn.fetch("SELECT basket_id, ts, total FROM purchases")),
+        "quarantine": await conn.fetchval("SELECT count(*) FROM quarantine"),
     }
 
 
@@ -161,7 +173,8 @@ async def central(dsn: str) -> AsyncIterator[asyncpg.Connection]:
     try:
         await migrate(conn)
         await conn.execute(
-            "TRUNCATE stores, streams, change_log, totals, store_bundles, gaps RESTART IDENTITY"
+            "TRUNCATE stores, streams, change_log, totals, store_bundles, gaps, sensor_minutes, purchases,"
+            " purchase_items, households, quarantine RESTART IDENTITY"
         )
         yield conn
     finally:
@@ -205,6 +218,14 @@ def test_duplicated_reordered_and_replayed_pages_never_change_the_final_state(
     # and it is the truth: every raw reading counted once, in its raw row or in its aggregate
     effective = {k: v for k, v in in_order["totals"].items() if not k.startswith("changes:")}
     assert effective == {k: v for k, v in truth.items() if v}
+    # and so is the warehouse: the minutes add up to every reading, the purchases are all there
+    minutes = in_order["minutes"]
+    assert sum(m[4] for m in minutes) == truth["sensor_readings"]
+    for column, name in ((8, "picks"), (9, "puts"), (10, "people_in"), (11, "people_out")):
+        assert sum(m[column] or 0 for m in minutes) == truth[name], name
+    assert all(m[4] > 0 for m in minutes)  # no minute emptied by taking raw rows back
+    assert len(in_order["purchases"]) == truth["purchases"]
+    assert in_order["quarantine"] == 0
     # every seq the store ever issued is accounted for exactly once (held, superseded or an aggregate)
     seqs = [row[2] for row in in_order["changes"]]
     assert len(seqs) == len(set(seqs))
