@@ -136,6 +136,8 @@ class SyncSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     compact_interval_s: PositiveFloat = 60.0
     central_url: Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s]+$")] | None = None  # None: no downlink
     bundle_poll_s: PositiveFloat = 60.0
+    # How often the store asks central for erasures made at other stores (edge/uplink/erasures.py).
+    erasure_poll_s: PositiveFloat = 5.0
     # The chain's Ed25519 public key (hex) that signs bundles.
     public_key: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
     bundle_dir: str = "var/bundles"

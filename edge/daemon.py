@@ -148,7 +148,6 @@ class Daemon:
             )
             for p in config.serial.ports
         ]
-        self.sync = SyncService(config, db_path, self.writer, self.metrics)
         self.predictions = (
             PredictionService(
                 config,
@@ -166,6 +165,10 @@ class Daemon:
             config.path(p.session_key_file) if p.session_key_file else None, db_path.with_name("session.key")
         )
         self.sessions = SessionSigner(session_key, config.kiosk.session_s)
+        # Erasures from central run the daemon's own household hooks and end the household's sessions.
+        self.sync = SyncService(
+            config, db_path, self.writer, self.metrics, hooks=self.hooks, sessions=self.sessions
+        )
         self.customers, self.kiosk_sessions = self._customer_api(config, db_path, key)
         self.http: HttpEndpoint | None = None
 

@@ -25,13 +25,14 @@ class CentralSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8090
     bundle_dir: str = "var/central-bundles"
-    admin_token: Token | None = None  # required for /central/v1/status when set
+    admin_token: Token | None = None  # required for /central/v1/status and the operations page when set
     page_limit: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 5000
     poll_interval_s: PositiveFloat = 1.0
     backoff_min_s: PositiveFloat = 0.2
     backoff_max_s: PositiveFloat = 2.0
     connect_timeout_s: PositiveFloat = 3.0
     request_timeout_s: PositiveFloat = 60.0
+    lag_sample_s: PositiveFloat = 60.0  # how often each store's lag is recorded for the operations page
 
     def __post_init__(self) -> None:
         if self.backoff_min_s > self.backoff_max_s:

@@ -1,8 +1,9 @@
 """Wire formats of the sync protocol (docs/sync.md has examples of each), in one place.
 
 Up: the changes feed (`ChangesPage` of `Change`s) and acks (`AckRequest` -> `AckResponse`); errors are an
-`ErrorBody`. Down: signed bundle manifests (`BundleManifest`, listed in a `BundleList`). Outbox bodies that
-sync itself writes: `ReadingAggregate` (compaction) and `BundleReport` (activation or refusal).
+`ErrorBody`. Down: signed bundle manifests (`BundleManifest`, listed in a `BundleList`) and the erasure
+feed (`ErasureFeed` of `ErasureEntry`s). Outbox bodies that sync itself writes: `ReadingAggregate`
+(compaction) and `BundleReport` (activation or refusal).
 """
 
 from __future__ import annotations
@@ -135,6 +136,30 @@ class BundleList(msgspec.Struct, frozen=True):
     """``GET /central/v1/bundles/latest``: the newest bundle of each kind."""
 
     bundles: list[BundleManifest]
+
+
+# -- down: erasures ----------------------------------------------------------------------------------
+
+ErasureId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+
+
+class ErasureEntry(msgspec.Struct, frozen=True):
+    """One "forget me" anywhere in the chain, as central recorded it. ``id`` is the feed's cursor;
+    ``requested_ms`` is when the shopper asked (the origin store's clock)."""
+
+    id: ErasureId
+    household: str
+    requested_ms: int
+
+
+class ErasureFeed(msgspec.Struct, frozen=True):
+    """``GET /central/v1/erasures?store=ID&after=N&limit=M``: the erasures with ``id > after`` in id order.
+    ``next`` is the cursor for the following request (the last id in the page, or ``after`` when the page
+    is empty); ``more`` says whether entries beyond ``next`` exist now."""
+
+    erasures: list[ErasureEntry]
+    next: Seq
+    more: bool
 
 
 # -- status views ------------------------------------------------------------------------------------

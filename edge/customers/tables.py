@@ -145,9 +145,19 @@ def record_feedback(
 
 
 def erase_household(
-    conn: sqlite3.Connection, household: str, now_ms: int, hooks: HouseholdHooks
+    conn: sqlite3.Connection,
+    household: str,
+    now_ms: int,
+    hooks: HouseholdHooks,
+    *,
+    origin_erasure: int | None = None,
 ) -> dict[str, int]:
-    """Forget a household here and tell central to (see the module docstring). Returns rows touched."""
+    """Forget a household here and tell central to (see the module docstring). Returns rows touched.
+
+    ``origin_erasure``: this erasure applies entry ``origin_erasure`` of central's erasure feed (the
+    household asked at another store, `edge.uplink.erasures`); the outbox event then says so
+    (``"origin": "central", "erasure": id``), which central records as this store's report rather than
+    as a new erasure."""
     touched = {
         table: conn.execute(f"DELETE FROM {table} WHERE household = ?", (household,)).rowcount  # noqa: S608 (fixed names)
         for table in HOUSEHOLD_TABLES
@@ -163,9 +173,25 @@ def erase_household(
         " ON CONFLICT (household) DO UPDATE SET erased_ms = excluded.erased_ms",
         (household, now_ms),
     )
-    body = {"household": household, "ts_ms": now_ms}
-    append(conn, now_ms, [OutboxEntry("erasure", household, _json.encode(body).decode())])
+    report_erasure(conn, household, now_ms, origin_erasure=origin_erasure)
     return touched
+
+
+def erased_since(conn: sqlite3.Connection, household: str, since_ms: int) -> bool:
+    """This store erased the household at or after ``since_ms`` (``erasures`` keeps the latest time)."""
+    row = conn.execute("SELECT erased_ms FROM erasures WHERE household = ?", (household,)).fetchone()
+    return row is not None and int(row[0]) >= since_ms
+
+
+def report_erasure(
+    conn: sqlite3.Connection, household: str, now_ms: int, *, origin_erasure: int | None = None
+) -> None:
+    """Append the ``erasure`` event for central: a new erasure, or (``origin_erasure``) this store's report
+    that it has applied that entry of central's feed."""
+    body: dict[str, object] = {"household": household, "ts_ms": now_ms}
+    if origin_erasure is not None:
+        body.update(origin="central", erasure=origin_erasure)
+    append(conn, now_ms, [OutboxEntry("erasure", household, _json.encode(body).decode())])
 
 
 def _scrub_outbox(conn: sqlite3.Connection, household: str) -> int:

@@ -310,3 +310,12 @@ def _v10(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX session_revocations_until ON session_revocations (until_ms)")
     # A refused read is audited too: why (NULL: the read was served).
     conn.execute("ALTER TABLE access_log ADD COLUMN refused TEXT")
+
+
+@migration(11, "erasure_feed")
+def _v11(conn: sqlite3.Connection) -> None:
+    # edge/uplink/erasures.py: how far this store has applied central's erasure feed (the id of the last
+    # entry applied). Moved in the transaction that erases the household, so a crash between two entries
+    # neither skips nor repeats one.
+    conn.execute("CREATE TABLE erasure_feed (id INTEGER PRIMARY KEY CHECK (id = 1), cursor INTEGER NOT NULL)")
+    conn.execute("INSERT INTO erasure_feed (id, cursor) VALUES (1, 0)")

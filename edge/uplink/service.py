@@ -1,4 +1,4 @@
-"""The daemon's side of sync with central: the changes feed, acks and bundle downlink.
+"""The daemon's side of sync with central: the changes feed, acks, bundle downlink and the erasure feed.
 
 `SyncService` is what the daemon wires in: HTTP routes for central to pull from and background tasks.
 The logic lives in `sync` (paging, cursors, acks, compaction, bundles); this module only wires it to the
@@ -25,10 +25,13 @@ import msgspec
 from aiohttp import web
 
 from edge.config import Config
+from edge.http.sessions import SessionSigner
 from edge.metrics import Counter, Gauge, IngestMetrics
 from edge.store.db import ReadThread, connect
+from edge.store.hooks import HouseholdHooks
 from edge.store.writer import StoreWriter
 from edge.uplink.bundle_checks import DAEMON_CHECKS
+from edge.uplink.erasures import ErasurePoller, store_household_hooks
 from sync import feed
 from sync.bundle_install import BundleInstaller, BundlePoller, InstallResult, record_bundle_event
 from sync.bundle_store import BundleStore
@@ -107,8 +110,23 @@ class SyncMetrics:
 
 
 class SyncService:
-    def __init__(self, config: Config, db_path: Path, writer: StoreWriter, metrics: IngestMetrics) -> None:
+    def __init__(
+        self,
+        config: Config,
+        db_path: Path,
+        writer: StoreWriter,
+        metrics: IngestMetrics,
+        *,
+        hooks: HouseholdHooks | None = None,
+        sessions: SessionSigner | None = None,
+    ) -> None:
         self._config = config
+        # What other capabilities do when a household is erased, and the kiosk sessions to end: erasures
+        # from central (`edge.uplink.erasures`) do what a "forget me" here does. Without the daemon's own
+        # hooks, the same registrations as the daemon's; without its signer, sessions end in the database
+        # (writes refused at once) and in memory at the next start.
+        self._hooks = hooks if hooks is not None else store_household_hooks()
+        self.sessions = sessions
         self._sync = config.sync
         self._db_path = db_path
         self._writer = writer
@@ -143,7 +161,8 @@ class SyncService:
 
     def tasks(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
         """Long-running tasks the daemon supervises: the outbox watch (status, compaction) and, when
-        ``[sync] central_url`` is set, the bundle poller."""
+        ``[sync] central_url`` is set, the bundle poller and the erasure feed poller
+        (`edge.uplink.erasures`)."""
         tasks: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("outbox", self.watch_outbox),
             ("trim", self.trim_acked),
@@ -157,6 +176,17 @@ class SyncService:
                 interval_s=self._sync.bundle_poll_s,
             )
             tasks.append(("bundles", poller.run))
+            erasures = ErasurePoller(
+                self._sync.central_url,
+                store=self._config.store.id,
+                token=self._sync.token,
+                writer=self._writer,
+                hooks=self._hooks,
+                interval_s=self._sync.erasure_poll_s,
+                session_lifetime_s=self._config.kiosk.session_s,
+                sessions=self.sessions,
+            )
+            tasks.append(("erasures", erasures.run))
         return tasks
 
     async def close(self) -> None:
