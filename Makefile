@@ -1,6 +1,7 @@
 # storeedge: `make demo` runs a simulated store, `make test` runs the checks and tests.
 # Both create .venv when it is missing and install what they need (Python packages, and mosquitto and
-# PostgreSQL from Debian's packages when they are not installed: tests and benches run throwaway clusters).
+# PostgreSQL from Debian's packages when they are not installed: tests and benches run throwaway clusters;
+# and Chromium, for the tests of web pages in a real headless browser).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -9,22 +10,27 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: demo kiosk test test-long lint bench models setup mosquitto postgresql clean
+.PHONY: demo demo-chain kiosk test test-long lint bench models setup mosquitto postgresql chromium clean
 
 demo: setup mosquitto
 	@echo "kiosk: once the store runs, open one in another terminal with 'make kiosk'"
 	@echo "       (or 'make kiosk KIOSK_ARGS=--serve' and browse to http://127.0.0.1:8000)"
 	$(BIN)/storeedge demo $(DEMO_ARGS)
 
+# A chain: three simulated stores and central pulling their changes into a throwaway PostgreSQL (deleted
+# at exit); prints central's operations page and each store's staff API. Ctrl-C stops everything.
+demo-chain: setup mosquitto postgresql
+	$(BIN)/storeedge demo --stores 3 --central $(DEMO_ARGS)
+
 # A kiosk (Textual) against the store `make demo` is running; KIOSK_ARGS="--staff" for staff mode.
 kiosk: setup
 	@test -f var/demo/storeedge.toml || { echo "no store running: start 'make demo' in another terminal first"; exit 2; }
 	$(BIN)/storeedge kiosk --config var/demo/storeedge.toml $(KIOSK_ARGS)
 
-test: setup mosquitto postgresql lint
+test: setup mosquitto postgresql chromium lint
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
-test-long: setup mosquitto postgresql lint
+test-long: setup mosquitto postgresql chromium lint
 	HYPOTHESIS_PROFILE=long $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: setup
@@ -38,6 +44,7 @@ bench: setup mosquitto postgresql
 	$(BIN)/python bench/state.py $(BENCH_ARGS)
 	$(BIN)/python bench/routing.py $(BENCH_ARGS)
 	$(BIN)/python bench/sync.py $(BENCH_ARGS)
+	$(BIN)/python bench/central.py $(BENCH_ARGS)
 	$(BIN)/python bench/models.py $(BENCH_ARGS)
 	$(BIN)/python bench/customers.py $(BENCH_ARGS)
 	$(BIN)/python bench/kiosk.py $(BENCH_ARGS)
@@ -69,6 +76,13 @@ postgresql:
 		echo "installing postgresql (Debian package)"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
+
+# A real headless browser for the web page tests (central's operations page); Debian's package.
+chromium:
+	@[ -x /usr/bin/chromium ] || { \
+		echo "installing chromium (Debian package)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -4,6 +4,7 @@ storeedge run --config storeedge.toml          run the daemon until SIGTERM/SIGI
 storeedge config check storeedge.toml          validate a config (and its planogram), print the result
 storeedge simulate --config storeedge.toml     run the simulated store's devices against the broker
 storeedge demo [--duration 30]                 broker + daemon + simulators + a live summary
+storeedge demo --stores 3 --central            three stores and central on a throwaway PostgreSQL
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ EXAMPLES = {
     "run": "example: storeedge run --config storeedge.toml",
     "config check": "example: storeedge config check storeedge.toml",
     "simulate": "example: storeedge simulate --config storeedge.toml --duration 60 --fault-rate 0.02",
-    "demo": "example: storeedge demo --duration 30",
+    "demo": "examples: storeedge demo --duration 30; storeedge demo --stores 3 --central",
     "route": "example: storeedge route --items milk,bread,ice-cream --from kiosk-2",
     "central": "example: storeedge central run --config central.toml",
     "models": "example: storeedge models evaluate --source completejourney --cutoff 2017-10-01",
@@ -83,8 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--config", type=Path, help="base config (default: storeedge.example.toml's settings)")
     demo.add_argument(
-        "--workdir", type=Path, default=Path("var/demo"), help="database, broker and logs (default: var/demo)"
+        "--workdir",
+        type=Path,
+        help="databases, broker, configs and logs (default: var/demo, with --central var/demo-chain)",
     )
+    _chain_options(demo)
     demo.add_argument(
         "--external-broker", action="store_true", help="use the config's broker instead of starting mosquitto"
     )
@@ -155,6 +159,21 @@ def _simulate_history(path: Path, *, seed: int, households: int, days: int, star
     from simulators.household_history import write_simulated_history
 
     write_simulated_history(path, seed=seed, households=households, days=days, start=start)
+
+
+def _chain_options(demo: argparse.ArgumentParser) -> None:
+    demo.add_argument(
+        "--central",
+        action="store_true",
+        help="a chain: N stores (--stores, default 3) and central pulling their changes into a throwaway "
+        "PostgreSQL (removed at exit); prints central's operations page and each store's staff API",
+    )
+    demo.add_argument(
+        "--stores",
+        type=int,
+        metavar="N",
+        help="stores in the chain, 1-8 (default 3); refused without --central (the plain demo runs one store)",
+    )
 
 
 def _simulation_options(parser: argparse.ArgumentParser) -> None:
@@ -276,8 +295,17 @@ def cmd_card_barcode(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.central:
+        from edge.demo.chain import run_chain
+
+        args.stores = 3 if args.stores is None else args.stores
+        args.workdir = args.workdir or Path("var/demo-chain")
+        return asyncio.run(run_chain(args))
+    if args.stores not in (None, 1):
+        raise EdgeError("demo: --stores needs --central (a chain of stores syncs to central: add --central)")
     from edge.demo.service import run_demo
 
+    args.workdir = args.workdir or Path("var/demo")
     return asyncio.run(run_demo(args))
 
 

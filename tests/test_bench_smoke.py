@@ -21,6 +21,9 @@ pytestmark = pytest.mark.integration
         ("broker_crash.py", ["--smoke", "--out"]),
         ("state.py", ["--smoke", "--out"]),
         ("routing.py", ["--quick", "--output"]),
+        # 4 stores, 20,000 changes through central's apply path into a throwaway PostgreSQL, the COPY
+        # ceiling and a 6-minute outage with live pulls.
+        ("central.py", ["--smoke", "--out"]),
     ],
 )
 def test_benchmark_runs_and_writes_json(script: str, args: list[str], tmp_path: Path) -> None:

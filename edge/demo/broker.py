@@ -97,6 +97,7 @@ class MosquittoBroker:
             [find_mosquitto(), "-c", str(self.config_path)],
             stdout=subprocess.DEVNULL,
             stderr=(self.workdir / "mosquitto.stderr").open("ab"),
+            start_new_session=True,  # Ctrl-C at a terminal must not stop it before the daemons using it
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -223,12 +223,12 @@ def render(s: DemoSnapshot, url: str) -> str:
     )
 
 
-def _spawn(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+def spawn(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     log = log_path.open("ab")
     return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _terminate(process: subprocess.Popen[bytes], timeout: float) -> int:
+def terminate(process: subprocess.Popen[bytes], timeout: float) -> int:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -238,7 +238,7 @@ def _terminate(process: subprocess.Popen[bytes], timeout: float) -> int:
     return process.wait()
 
 
-async def _wait_healthy(
+async def wait_healthy(
     session: aiohttp.ClientSession, url: str, daemon: subprocess.Popen[bytes], log: Path
 ) -> None:
     deadline = time.monotonic() + 30
@@ -255,7 +255,7 @@ async def _wait_healthy(
     raise EdgeError(f"the daemon did not become healthy within 30 s; see {log}")
 
 
-def _prepare(args: argparse.Namespace) -> tuple[Config, Path]:
+def prepare_workdir(args: argparse.Namespace) -> tuple[Config, Path]:
     if args.config is not None:
         base = load_config(args.config)
     elif REPO_EXAMPLE.exists():
@@ -303,7 +303,7 @@ def _write_config(
 
 
 async def run_demo(args: argparse.Namespace) -> int:
-    base, workdir = _prepare(args)
+    base, workdir = prepare_workdir(args)
     broker = None if args.external_broker else MosquittoBroker(workdir / "broker")
     if broker is not None:
         broker.start()
@@ -311,7 +311,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     url = f"http://{raw['http']['host']}:{raw['http']['port']}"
     token = raw["http"]["staff_token"]
     cli = [sys.executable, "-m", "edge"]
-    daemon = _spawn([*cli, "run", "--config", str(config_path)], workdir / "daemon.log")
+    daemon = spawn([*cli, "run", "--config", str(config_path)], workdir / "daemon.log")
     simulator = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -321,8 +321,8 @@ async def run_demo(args: argparse.Namespace) -> int:
     final: DemoSnapshot | None = None
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-            await _wait_healthy(session, url, daemon, workdir / "daemon.log")
-            simulator = _spawn(
+            await wait_healthy(session, url, daemon, workdir / "daemon.log")
+            simulator = spawn(
                 [
                     *cli,
                     "simulate",
@@ -360,13 +360,13 @@ async def run_demo(args: argparse.Namespace) -> int:
                 text = render(final, url)
                 print(("\x1b[2J\x1b[H" + text) if interactive else text + "\n", flush=True)
             if simulator is not None:
-                _terminate(simulator, 10)
+                terminate(simulator, 10)
             await asyncio.sleep(1.0)  # let the last QoS 1 messages reach the daemon
             final = await snapshot(session, url, token, started, prev)
     finally:
         if simulator is not None:
-            _terminate(simulator, 10)
-        daemon_exit = _terminate(daemon, 10)
+            terminate(simulator, 10)
+        daemon_exit = terminate(daemon, 10)
         if broker is not None:
             broker.stop()
     result = msgspec.to_builtins(final) if final else {}
