@@ -1,4 +1,5 @@
-"""Central's erasure feed: every "forget me" of the chain, for each store to apply.
+"""Erasure at central: erasing a household in the warehouse (`erase_everywhere`), and the erasure feed of
+every "forget me" of the chain, for each store to apply.
 
 A shopper's erasure at one store reaches central as an ``erasure`` change; central's warehouse erases the
 household and appends a row to ``erasures`` (`sync.central_warehouse`). Its ``id`` is this feed's cursor:
@@ -78,3 +79,44 @@ def _error(exc: FeedError) -> web.Response:
 
 
 __all__ = ["FEED_LIMIT_MAX", "ErasureFeedRoute", "read_feed"]
+
+
+# -- erasing at central ---------------------------------------------------------------------------
+
+
+async def erase_everywhere(conn: asyncpg.Connection, household: str, until_ms: int) -> None:
+    """Erase at central what is known of ``household`` up to ``until_ms``: consents, feedback, outcomes,
+    quarantined bodies naming it and its household row go; purchases stay as anonymous sales; its changes in the log are scrubbed (purchase
+    bodies unlinked, the others emptied). What it did after ``until_ms`` (it came back) is kept."""
+    await conn.execute("DELETE FROM consents WHERE household = $1 AND updated_ms <= $2", household, until_ms)
+    await conn.execute("DELETE FROM list_feedback WHERE household = $1 AND ts_ms <= $2", household, until_ms)
+    await conn.execute(
+        "DELETE FROM prediction_outcomes WHERE household = $1 AND scored <= to_timestamp($2 / 1000.0)",
+        household,
+        until_ms,
+    )
+    await conn.execute(
+        "UPDATE purchases SET household = NULL WHERE household = $1 AND ts_ms <= $2", household, until_ms
+    )
+    await conn.execute("DELETE FROM households WHERE id = $1 AND last_seen_ms <= $2", household, until_ms)
+    # a quarantined change is unreadable, so it may name the household anywhere in its body: emptied in
+    # the log, deleted from quarantine (a small table)
+    await conn.execute(
+        "UPDATE change_log c SET body = NULL FROM quarantine q JOIN streams s ON s.store = q.store"
+        " AND s.feed = q.feed WHERE c.stream = s.id AND c.seq = q.seq AND strpos(c.body, $1) > 0"
+        " AND q.received_ms <= $2",
+        household,
+        until_ms,
+    )
+    await conn.execute(
+        "DELETE FROM quarantine WHERE strpos(body, $1) > 0 AND received_ms <= $2", household, until_ms
+    )
+    await conn.execute(
+        "UPDATE change_log SET household = NULL, body = CASE WHEN kind = 'purchase'"
+        " THEN jsonb_set(body::jsonb, '{household}', 'null')::text END,"
+        " entity = CASE WHEN kind = 'purchase' THEN entity END"
+        " WHERE household = $1 AND kind != 'erasure' AND coalesce((body::jsonb ->> 'ts_ms')::bigint,"
+        " (body::jsonb ->> 'scored_ms')::bigint, created_ms) <= $2",
+        household,
+        until_ms,
+    )

@@ -12,7 +12,7 @@ transaction, after the change log's COPY. What goes where:
   ``list_feedback``, ``prediction_outcome``, ``alert``, ``device_status``, ``bundle`` -> their tables.
 - ``erasure`` -> a row in ``erasures`` (the feed every store polls) and the household erased at central:
   its consents, feedback, outcomes and household row deleted, its purchases kept as anonymous sales, and
-  its changes in the log scrubbed (`erase_everywhere`). A store's report that it applied a feed entry
+  its changes in the log scrubbed (`sync.central_erasures.erase_everywhere`). A store's report that it applied a feed entry
   (``origin: central``) lands in ``erasure_reports`` and erases again (anything that arrived meanwhile).
   A change about an erased household that arrives later (from a store that had not heard yet) but
   happened before the erasure is stored already anonymised.
@@ -25,7 +25,7 @@ one statement are merged first (``ON CONFLICT DO UPDATE`` refuses to touch a row
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +33,21 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from sync.central_erasures import erase_everywhere
+from sync.central_inserts import (
+    ALERTS,
+    BUNDLES,
+    CONSENTS,
+    DEVICES,
+    FEEDBACK,
+    HOUSEHOLDS,
+    ITEMS,
+    MINUTES,
+    OUTCOMES,
+    PURCHASES,
+    QUARANTINE,
+    insert,
+)
 from sync.central_schema import PARTITIONED, Month
 from sync.change_bodies import (
     AlertBody,
@@ -333,30 +348,30 @@ class PageWarehouse:
     # -- writing ------------------------------------------------------------------------------------
     async def flush(self, conn: asyncpg.Connection) -> None:
         """Write everything collected, inside the page's transaction (after the change log's COPY)."""
-        await _insert(conn, "quarantine", _QUARANTINE, self._quarantine)
-        await _insert(conn, "households", _HOUSEHOLDS, [tuple(h) for h in self._households.values()],
+        await insert(conn, "quarantine", QUARANTINE, self._quarantine)
+        await insert(conn, "households", HOUSEHOLDS, [tuple(h) for h in self._households.values()],
                       "ON CONFLICT (id) DO UPDATE SET first_seen_ms = least(households.first_seen_ms,"
                       " excluded.first_seen_ms), last_seen_ms = greatest(households.last_seen_ms,"
                       " excluded.last_seen_ms), last_store = CASE WHEN excluded.last_seen_ms >="
                       " households.last_seen_ms THEN excluded.last_store ELSE households.last_store END")  # fmt: skip
-        await _insert(conn, "purchases", _PURCHASES, [tuple(p) for p in self._purchases.values()],
+        await insert(conn, "purchases", PURCHASES, [tuple(p) for p in self._purchases.values()],
                       "ON CONFLICT (store, basket_id, ts) DO UPDATE SET household = NULL"
                       " WHERE excluded.household IS NULL")  # fmt: skip
-        await _insert(conn, "purchase_items", _ITEMS, self._items, "ON CONFLICT DO NOTHING")
-        await _insert(conn, "consents", _CONSENTS, list(self._consents.values()),
+        await insert(conn, "purchase_items", ITEMS, self._items, "ON CONFLICT DO NOTHING")
+        await insert(conn, "consents", CONSENTS, list(self._consents.values()),
                       "ON CONFLICT (household, purpose) DO UPDATE SET granted = excluded.granted,"
                       " updated_ms = excluded.updated_ms, store = excluded.store"
                       " WHERE excluded.updated_ms >= consents.updated_ms")  # fmt: skip
-        await _insert(conn, "list_feedback", _FEEDBACK, self._feedback, "ON CONFLICT DO NOTHING")
-        await _insert(conn, "prediction_outcomes", _OUTCOMES, self._outcomes, "ON CONFLICT DO NOTHING")
-        await _insert(conn, "alerts", _ALERTS, list(self._alerts.values()),
+        await insert(conn, "list_feedback", FEEDBACK, self._feedback, "ON CONFLICT DO NOTHING")
+        await insert(conn, "prediction_outcomes", OUTCOMES, self._outcomes, "ON CONFLICT DO NOTHING")
+        await insert(conn, "alerts", ALERTS, list(self._alerts.values()),
                       "ON CONFLICT (store, id) DO UPDATE SET severity = excluded.severity,"
                       " state = excluded.state, message = excluded.message, updated_ms = excluded.updated_ms,"
                       " resolved_ms = excluded.resolved_ms WHERE excluded.updated_ms >= alerts.updated_ms")  # fmt: skip
-        await _insert(conn, "device_status", _DEVICES, list(self._devices.values()),
+        await insert(conn, "device_status", DEVICES, list(self._devices.values()),
                       "ON CONFLICT (store, device) DO UPDATE SET online = excluded.online,"
                       " ts_ms = excluded.ts_ms WHERE excluded.ts_ms >= device_status.ts_ms")  # fmt: skip
-        await _insert(conn, "bundle_reports", _BUNDLES, self._bundles, "ON CONFLICT DO NOTHING")
+        await insert(conn, "bundle_reports", BUNDLES, self._bundles, "ON CONFLICT DO NOTHING")
         await self._flush_minutes(conn)
         for household, ts_ms, feed_entry in self._erasures:
             await self._erase(conn, household, ts_ms, feed_entry)
@@ -369,7 +384,7 @@ class PageWarehouse:
         ]  # fmt: skip
         add = "CASE WHEN excluded.{0} IS NULL THEN sensor_minutes.{0} ELSE coalesce(sensor_minutes.{0}, 0) + excluded.{0} END"
         counters = ", ".join(f"{c} = {add.format(c)}" for c in ("sum", "picks", "puts", "entered", "exited"))
-        await _insert(conn, "sensor_minutes", _MINUTES, rows,
+        await insert(conn, "sensor_minutes", MINUTES, rows,
                       f"ON CONFLICT (store, device, minute, type, subject) DO UPDATE SET n = sensor_minutes.n + excluded.n,"
                       f" {counters}, min = least(sensor_minutes.min, excluded.min),"
                       " max = greatest(sensor_minutes.max, excluded.max),"
@@ -394,99 +409,9 @@ class PageWarehouse:
         await erase_everywhere(conn, household, ts_ms)
 
 
-async def erase_everywhere(conn: asyncpg.Connection, household: str, until_ms: int) -> None:
-    """Erase at central what is known of ``household`` up to ``until_ms``: consents, feedback, outcomes,
-    quarantined bodies naming it and its household row go; purchases stay as anonymous sales; its changes in the log are scrubbed (purchase
-    bodies unlinked, the others emptied). What it did after ``until_ms`` (it came back) is kept."""
-    await conn.execute("DELETE FROM consents WHERE household = $1 AND updated_ms <= $2", household, until_ms)
-    await conn.execute("DELETE FROM list_feedback WHERE household = $1 AND ts_ms <= $2", household, until_ms)
-    await conn.execute(
-        "DELETE FROM prediction_outcomes WHERE household = $1 AND scored <= $2", household, utc(until_ms)
-    )
-    await conn.execute(
-        "UPDATE purchases SET household = NULL WHERE household = $1 AND ts_ms <= $2", household, until_ms
-    )
-    await conn.execute("DELETE FROM households WHERE id = $1 AND last_seen_ms <= $2", household, until_ms)
-    # a quarantined change is unreadable, so it may name the household anywhere in its body: emptied in
-    # the log, deleted from quarantine (a small table)
-    await conn.execute(
-        "UPDATE change_log c SET body = NULL FROM quarantine q JOIN streams s ON s.store = q.store"
-        " AND s.feed = q.feed WHERE c.stream = s.id AND c.seq = q.seq AND strpos(c.body, $1) > 0"
-        " AND q.received_ms <= $2",
-        household,
-        until_ms,
-    )
-    await conn.execute(
-        "DELETE FROM quarantine WHERE strpos(body, $1) > 0 AND received_ms <= $2", household, until_ms
-    )
-    await conn.execute(
-        "UPDATE change_log SET household = NULL, body = CASE WHEN kind = 'purchase'"
-        " THEN jsonb_set(body::jsonb, '{household}', 'null')::text END,"
-        " entity = CASE WHEN kind = 'purchase' THEN entity END"
-        " WHERE household = $1 AND kind != 'erasure' AND coalesce((body::jsonb ->> 'ts_ms')::bigint,"
-        " (body::jsonb ->> 'scored_ms')::bigint, created_ms) <= $2",
-        household,
-        until_ms,
-    )
-
-
 def _unlinked(text: str) -> str:
     """A purchase body with its household removed (the rest byte for byte as the store sent it, re-encoded)."""
     value = _any.decode(text)
     if isinstance(value, dict):
         value["household"] = None
     return _json.encode(value).decode()
-
-
-# -- multi-row inserts ------------------------------------------------------------------------------
-
-Columns = Sequence[tuple[str, str]]
-_QUARANTINE: Columns = (("store", "text"), ("feed", "text"), ("seq", "int8"), ("kind", "text"),
-                        ("reason", "text"), ("body", "text"), ("received_ms", "int8"))  # fmt: skip
-_HOUSEHOLDS: Columns = (
-    ("id", "text"),
-    ("first_seen_ms", "int8"),
-    ("last_seen_ms", "int8"),
-    ("last_store", "text"),
-)
-_PURCHASES: Columns = (("store", "text"), ("basket_id", "text"), ("ts", "timestamptz"), ("ts_ms", "int8"),
-                       ("household", "text"), ("lane", "text"), ("total", "float8"), ("lines", "int4"))  # fmt: skip
-_ITEMS: Columns = (("store", "text"), ("basket_id", "text"), ("ts", "timestamptz"), ("line", "int4"),
-                   ("sku", "text"), ("category", "text"), ("qty", "float8"), ("unit_price", "float8"))  # fmt: skip
-_CONSENTS: Columns = (("household", "text"), ("purpose", "text"), ("granted", "bool"), ("updated_ms", "int8"),
-                      ("store", "text"))  # fmt: skip
-_FEEDBACK: Columns = (("store", "text"), ("stream", "int4"), ("seq", "int8"), ("ts_ms", "int8"),
-                      ("household", "text"), ("category", "text"), ("vote", "int2"), ("model_version", "text"))  # fmt: skip
-_OUTCOMES: Columns = (("store", "text"), ("stream", "int4"), ("seq", "int8"), ("scored", "timestamptz"),
-                      ("household", "text"), ("category", "text"), ("model_version", "text"),
-                      ("basket_model_version", "text"), ("expected_days", "float8"), ("p7", "float8"),
-                      ("basket_probability", "float8"), ("urgency", "text"), ("list_rank", "int4"),
-                      ("purchased_ms", "int8"), ("actual_days", "float8"))  # fmt: skip
-_ALERTS: Columns = (("store", "text"), ("id", "int8"), ("kind", "text"), ("subject", "text"),
-                    ("severity", "text"), ("state", "text"), ("message", "text"), ("updated_ms", "int8"),
-                    ("opened_ms", "int8"), ("resolved_ms", "int8"))  # fmt: skip
-_DEVICES: Columns = (("store", "text"), ("device", "text"), ("online", "bool"), ("ts_ms", "int8"))
-_BUNDLES: Columns = (("store", "text"), ("stream", "int4"), ("seq", "int8"), ("created_ms", "int8"), ("kind", "text"),
-                     ("version", "int8"), ("outcome", "text"), ("reason", "text"))  # fmt: skip
-_MINUTES: Columns = (("store", "text"), ("device", "text"), ("minute", "timestamptz"), ("type", "text"),
-                     ("subject", "text"), ("n", "int4"), ("sum", "float8"), ("min", "float8"), ("max", "float8"),
-                     ("last", "float8"), ("last_ts_ms", "int8"), ("picks", "int4"), ("puts", "int4"),
-                     ("entered", "int4"), ("exited", "int4"))  # fmt: skip
-
-
-async def _insert(
-    conn: asyncpg.Connection,
-    table: str,
-    columns: Columns,
-    rows: Sequence[tuple[Any, ...]],
-    conflict: str = "",
-) -> None:
-    """``INSERT INTO table (...) SELECT * FROM unnest($1::t[], ...) <conflict>``: one round trip for all rows."""
-    if not rows:
-        return
-    names = ", ".join(name for name, _ in columns)
-    arrays = ", ".join(f"${i}::{kind}[]" for i, (_, kind) in enumerate(columns, start=1))
-    await conn.execute(
-        f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {conflict}",  # noqa: S608 (fixed names)
-        *(list(column) for column in zip(*rows, strict=True)),
-    )
