@@ -53,6 +53,8 @@ class TillReceiptBook:
         self._timeout_s = timeout_s
         self._capacity = capacity
         self._unconfirmed: OrderedDict[int, _Unconfirmed] = OrderedDict()
+        # Confirmed while a resend of it was already queued: that resend is not a new transaction.
+        self._confirmed_in_queue: set[int] = set()
         self._changed = asyncio.Event()
         self.receipts: Counter[str] = Counter()
         self.resent = 0
@@ -72,6 +74,9 @@ class TillReceiptBook:
         entry = self._unconfirmed.get(payload.seq)
         if entry is not None:
             entry.due, entry.queued = due, False
+            return False
+        if payload.seq in self._confirmed_in_queue:
+            self._confirmed_in_queue.discard(payload.seq)
             return False
         if len(self._unconfirmed) >= self._capacity:
             self._unconfirmed.popitem(last=False)
@@ -94,7 +99,11 @@ class TillReceiptBook:
             return
         if receipt.status is ReceiptStatus.REJECTED:
             logger.warning("basket %s rejected by the daemon: %s", receipt.basket_id, receipt.reason)
-        del self._unconfirmed[receipt.seq]  # type: ignore[arg-type]
+        seq = receipt.seq
+        assert seq is not None  # an entry was found by it
+        if entry.queued:
+            self._confirmed_in_queue.add(seq)
+        del self._unconfirmed[seq]
         self._changed.set()
 
     def due(self) -> list[MqttOut]:
