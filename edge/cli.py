@@ -123,11 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate the store's households for the past weeks and write their baskets as "
         f"purchases (no consent, nothing synced). {EXAMPLES['models seed']}",
     )
-    seed.add_argument("--config", type=Path, required=True, help="the storeedge.toml whose database to seed")
-    seed.add_argument("--households", type=int, default=300, help="simulated households (default 300)")
-    seed.add_argument("--weeks", type=int, default=12, help="weeks of history up to yesterday (default 12)")
-    seed.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    seed.set_defaults(handler=cmd_models_seed)
+    _seed_options(seed)
 
     privacy = commands.add_parser("privacy", help="loyalty cards and keys (docs/customers.md)")
     privacy_commands = privacy.add_subparsers(dest="privacy_command", required=True, metavar="SUBCOMMAND")
@@ -159,6 +155,17 @@ def _simulate_history(path: Path, *, seed: int, households: int, days: int, star
     from simulators.household_history import write_simulated_history
 
     write_simulated_history(path, seed=seed, households=households, days=days, start=start)
+
+
+def _seed_options(seed: argparse.ArgumentParser) -> None:
+    seed.add_argument("--config", type=Path, required=True, help="the storeedge.toml whose database to seed")
+    seed.add_argument("--households", type=int, default=300, help="simulated households (default 300)")
+    seed.add_argument("--weeks", type=int, default=12, help="weeks of history up to yesterday (default 12)")
+    seed.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    seed.add_argument(
+        "--quiet", action="store_true", help="no progress display (shown on stderr only on a terminal)"
+    )
+    seed.set_defaults(handler=cmd_models_seed)
 
 
 def _chain_options(demo: argparse.ArgumentParser) -> None:
@@ -268,9 +275,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_models_seed(args: argparse.Namespace) -> int:
     from edge.demo.service import seed_demo_history
+    from models.progress import progress_for
 
     config = _load(args.config)
-    report = seed_demo_history(config, households=args.households, weeks=args.weeks, seed=args.seed)
+    with progress_for(quiet=args.quiet) as progress:
+        report = seed_demo_history(
+            config, households=args.households, weeks=args.weeks, seed=args.seed, progress=progress
+        )
     print(
         f"seeded {report.baskets} baskets ({report.lines} lines) of {report.households} households; "
         f"cards with a long history: {', '.join(report.cards)}"

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from models.datasets import COMPLETEJOURNEY, SIMULATED, load_source
 from models.errors import DatasetError, ModelsError, TrainingError
 from models.history import PurchaseHistory, day_date, epoch_day, load_history
+from models.progress import progress_for
 
 SIM_START = date(2024, 1, 1)
 SIM_HOUSEHOLDS = 2000
@@ -75,6 +76,11 @@ def configure_parser(
         sub.add_argument("--seed", type=int, default=0, help="seed for sampling, training and the simulator")
         sub.add_argument("--json", action="store_true", help="print the metrics as JSON")
         sub.add_argument(
+            "--quiet",
+            action="store_true",
+            help="no progress display (shown on stderr only when it is a terminal and not --json)",
+        )
+        sub.add_argument(
             "--sim-households", type=int, default=SIM_HOUSEHOLDS, help="households of the simulated source"
         )
         sub.add_argument(
@@ -99,20 +105,26 @@ def _run(args: argparse.Namespace) -> int:
     from models.shelf import pick_stream_from_history  # noqa: PLC0415
 
     simulate: HistorySimulator | None = getattr(args, "models_simulate", None)
-    with tempfile.TemporaryDirectory(prefix="storeedge-models-") as scratch:
+    with (
+        progress_for(json=args.json, quiet=getattr(args, "quiet", False)) as progress,
+        tempfile.TemporaryDirectory(prefix="storeedge-models-") as scratch,
+    ):
         began = time.perf_counter()
+        progress.stage(f"loading {args.source}")
         history = _load(args.source, simulate, args, Path(scratch))
         loaded = time.perf_counter() - began
         cutoff = epoch_day(args.cutoff)
         _check_cutoff(history, cutoff, args.cutoff)
+        if args.source != SIMULATED and simulate is not None:
+            progress.stage("simulating shelf picks")
         shelf_history = history if args.source == SIMULATED else _shelf_history(simulate, args, Path(scratch))
         stream = pick_stream_from_history(shelf_history) if shelf_history is not None else None
         options = TrainOptions(seed=args.seed)
         began = time.perf_counter()
-        trained = train_models(history, cutoff, options, stream)
+        trained = train_models(history, cutoff, options, stream, progress)
         trained_s = time.perf_counter() - began
         began = time.perf_counter()
-        report = evaluate_models(history, cutoff, trained, stream)
+        report = evaluate_models(history, cutoff, trained, stream, progress)
         evaluated_s = time.perf_counter() - began
         report["timing_seconds"] = {
             "load": round(loaded, 1),
@@ -129,7 +141,7 @@ def _run(args: argparse.Namespace) -> int:
                 shelf_source=SIMULATED if stream is not None else "",
                 shelf_data_sha256=shelf_history.sha256() if shelf_history is not None else "",
             )
-            cards = export_models(trained, report, args.out, provenance, history, stream)
+            cards = export_models(trained, report, args.out, provenance, history, stream, progress)
             report["written"] = {
                 name: {"version": c.version, "onnx_bytes": c.onnx_bytes} for name, c in cards.items()
             }
@@ -202,6 +214,7 @@ def format_report(report: dict[str, Any], source: str, cutoff: date) -> str:
             ("median interval", np_report["baseline"]),
         ],
     )
+    lines += _probability_lines(np_report)
     nb = report["next_basket"]
     lines.append("")
     lines.append(
@@ -241,6 +254,28 @@ def format_report(report: dict[str, Any], source: str, cutoff: date) -> str:
     lines.append("")
     lines.append("seconds: " + ", ".join(f"{k} {v}" for k, v in timing.items()))
     return "\n".join(lines)
+
+
+def _probability_lines(np_report: dict[str, Any]) -> list[str]:
+    """P(T < 7) and P(T < 14) judged as probabilities, next to the pair's empirical gap distribution."""
+    if "baseline_empirical" not in np_report:
+        return []
+    keys = ("brier_7d", "brier_14d", "log_loss_7d", "log_loss_14d", "ece_7d", "ece_14d")
+    better = np_report["improvement_over_empirical"]
+    return [
+        "",
+        "next purchase, P(T < 7) and P(T < 14) as probabilities (all pairs, censored included)",
+        *_table(
+            keys,
+            [
+                ("model", np_report["model"]),
+                ("empirical intervals", np_report["baseline_empirical"]),
+                ("median interval (0/1)", np_report["baseline"]),
+            ],
+        ),
+        "model vs empirical intervals, (baseline - model) / baseline: "
+        + ", ".join(f"{key} {better[key]:+.1%}" for key in keys[:4]),
+    ]
 
 
 def _table(keys: tuple[str, ...], rows: list[tuple[str, dict[str, Any]]]) -> list[str]:

@@ -7,8 +7,13 @@ Next purchase (pairs with at least 3 purchase days before the cutoff, so the med
 is defined): T = days from the cutoff to the pair's first purchase in the test window. Day errors
 (MAE, share within +-7 / +-2 / +-1 days) are over the pairs bought in the window; pairs never bought
 again in it are censored and count only in the calibration of P(T < 7) and P(T < 14) (ECE, 10 bins),
-which is over all pairs. The baseline predicts max(0, median gap - days since the last purchase); its
-"probability" is the indicator that its predicted day falls before 7 (14) days.
+which is over all pairs, as are the Brier score and the log loss (probabilities clipped to
+[1e-6, 1 - 1e-6]) of P(T < 7) and P(T < 14). The point baseline ("baseline") predicts max(0, median gap -
+days since the last purchase); its "probability" is the indicator that its predicted day falls before 7
+(14) days. The probabilistic baseline ("baseline_empirical", probabilities only) is the pair's own
+empirical distribution of gaps conditioned on the days since its last purchase
+(`models.next_purchase.empirical_interval_probability`); "improvement_over_empirical" is
+(baseline - model) / baseline of the model's Brier score and log loss, 7 and 14 days.
 """
 
 from __future__ import annotations
@@ -21,9 +26,13 @@ import numpy.typing as npt
 
 from models.features import PairStats, pair_features, summarise
 from models.history import PurchaseHistory
-from models.metrics import day_errors, ece, mean_by_group, ranking
+from models.metrics import brier, day_errors, ece, log_loss, mean_by_group, ranking
 from models.next_basket import TOP_K, basket_features, top_frequency_probability, top_frequency_scores
-from models.next_purchase import median_interval_days, scores_from_hazard
+from models.next_purchase import (
+    empirical_interval_probability,
+    median_interval_days,
+    scores_from_hazard,
+)
 from models.targets import first_purchase_days
 
 F32 = npt.NDArray[np.float32]
@@ -38,7 +47,25 @@ def _probability_metrics(p7: F64, p14: F64, t: npt.NDArray[np.int64]) -> dict[st
     bought = t >= 0
     e7 = ece(p7, bought & (t < 7))
     e14 = ece(p14, bought & (t < 14))
-    return {"ece": max(e7, e14), "ece_7d": e7, "ece_14d": e14}
+    y7, y14 = bought & (t < 7), bought & (t < 14)
+    return {
+        "ece": max(e7, e14),
+        "ece_7d": e7,
+        "ece_14d": e14,
+        "brier_7d": brier(p7, y7),
+        "brier_14d": brier(p14, y14),
+        "log_loss_7d": log_loss(p7, y7),
+        "log_loss_14d": log_loss(p14, y14),
+    }
+
+
+def _relative_improvement(model: dict[str, float], baseline: dict[str, float]) -> dict[str, float]:
+    """(baseline - model) / baseline per probability score: > 0 when the model is better."""
+    keys = ("brier_7d", "brier_14d", "log_loss_7d", "log_loss_14d")
+    return {
+        key: (baseline[key] - model[key]) / baseline[key] if baseline[key] > 0 else float("nan")
+        for key in keys
+    }
 
 
 def evaluate_next_purchase(
@@ -66,6 +93,10 @@ def evaluate_next_purchase(
     everything = np.ones(t.shape, dtype=bool)
     model_p7, model_p14 = scores.p_within_days(7), scores.p_within_days(14)
     base_p7, base_p14 = (baseline < 7).astype(np.float64), (baseline < 14).astype(np.float64)
+    empirical_p7 = empirical_interval_probability(history, h, c, cutoff, 7)
+    empirical_p14 = empirical_interval_probability(history, h, c, cutoff, 14)
+    model_probability = _probability_metrics(model_p7, model_p14, t)
+    empirical = _probability_metrics(empirical_p7, empirical_p14, t) | {"pairs": int(t.size)}
     per_category: dict[str, Any] = {}
     for code in np.unique(c):
         rows = c == code
@@ -82,6 +113,8 @@ def evaluate_next_purchase(
             "p_horizon_mean": float(scores.p_horizon.mean()),
         },
         "baseline": summary(baseline, base_p7, base_p14, everything),
+        "baseline_empirical": empirical,
+        "improvement_over_empirical": _relative_improvement(model_probability, empirical),
         "censored_share": float(1 - bought.mean()) if t.size else float("nan"),
         "test_days": int(end - cutoff),
         "confidence_hit_rate": float(np.mean(bought & (np.abs(scores.expected_days - t) <= 7)))

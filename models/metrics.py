@@ -81,3 +81,25 @@ def mean_by_group(values: npt.ArrayLike, group: npt.ArrayLike) -> float:
     sums = np.bincount(g, v[ok])
     counts = np.bincount(g)
     return float(np.mean(sums / counts))
+
+
+PROBABILITY_CLIP = 1e-6
+
+
+def brier(probability: npt.ArrayLike, outcome: npt.ArrayLike) -> float:
+    """Brier score: mean of (p - y)^2 over rows, y in {0, 1}; NaN without rows."""
+    p = np.asarray(probability, dtype=np.float64)
+    y = np.asarray(outcome, dtype=np.float64)
+    if p.size == 0:
+        return float("nan")
+    return float(np.mean((p - y) ** 2))
+
+
+def log_loss(probability: npt.ArrayLike, outcome: npt.ArrayLike, clip: float = PROBABILITY_CLIP) -> float:
+    """Mean negative log likelihood of the outcomes, probabilities clipped to [clip, 1 - clip] (so a
+    confident 0/1 miss costs -ln(1e-6) = 13.8, not infinity); NaN without rows."""
+    p = np.clip(np.asarray(probability, dtype=np.float64), clip, 1 - clip)
+    y = np.asarray(outcome, dtype=np.float64)
+    if p.size == 0:
+        return float("nan")
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))

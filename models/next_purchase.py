@@ -20,7 +20,8 @@ survive into, and none for bins its observation window does not fully cover (see
 `models.training.next_purchase_rows`), so pairs never bought again inform the hazard without being
 counted as purchases.
 
-The baseline (`median_interval_days`) predicts max(0, median gap - days since last purchase).
+The baseline (`median_interval_days`) predicts max(0, median gap - days since last purchase); the
+probabilistic baseline (`empirical_interval_probability`) gives P(T < d) from the pair's own past gaps.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.features import FEATURE_NAMES, F
+from models.history import PurchaseHistory
 
 BIN_EDGES: tuple[int, ...] = (0, 1, 2, 4, 7, 14, 28, 56, 91)
 HORIZON_DAYS = BIN_EDGES[-1]
@@ -59,6 +61,7 @@ _TRIP_COLUMNS = [F[f"trip_dow_share_{j}"] for j in range(7)]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
 
 
 def day_weights(features: npt.NDArray[np.float32]) -> F64:
@@ -175,3 +178,73 @@ def median_interval_days(features: npt.NDArray[np.float32]) -> F64:
     median = features[:, F["interval_median"]].astype(np.float64)
     recency = features[:, F["recency_days"]].astype(np.float64)
     return np.maximum(0.0, median - recency)
+
+
+# The empirical-interval baseline's smoothing: (k + a) / (n + 2a), add-a-half (Jeffreys), fixed a priori.
+EMPIRICAL_SMOOTHING = 0.5
+
+
+def purchase_gaps(history: PurchaseHistory, until_day: int) -> tuple[I64, I64]:
+    """Every pair's gaps between consecutive purchase days strictly before ``until_day``: (pair key =
+    household x n_categories + category, gap in days), sorted by pair key, then gap."""
+    n_cat = len(history.categories)
+    keep = history.day < until_day
+    pair = history.household[keep].astype(np.int64) * n_cat + history.category[keep]
+    purchase = np.unique(pair * (1 << 32) + history.day[keep].astype(np.int64))  # distinct (pair, day)
+    pair, day = purchase >> 32, purchase & ((1 << 32) - 1)
+    same = pair[1:] == pair[:-1]
+    gap_pair, gap = pair[1:][same], np.diff(day)[same]
+    order = np.lexsort((gap, gap_pair))
+    return gap_pair[order].astype(np.int64), gap[order].astype(np.int64)
+
+
+def _conditional_counts(keys: I64, gaps: I64, key: I64, since: I64, days: int) -> tuple[I64, I64]:
+    """Per row: n = gaps of ``key`` >= ``since``, k = those also < ``since + days``. ``keys``/``gaps``
+    sorted by (key, gap)."""
+    packed = keys * (1 << 32) + gaps
+    base = key * (1 << 32)
+    at_least = np.searchsorted(packed, base + since, side="left")
+    below = np.searchsorted(packed, base + since + days, side="left")
+    end = np.searchsorted(packed, base + (1 << 32), side="left")
+    return (below - at_least).astype(np.int64), (end - at_least).astype(np.int64)
+
+
+def empirical_interval_probability(
+    history: PurchaseHistory,
+    household: npt.ArrayLike,
+    category: npt.ArrayLike,
+    now: int,
+    days: int,
+    *,
+    smoothing: float = EMPIRICAL_SMOOTHING,
+) -> F64:
+    """The probabilistic baseline: P(T < ``days``) from the pair's own past gaps (before ``now``).
+
+    With the last purchase on d_n and s = now - d_n, the pair has not bought on days d_n + 1 .. now - 1,
+    so its running gap is at least s, and T < days means the gap ends in [s, s + days): P = (k + a) /
+    (n + 2a), n = the pair's gaps >= s, k = those < s + days, a = ``smoothing`` (never exactly 0 or 1).
+    (In whole days elapsed without a purchase, s' = s - 1: the share of gaps g > s' with g <= s' + days.)
+    Fallback when no gap of the pair reaches s (overdue beyond its longest gap): the same conditional
+    share over the gaps of every household in the category; if none reaches s either, a / 2a = 0.5.
+    """
+    h = np.asarray(household, dtype=np.int64)
+    c = np.asarray(category, dtype=np.int64)
+    n_cat = len(history.categories)
+    pair = h * n_cat + c
+    gap_pair, gap = purchase_gaps(history, now)
+    keep = history.day < now
+    last = np.full(max(1, len(history.households) * n_cat), -1, dtype=np.int64)
+    np.maximum.at(
+        last,
+        history.household[keep].astype(np.int64) * n_cat + history.category[keep],
+        history.day[keep].astype(np.int64),
+    )
+    since = np.where(last[pair] >= 0, now - last[pair], 0)
+    k, n = _conditional_counts(gap_pair, gap, pair, since, days)
+    gap_category = gap_pair % max(1, n_cat)
+    order = np.lexsort((gap, gap_category))
+    k_cat, n_cat_rows = _conditional_counts(gap_category[order], gap[order], c, since, days)
+    fallback = n == 0
+    k = np.where(fallback, k_cat, k)
+    n = np.where(fallback, n_cat_rows, n)
+    return ((k + smoothing) / (n + 2 * smoothing)).astype(np.float64)

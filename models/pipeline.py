@@ -31,6 +31,7 @@ from models.next_basket import (
     candidates,
 )
 from models.next_purchase import BIN_EDGES, HAZARD_FEATURES, MIN_PURCHASES, PROBABILITY_DAYS, hazard_rows
+from models.progress import NO_PROGRESS, Progress
 from models.shelf import (
     HORIZON_MINUTES,
     SHELF_FEATURES,
@@ -104,25 +105,40 @@ def shelf_cutoff_minute(stream: PickStream, cutoff: int) -> int:
 
 
 def train_models(
-    history: PurchaseHistory, cutoff: int, options: TrainOptions, shelf_stream: PickStream | None = None
+    history: PurchaseHistory,
+    cutoff: int,
+    options: TrainOptions,
+    shelf_stream: PickStream | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> TrainedModels:
-    """Fit the models on everything before ``cutoff`` (the shelf model on the stream before its split)."""
+    """Fit the models on everything before ``cutoff`` (the shelf model on the stream before its split).
+    ``progress`` hears a stage per training set (a step per snapshot) and per fit."""
     if not history.n_lines or history.first_day >= cutoff:
         raise TrainingError(f"--cutoff {day_date(cutoff)}: no history before it")
     seconds: dict[str, float] = {}
     rows: dict[str, int] = {}
     began = time.perf_counter()
     purchase_set = next_purchase_rows(
-        history, cutoff, max_pairs_per_snapshot=options.pairs_per_snapshot, seed=options.seed
+        history,
+        cutoff,
+        max_pairs_per_snapshot=options.pairs_per_snapshot,
+        seed=options.seed,
+        progress=progress,
     )
+    progress.stage("next purchase: fitting")
     hazard = fit_next_purchase(purchase_set, options.params, options.seed)
     seconds["next_purchase"] = time.perf_counter() - began
     rows["next_purchase"] = purchase_set.rows
 
     began = time.perf_counter()
     basket_set = next_basket_rows(
-        history, cutoff, baskets_per_household=options.baskets_per_household, seed=options.seed
+        history,
+        cutoff,
+        baskets_per_household=options.baskets_per_household,
+        seed=options.seed,
+        progress=progress,
     )
+    progress.stage("next basket: fitting")
     basket = fit_next_basket(basket_set, options.params, options.seed)
     seconds["next_basket"] = time.perf_counter() - began
     rows["next_basket"] = basket_set.rows
@@ -131,6 +147,7 @@ def train_models(
     split: int | None = None
     if shelf_stream is not None and shelf_stream.minute.size:
         began = time.perf_counter()
+        progress.stage("shelf depletion: training rows")
         split = shelf_cutoff_minute(shelf_stream, cutoff)
         start = int(shelf_stream.minute.min()) + 7 * MINUTES_PER_DAY
         x, minutes = shelf_rows(
@@ -141,6 +158,7 @@ def train_models(
             max_stock=options.shelf_max_stock,
             seed=options.seed,
         )
+        progress.stage("shelf depletion: fitting")
         shelf = fit_shelf(x, minutes, options.params, options.seed)
         seconds["shelf_depletion"] = time.perf_counter() - began
         rows["shelf_depletion"] = int(x.shape[0])
@@ -148,19 +166,28 @@ def train_models(
 
 
 def evaluate_models(
-    history: PurchaseHistory, cutoff: int, trained: TrainedModels, shelf_stream: PickStream | None = None
+    history: PurchaseHistory,
+    cutoff: int,
+    trained: TrainedModels,
+    shelf_stream: PickStream | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> dict[str, Any]:
     """Held-out metrics on the days after the cutoff, each model next to its baseline."""
-    report: dict[str, Any] = {
-        "next_purchase": evaluate_next_purchase(history, cutoff, trained.next_purchase.hazard),
-        "next_basket": evaluate_next_basket(history, cutoff, trained.next_basket.probability),
-        "next_basket_rolling": evaluate_next_basket_rolling(history, cutoff, trained.next_basket.probability),
-    }
+    report: dict[str, Any] = {}
+    progress.stage("evaluating next purchase")
+    report["next_purchase"] = evaluate_next_purchase(history, cutoff, trained.next_purchase.hazard)
+    progress.stage("evaluating next basket")
+    report["next_basket"] = evaluate_next_basket(history, cutoff, trained.next_basket.probability)
+    progress.stage("evaluating next basket, rolling")
+    report["next_basket_rolling"] = evaluate_next_basket_rolling(
+        history, cutoff, trained.next_basket.probability
+    )
     if (
         trained.shelf_depletion is not None
         and shelf_stream is not None
         and trained.shelf_cutoff_minute is not None
     ):
+        progress.stage("evaluating shelf depletion")
         report["shelf_depletion"] = evaluate_shelf(shelf_stream, trained.shelf_cutoff_minute, trained)
     return report
 
@@ -204,9 +231,14 @@ def export_models(
     provenance: Provenance,
     parity_history: PurchaseHistory,
     shelf_stream: PickStream | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> dict[str, ModelCard]:
     """Write <out_dir>/<name>/model.onnx + card.json for each trained model, after checking that
-    onnxruntime reproduces scikit-learn on held-out rows (rows after the cutoff)."""
+    onnxruntime reproduces scikit-learn on held-out rows (rows after the cutoff); ``progress`` hears
+    one step per model."""
+    progress.stage(
+        "exporting models", total=2 if trained.shelf_depletion is None or shelf_stream is None else 3
+    )
     cutoff_text = day_date(provenance.cutoff).isoformat()
     params = asdict(trained.options.params)
     cards: dict[str, ModelCard] = {}
@@ -257,6 +289,7 @@ def export_models(
         positive_probability(trained.next_purchase.classifier, hazard_rows(pair_x)),
         NextPurchaseModel,
     )
+    progress.advance()
     basket_model = onnx_bytes(
         trained.next_basket.classifier,
         len(BASKET_FEATURES),
@@ -290,6 +323,7 @@ def export_models(
         trained.next_basket.probability(basket_x),
         NextBasketModel,
     )
+    progress.advance()
     if trained.shelf_depletion is not None and shelf_stream is not None:
         regressor = trained.shelf_depletion.regressor
         shelf_model = onnx_bytes(
@@ -323,6 +357,7 @@ def export_models(
             trained.shelf_depletion.log_minutes(x),
             ShelfDepletionModel,
         )
+        progress.advance()
     return cards
 
 

@@ -21,6 +21,7 @@ from models.features import PairStats, pair_features, summarise
 from models.history import PurchaseHistory
 from models.next_basket import Candidates, basket_features, candidates
 from models.next_purchase import BIN_EDGES, HORIZON_DAYS, MIN_PURCHASES, N_BINS, hazard_rows
+from models.progress import NO_PROGRESS, Progress
 from models.shelf import (
     HORIZON_MINUTES,
     PickStream,
@@ -90,6 +91,7 @@ def next_purchase_rows(
     step_days: int = 28,
     max_pairs_per_snapshot: int | None = None,
     seed: int = 0,
+    progress: Progress = NO_PROGRESS,
 ) -> TrainingSet:
     """Hazard rows from every snapshot before ``cutoff``.
 
@@ -103,7 +105,10 @@ def next_purchase_rows(
     xs: list[F32] = []
     ys: list[npt.NDArray[np.int8]] = []
     used: list[int] = []
-    for snapshot in snapshot_days(history.first_day, cutoff, step_days=step_days):
+    snapshots = snapshot_days(history.first_day, cutoff, step_days=step_days)
+    progress.stage("next purchase: training rows (snapshots)", total=len(snapshots))
+    for snapshot in snapshots:
+        progress.advance()
         window = min(HORIZON_DAYS, cutoff - snapshot)
         observed_bins = sum(1 for k in range(N_BINS) if BIN_EDGES[k + 1] <= window)
         if observed_bins == 0:
@@ -205,6 +210,7 @@ def next_basket_rows(
     step_days: int = 28,
     baskets_per_household: int = 2,
     seed: int = 0,
+    progress: Progress = NO_PROGRESS,
 ) -> TrainingSet:
     """Candidate rows for a sample of baskets after each snapshot (before the cutoff), labelled by the
     basket's categories; features from the history before the snapshot, ``now`` = the basket's day."""
@@ -212,7 +218,10 @@ def next_basket_rows(
     xs: list[F32] = []
     ys: list[npt.NDArray[np.int8]] = []
     used: list[int] = []
-    for snapshot in snapshot_days(history.first_day, cutoff, step_days=step_days):
+    snapshots = snapshot_days(history.first_day, cutoff, step_days=step_days)
+    progress.stage("next basket: training rows (snapshots)", total=len(snapshots))
+    for snapshot in snapshots:
+        progress.advance()
         end = min(cutoff, snapshot + HORIZON_DAYS)
         stats = summarise(history, snapshot)
         window = np.flatnonzero((history.day >= snapshot) & (history.day < end))

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from edge.demo.broker import MosquittoBroker, free_port
 from edge.demo.seed import SeedBasket, SeedReport, seed_store, store_pseudonym_key
 from edge.errors import EdgeError
 from edge.predictions.service import StoreClock
+from models.progress import NO_PROGRESS, Progress
 from sensors.planogram import load_planogram
 
 DEMO_SEED_HOUSEHOLDS = 300
@@ -42,9 +43,12 @@ REPO_EXAMPLE = REPO / "storeedge.example.toml"
 DEMO_PLANOGRAM = REPO / "simulators" / "demo_store" / "planogram.toml"
 
 
-def seed_demo_history(config: Config, *, households: int, weeks: int, seed: int = 7) -> SeedReport:
+def seed_demo_history(
+    config: Config, *, households: int, weeks: int, seed: int = 7, progress: Progress = NO_PROGRESS
+) -> SeedReport:
     """Simulate the store's households for the ``weeks`` before today and seed the config's database with
-    their baskets (`edge.demo.seed`). The simulator lives here, where edge may import it."""
+    their baskets (`edge.demo.seed`). The simulator lives here, where edge may import it. ``progress``
+    hears the simulation and one step per basket written."""
     from simulators.household_history import (  # noqa: PLC0415 - the simulators only when seeding
         HouseholdSimConfig,
         pos_transactions,
@@ -58,6 +62,7 @@ def seed_demo_history(config: Config, *, households: int, weeks: int, seed: int 
     now_ms = clock.now_ms()
     offset_ms = clock.utc_offset_min(now_ms) * 60_000
     today = date(1970, 1, 1) + timedelta(days=(now_ms + offset_ms) // 86_400_000)
+    progress.stage(f"simulating {households} households for {weeks} weeks")
     sim = simulate_households(
         HouseholdSimConfig(
             seed=seed, households=households, days=7 * weeks, start=today - timedelta(days=7 * weeks),
@@ -74,7 +79,14 @@ def seed_demo_history(config: Config, *, households: int, weeks: int, seed: int 
         for t in pos_transactions(sim)
         if t.payload.loyalty_id
     )
-    return seed_store(config, load_planogram(planogram_path), baskets)
+    progress.stage("writing baskets")
+    return seed_store(config, load_planogram(planogram_path), _counted(baskets, progress))
+
+
+def _counted(baskets: Iterable[SeedBasket], progress: Progress) -> Iterator[SeedBasket]:
+    for basket in baskets:
+        yield basket
+        progress.advance()
 
 
 def demo_config(base: Config, workdir: Path, broker_port: int | None) -> dict[str, Any]:

@@ -86,11 +86,17 @@ def test_evaluate_json_and_train_on_a_history_file(
     for side in ("model", "baseline"):
         assert {"mae_days", "within_7d", "within_2d", "ece"} <= set(report["next_purchase"][side])
         assert {"recall@10", "ndcg@10", "ece"} <= set(report["next_basket"][side])
+    probability = {"brier_7d", "brier_14d", "log_loss_7d", "log_loss_14d", "ece_7d", "ece_14d"}
+    for side in ("model", "baseline", "baseline_empirical"):
+        assert probability <= set(report["next_purchase"][side])
+    assert set(report["next_purchase"]["improvement_over_empirical"]) == probability - {"ece_7d", "ece_14d"}
     models = load_models(out)
     assert models.next_purchase.card.source == "h.npz"
     assert models.shelf_depletion.card.source == "simulated"
     code, text, _ = _run(["evaluate", *common], capsys)
     assert code == 0
     assert "median interval" in text
+    assert "empirical intervals" in text
+    assert "model vs empirical intervals, (baseline - model) / baseline: brier_7d" in text
     assert "GP-TopFreq" in text
     assert "last-hour linear" in text

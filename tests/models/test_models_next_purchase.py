@@ -9,14 +9,16 @@ import numpy as np
 import pytest
 
 from models.features import FEATURE_NAMES, F
-from models.history import epoch_day, make_history
+from models.history import PurchaseHistory, epoch_day, make_history
 from models.next_purchase import (
     BIN_EDGES,
     HAZARD_FEATURES,
     HORIZON_DAYS,
     N_BINS,
+    empirical_interval_probability,
     hazard_rows,
     median_interval_days,
+    purchase_gaps,
     scores_from_hazard,
 )
 from models.targets import first_purchase_days, snapshot_days
@@ -150,3 +152,77 @@ def test_held_out_metrics_beat_the_baseline_on_simulated_data(trained: Trained) 
     assert report["per_category"], "per-category metrics are reported"
     for metrics in report["per_category"].values():
         assert set(metrics) == {"model", "baseline"}
+
+
+def _history(rows: list[tuple[str, str, int]], d0: int) -> PurchaseHistory:
+    return make_history(
+        sorted({r[0] for r in rows}),
+        sorted({r[1] for r in rows}),
+        {
+            "household": [sorted({r[0] for r in rows}).index(r[0]) for r in rows],
+            "category": [sorted({r[1] for r in rows}).index(r[1]) for r in rows],
+            "day": [d0 + r[2] for r in rows],
+            "minute": [600] * len(rows),
+            "basket": list(range(len(rows))),
+            "qty": [1.0] * len(rows),
+            "price": [1.0] * len(rows),
+            "promo": [False] * len(rows),
+        },
+    )
+
+
+def test_empirical_interval_probability_by_hand() -> None:
+    d0 = epoch_day(date(2024, 1, 1))
+    rows = [("a", "milk", d) for d in (0, 7, 14, 21, 35)]  # gaps 7, 7, 7, 14
+    rows += [("b", "milk", d) for d in (0, 30)]  # gap 30
+    rows += [("b", "eggs", d) for d in (0, 3)]  # gap 3
+    rows += [("c", "eggs", d) for d in (0, 2)]  # gap 2
+    history = _history(rows, d0)
+    gap_pair, gap = purchase_gaps(history, d0 + 40)
+    assert sorted(gap.tolist()) == [2, 3, 7, 7, 7, 14, 30]
+    assert gap_pair.size == gap.size
+    hh, cat = history.households.index, history.categories.index
+    h = [hh("a"), hh("b"), hh("b")]
+    c = [cat("milk"), cat("milk"), cat("eggs")]
+    now = d0 + 40
+    p7 = empirical_interval_probability(history, h, c, now, 7)
+    p14 = empirical_interval_probability(history, h, c, now, 14)
+    # a/milk: last bought day 35, s = 5; all 4 gaps >= 5; in [5, 12): the three 7s; in [5, 19): all 4.
+    # Smoothed (k + 0.5) / (n + 1): 3.5 / 5 and 4.5 / 5.
+    assert p7[0] == pytest.approx(0.7)
+    assert p14[0] == pytest.approx(0.9)
+    # b/milk: s = 10, its only gap (30) >= 10 but not < 17 or < 24: 0.5 / 2.
+    assert p7[1] == pytest.approx(0.25)
+    assert p14[1] == pytest.approx(0.25)
+    # b/eggs: s = 37, no gap of its own reaches it, nor any eggs gap (2, 3): fallback, 0.5 / 1.
+    assert p7[2] == pytest.approx(0.5)
+    # Earlier (day 32, s = 2) b/milk's own gap 30 is >= 2 but not < 9: still its own, 0.5 / 2.
+    early = empirical_interval_probability(history, [hh("b")], [cat("milk")], d0 + 32, 7)
+    assert early[0] == pytest.approx(0.25)
+
+
+def test_empirical_interval_falls_back_to_the_category() -> None:
+    d0 = epoch_day(date(2024, 1, 1))
+    # c/eggs: gap 2, last bought day 2; at day 7, s = 5 > 2: the pooled eggs gaps >= 5 are 9
+    # and 18 (household d): 9 is in [5, 12), 18 is not -> (1 + 0.5) / (2 + 1) = 0.5; both are in
+    # [5, 19) -> (2 + 0.5) / 3.
+    rows = [("c", "eggs", d) for d in (0, 2)] + [("d", "eggs", d) for d in (-40, -31, -13)]
+    history = _history(rows, d0)
+    h, c = [history.households.index("c")], [history.categories.index("eggs")]
+    assert empirical_interval_probability(history, h, c, d0 + 7, 7)[0] == pytest.approx(0.5)
+    assert empirical_interval_probability(history, h, c, d0 + 7, 14)[0] == pytest.approx(2.5 / 3)
+
+
+def test_held_out_probability_scores_on_simulated_data(trained: Trained) -> None:
+    report = trained.report["next_purchase"]
+    empirical, better = report["baseline_empirical"], report["improvement_over_empirical"]
+    assert empirical["pairs"] == report["model"]["pairs"]
+    for side in (report["model"], empirical, report["baseline"]):
+        for days in ("7d", "14d"):
+            assert 0 < side[f"brier_{days}"] < 0.5
+            assert 0 < side[f"log_loss_{days}"] < 20
+    for key in ("brier_7d", "brier_14d", "log_loss_7d", "log_loss_14d"):
+        model, baseline = report["model"][key], empirical[key]
+        assert better[key] == pytest.approx((baseline - model) / baseline)
+    # The 0/1 point baseline is far worse than any probability on log loss.
+    assert report["baseline"]["log_loss_7d"] > empirical["log_loss_7d"] > report["model"]["log_loss_7d"]
