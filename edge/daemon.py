@@ -26,18 +26,16 @@ from edge.http.sessions import SessionSigner, load_revocations
 from edge.ingest.receipts import TillReceipts
 from edge.ingest.service import MqttIngest, SerialIngest
 from edge.metrics import IngestMetrics
-from edge.predictions import tables as prediction_tables
 from edge.predictions.service import PredictionService, load_store_models, model_directory
 from edge.state.bus import AlertBus
 from edge.state.rules import StoreRules
 from edge.state.silence import SilenceCheck
-from edge.store import quarantine
 from edge.store.apply import BatchApplier, load_planogram_job
-from edge.store.hooks import HouseholdHooks
 from edge.store.housekeeping import run_housekeeping
 from edge.store.reader import StoreReader
 from edge.store.writer import StoreWriter
 from edge.supervisor import supervise
+from edge.uplink.erasures import store_household_hooks
 from edge.uplink.live_layout import LiveLayout, initial_layout
 from edge.uplink.service import SyncService
 from routing import Layout
@@ -100,9 +98,7 @@ class Daemon:
         self.bus = AlertBus(config.store.id)
         # What capabilities do inside the store's transaction when it applies a purchase, a consent
         # change or an erasure (edge.store.hooks), in this order.
-        self.hooks = HouseholdHooks()
-        prediction_tables.register_hooks(self.hooks)
-        quarantine.register_hooks(self.hooks)
+        self.hooks = store_household_hooks()
         self.metrics = IngestMetrics(queue_depth=lambda: float(self.writer.depth()))
         self.writer = StoreWriter(
             db_path,

@@ -127,17 +127,23 @@ class StorePuller:
         the committed cursor."""
         while True:
             try:
-                await self.catch_up()
-            except MalformedPage as exc:
-                delay = await self._on_malformed(exc)
-            except FeedError as exc:
-                delay = await self._on_refusal(exc)
-            except (TransportError, *DB_ERRORS) as exc:
-                delay = self._failed("unreachable" if isinstance(exc, TransportError) else "error", str(exc))
-            else:
-                self._backoff.reset()
-                delay = self._settings.poll_interval_s
+                delay = await self._round()
+            except DB_ERRORS as exc:  # recording a refusal or a bad page needs the database too
+                delay = self._failed("error", str(exc))
             await asyncio.sleep(delay)
+
+    async def _round(self) -> float:
+        """One catch-up and what its failure means; returns how long to wait before the next."""
+        try:
+            await self.catch_up()
+        except MalformedPage as exc:
+            return await self._on_malformed(exc)
+        except FeedError as exc:
+            return await self._on_refusal(exc)
+        except (TransportError, *DB_ERRORS) as exc:
+            return self._failed("unreachable" if isinstance(exc, TransportError) else "error", str(exc))
+        self._backoff.reset()
+        return self._settings.poll_interval_s
 
     async def catch_up(self) -> int:
         """Pull until the store has nothing more; return the changes applied.

@@ -68,8 +68,9 @@ class AppliedEntry:
 
 
 def store_household_hooks() -> HouseholdHooks:
-    """The store's household hooks as the daemon registers them (`edge.daemon`), for a `SyncService`
-    built without the daemon's own: predictions drop the profile, the quarantine forgets its rows."""
+    """The store's household hooks, in order, the one list of them: the daemon's (`edge.daemon`) and a
+    `SyncService` built without the daemon's. Predictions record outcomes, queue rescores and drop the
+    profile; the quarantine forgets the household's rows."""
     hooks = HouseholdHooks()
     prediction_tables.register_hooks(hooks)
     quarantine.register_hooks(hooks)

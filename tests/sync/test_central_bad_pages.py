@@ -4,16 +4,18 @@ retries from the committed cursor (nothing is acked past what central holds)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
-from sync.central import Central
+from sync.central import Central, StorePuller
 from sync.change_bodies import MALFORMED_KIND
 from sync.client import read_page
 from sync.errors import MalformedPage
@@ -129,3 +131,29 @@ async def test_an_unreadable_page_is_quarantined_once_and_nothing_is_acked(
     assert len(quarantined) == 1
     assert quarantined[0][0] is None
     assert "changes page is not valid" in quarantined[0][1]
+
+
+class _DownDb:
+    """A central database that is unreachable (what `CentralDb.run` raises when PostgreSQL is down)."""
+
+    async def run(self, fn: Any) -> Any:
+        raise ConnectionRefusedError("PostgreSQL is down (simulated)")
+
+
+async def test_a_bad_page_while_the_database_is_down_never_stops_the_puller(tmp_path: Path) -> None:
+    config = central_config(tmp_path, "postgresql://x@127.0.0.1:1/x", {"s1": "http://127.0.0.1:1"})
+    async with aiohttp.ClientSession() as session:
+        puller = StorePuller(config.stores[0], _DownDb(), session, config.central)  # type: ignore[arg-type]
+
+        async def bad_page() -> int:
+            raise MalformedPage("changes page is not valid (simulated)", b"{")
+
+        puller.catch_up = bad_page  # type: ignore[method-assign]
+        task = asyncio.create_task(puller.run())
+        await wait_for(lambda: puller.state.state == "error", what="the database error recorded")
+        await asyncio.sleep(0.2)
+        assert not task.done(), "the puller died"
+        assert "PostgreSQL is down" in (puller.state.last_error or "")
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
