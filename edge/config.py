@@ -173,6 +173,8 @@ class ModelsSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     history_days: Annotated[int, msgspec.Meta(ge=28, le=3660)] = 365  # purchase history the models see
     list_limit: Annotated[int, msgspec.Meta(ge=1, le=50)] = 10  # items on a shopping list
     batch_households: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 2000  # per scoring + write step
+    # How often a running experiment (the live `experiment` bundle) is analysed and its rollout decided.
+    experiment_check_s: PositiveFloat = 3600.0
 
 
 class LogSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

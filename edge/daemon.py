@@ -19,6 +19,8 @@ from edge.config import Config
 from edge.customers.privacy import CardCheck, Pseudonymiser, load_pseudonym_key, load_session_key
 from edge.customers.routes import AuditedReads, CustomerApi, CustomerSettings
 from edge.customers.session_routes import SessionApi
+from edge.experiments.routes import ExperimentRoutes
+from edge.experiments.service import ExperimentService
 from edge.http import staff_routes
 from edge.http.access import AccessPolicy, SessionRateLimit
 from edge.http.app import ApiContext, build_app
@@ -156,6 +158,10 @@ class Daemon:
             if config.models.enabled
             else None
         )
+        # A/B tests of model versions from central's `experiment` bundle (docs/experiments.md).
+        self.experiments = (
+            ExperimentService(config, db_path, self.writer, self.predictions) if self.predictions else None
+        )
         p = config.privacy
         session_key = load_session_key(
             config.path(p.session_key_file) if p.session_key_file else None, db_path.with_name("session.key")
@@ -193,6 +199,12 @@ class Daemon:
                     supervise(f"predictions:{name}", run, self.metrics), name=f"predictions:{name}"
                 )
                 for name, run in (self.predictions.tasks() if self.predictions else [])
+            ]
+            sources += [
+                tasks.create_task(
+                    supervise(f"experiments:{name}", run, self.metrics), name=f"experiments:{name}"
+                )
+                for name, run in (self.experiments.tasks() if self.experiments else [])
             ]
             sources.append(
                 tasks.create_task(
@@ -250,6 +262,8 @@ class Daemon:
             await writer_task
             await runner.cleanup()
         await self.sync.close()
+        if self.experiments is not None:
+            await self.experiments.close()
         if self.predictions is not None:
             await self.predictions.close()
         await self.reader.close()
@@ -320,6 +334,11 @@ class Daemon:
                 *self.sync.routes(),
                 *self.kiosk_sessions.routes(),
                 *self.customers.routes(),
+                *(
+                    ExperimentRoutes(self.experiments, self.experiments.reads, self.writer).routes()
+                    if self.experiments
+                    else []
+                ),
             ],
         )
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)

@@ -97,6 +97,7 @@ DEFAULT_CHECKS: Mapping[str, HealthCheck] = {
     "catalog": json_file_check("catalog.json"),
     "layout": toml_file_check("layout.toml"),
     "promotions": json_file_check("promotions.json"),
+    "experiment": json_file_check("experiment.json"),
 }
 
 

@@ -23,19 +23,10 @@ ITEMS: Columns = (("store", "text"), ("basket_id", "text"), ("ts", "timestamptz"
                    ("sku", "text"), ("category", "text"), ("qty", "float8"), ("unit_price", "float8"))  # fmt: skip
 CONSENTS: Columns = (("household", "text"), ("purpose", "text"), ("granted", "bool"), ("updated_ms", "int8"),
                       ("store", "text"))  # fmt: skip
-FEEDBACK: Columns = (("store", "text"), ("stream", "int4"), ("seq", "int8"), ("ts_ms", "int8"),
-                      ("household", "text"), ("category", "text"), ("vote", "int2"), ("model_version", "text"))  # fmt: skip
-OUTCOMES: Columns = (("store", "text"), ("stream", "int4"), ("seq", "int8"), ("scored", "timestamptz"),
-                      ("household", "text"), ("category", "text"), ("model_version", "text"),
-                      ("basket_model_version", "text"), ("expected_days", "float8"), ("p7", "float8"),
-                      ("basket_probability", "float8"), ("urgency", "text"), ("list_rank", "int4"),
-                      ("purchased_ms", "int8"), ("actual_days", "float8"))  # fmt: skip
 ALERTS: Columns = (("store", "text"), ("id", "int8"), ("kind", "text"), ("subject", "text"),
                     ("severity", "text"), ("state", "text"), ("message", "text"), ("updated_ms", "int8"),
                     ("opened_ms", "int8"), ("resolved_ms", "int8"))  # fmt: skip
 DEVICES: Columns = (("store", "text"), ("device", "text"), ("online", "bool"), ("ts_ms", "int8"))
-BUNDLES: Columns = (("store", "text"), ("stream", "int4"), ("seq", "int8"), ("created_ms", "int8"), ("kind", "text"),
-                     ("version", "int8"), ("outcome", "text"), ("reason", "text"))  # fmt: skip
 MINUTES: Columns = (("store", "text"), ("device", "text"), ("minute", "timestamptz"), ("type", "text"),
                      ("subject", "text"), ("n", "int4"), ("sum", "float8"), ("min", "float8"), ("max", "float8"),
                      ("last", "float8"), ("last_ts_ms", "int8"), ("picks", "int4"), ("puts", "int4"),

@@ -144,14 +144,44 @@ async def _v2_warehouse(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _v3_experiments(conn: asyncpg.Connection) -> None:
+    """A/B tests of model versions (docs/experiments.md): which experiment and arm served each outcome and
+    vote, each trip against its list (the list hit rate, partitioned like the outcomes), and each store's
+    experiment steps."""
+    await conn.execute(
+        """
+        ALTER TABLE prediction_outcomes ADD COLUMN experiment text, ADD COLUMN arm text;
+        CREATE INDEX prediction_outcomes_experiment ON prediction_outcomes (experiment, arm)
+            WHERE experiment IS NOT NULL;
+        ALTER TABLE list_feedback ADD COLUMN experiment text, ADD COLUMN arm text;
+        CREATE TABLE list_outcomes (
+            store text NOT NULL, stream integer NOT NULL, seq bigint NOT NULL, purchased timestamptz NOT NULL,
+            household text NOT NULL, categories integer NOT NULL, on_list integer NOT NULL,
+            listed integer NOT NULL, basket_model_version text, experiment text, arm text,
+            PRIMARY KEY (stream, seq, purchased)) PARTITION BY RANGE (purchased);
+        CREATE INDEX list_outcomes_experiment ON list_outcomes (experiment, arm, purchased)
+            WHERE experiment IS NOT NULL;
+        CREATE INDEX list_outcomes_household ON list_outcomes (household, purchased);
+        CREATE TABLE experiment_events (
+            store text NOT NULL, stream integer NOT NULL, seq bigint NOT NULL, ts_ms bigint NOT NULL,
+            experiment text NOT NULL, event text NOT NULL, step integer NOT NULL,
+            traffic double precision NOT NULL, reason text NOT NULL, winner text,
+            PRIMARY KEY (stream, seq));
+        CREATE INDEX experiment_events_experiment ON experiment_events (experiment, ts_ms);
+        """
+    )
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "change log, stores, totals, bundles, gaps", _v1_change_log),
     (2, "warehouse tables, quarantine, erasure feed, lag samples", _v2_warehouse),
+    (3, "experiments: arms on outcomes and votes, list outcomes, experiment events", _v3_experiments),
 )
 PARTITIONED = {  # table -> its partition key (monthly ranges)
     "purchases": "ts",
     "purchase_items": "ts",
     "prediction_outcomes": "scored",
+    "list_outcomes": "purchased",
     "sensor_minutes": "minute",
 }
 SCHEMA_VERSION = MIGRATIONS[-1][0]

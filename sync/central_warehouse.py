@@ -9,7 +9,8 @@ transaction, after the change log's COPY. What goes where:
   already holds, their share is taken back (`take_back`) and the aggregate's added: the same minute as if
   only the aggregate had come.
 - ``purchase`` -> ``purchases`` + ``purchase_items`` (+ ``households``); ``consent`` -> ``consents``;
-  ``list_feedback``, ``prediction_outcome``, ``alert``, ``device_status``, ``bundle`` -> their tables.
+  ``alert``, ``device_status`` -> their tables; ``list_feedback``, ``prediction_outcome``, ``list_outcome``,
+  ``experiment``, ``bundle`` -> their append-only tables (`sync.central_append`).
 - ``erasure`` -> a row in ``erasures`` (the feed every store polls) and the household erased at central:
   its consents, feedback, outcomes and household row deleted, its purchases kept as anonymous sales, and
   its changes in the log scrubbed (`sync.central_erasures.erase_everywhere`). A store's report that it applied a feed entry
@@ -27,23 +28,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import msgspec
 
+from sync.central_append import APPEND_TABLES, append_row, utc
 from sync.central_erasures import erase_everywhere
 from sync.central_inserts import (
     ALERTS,
-    BUNDLES,
     CONSENTS,
     DEVICES,
-    FEEDBACK,
     HOUSEHOLDS,
     ITEMS,
     MINUTES,
-    OUTCOMES,
     PURCHASES,
     QUARANTINE,
     insert,
@@ -55,9 +53,9 @@ from sync.change_bodies import (
     ConsentBody,
     DeviceStatusBody,
     ErasureBody,
-    FeedbackBody,
     FootfallBody,
     FridgeTemperatureBody,
+    ListOutcomeBody,
     PredictionOutcomeBody,
     PurchaseBody,
     ReadingBody,
@@ -66,16 +64,13 @@ from sync.change_bodies import (
     ShelfWeightBody,
     decode_body,
     household_of,
+    time_of,
 )
-from sync.schemas import BundleReport, ReadingAggregate
+from sync.schemas import ReadingAggregate
 
 QUARANTINE_BODY_CHARS = 8192  # what is kept of a refused body for inspection
 _any = msgspec.json.Decoder()
 _json = msgspec.json.Encoder()
-
-
-def utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def _month(ms: int) -> Month:
@@ -86,6 +81,7 @@ def _month(ms: int) -> Month:
 _PARTITIONED_BY: dict[type, tuple[str, tuple[str, ...]]] = {  # body type -> (its time, the tables it fills)
     PurchaseBody: ("ts_ms", ("purchases", "purchase_items")),
     PredictionOutcomeBody: ("scored_ms", ("prediction_outcomes",)),
+    ListOutcomeBody: ("purchased_ms", ("list_outcomes",)),
     ReadingAggregate: ("minute_ms", ("sensor_minutes",)),
     ShelfWeightBody: ("ts_ms", ("sensor_minutes",)),
     ShelfEventBody: ("ts_ms", ("sensor_minutes",)),
@@ -156,9 +152,6 @@ def _plus(a: int | None, b: int | None) -> int | None:
     return a if b is None else (b if a is None else a + b)
 
 
-_REPORT = {"activated", "refused", "rolled_back"}
-
-
 @dataclass(slots=True)
 class PageWarehouse:
     """The warehouse rows of one page, collected in seq order and written by `flush`."""
@@ -174,11 +167,9 @@ class PageWarehouse:
     _items: list[tuple[Any, ...]] = field(default_factory=list)
     _households: dict[str, list[Any]] = field(default_factory=dict)
     _consents: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
-    _feedback: list[tuple[Any, ...]] = field(default_factory=list)
-    _outcomes: list[tuple[Any, ...]] = field(default_factory=list)
+    _appends: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)  # append-only table -> rows
     _alerts: dict[int, tuple[Any, ...]] = field(default_factory=dict)
     _devices: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    _bundles: list[tuple[Any, ...]] = field(default_factory=list)
     _erasures: list[tuple[str, int, int | None]] = field(default_factory=list)
     _quarantine: list[tuple[Any, ...]] = field(default_factory=list)
 
@@ -196,7 +187,7 @@ class PageWarehouse:
             return None, text
         household = household_of(body)
         if household is not None and not isinstance(body, ErasureBody):
-            when = body.scored_ms if isinstance(body, PredictionOutcomeBody) else body.ts_ms  # type: ignore[union-attr]
+            when = time_of(body)
             if when <= self.erased.get(household, -1):
                 if not isinstance(body, PurchaseBody):
                     return None, None  # about the household alone: nothing is kept
@@ -207,7 +198,10 @@ class PageWarehouse:
         return household, text
 
     def _materialise(self, seq: int, body: Body, created_ms: int) -> None:
-        if isinstance(body, (ShelfWeightBody, ShelfEventBody, FridgeTemperatureBody, FootfallBody)):
+        appended = append_row(self.store, self.stream, seq, created_ms, body)
+        if appended is not None:
+            self._appends.setdefault(appended[0], []).append(appended[1])
+        elif isinstance(body, (ShelfWeightBody, ShelfEventBody, FridgeTemperatureBody, FootfallBody)):
             self._reading(body, 1)
         elif isinstance(body, ReadingAggregate):
             self._aggregate(body)
@@ -222,26 +216,6 @@ class PageWarehouse:
                 key = (body.household, purpose)
                 if key not in self._consents or self._consents[key][3] <= body.ts_ms:
                     self._consents[key] = (body.household, purpose, granted, body.ts_ms, self.store)
-        elif isinstance(body, FeedbackBody):
-            vote = 1 if body.vote == "up" else -1
-            self._feedback.append(
-                (
-                    self.store,
-                    self.stream,
-                    seq,
-                    body.ts_ms,
-                    body.household,
-                    body.category,
-                    vote,
-                    body.model_version,
-                )
-            )
-        elif isinstance(body, PredictionOutcomeBody):
-            self._outcomes.append(
-                (self.store, self.stream, seq, utc(body.scored_ms), body.household, body.category,
-                 body.model_version, body.basket_model_version, body.expected_days, body.p7,
-                 body.basket_probability, body.urgency, body.list_rank, body.purchased_ms, body.actual_days)
-            )  # fmt: skip
         elif isinstance(body, AlertBody):
             held = self._alerts.get(body.id)
             if held is None or held[7] <= body.updated_ms:
@@ -253,20 +227,6 @@ class PageWarehouse:
             held_status = self._devices.get(body.device)
             if held_status is None or held_status[3] <= body.ts_ms:
                 self._devices[body.device] = (self.store, body.device, body.online, body.ts_ms)
-        elif isinstance(body, BundleReport):
-            if body.outcome in _REPORT:
-                self._bundles.append(
-                    (
-                        self.store,
-                        self.stream,
-                        seq,
-                        created_ms,
-                        body.kind,
-                        body.version,
-                        body.outcome,
-                        body.reason,
-                    )
-                )
         elif isinstance(body, ErasureBody):
             if body.ts_ms > self.erased.get(body.household, -1):
                 self.erased[body.household] = body.ts_ms
@@ -362,8 +322,10 @@ class PageWarehouse:
                       "ON CONFLICT (household, purpose) DO UPDATE SET granted = excluded.granted,"
                       " updated_ms = excluded.updated_ms, store = excluded.store"
                       " WHERE excluded.updated_ms >= consents.updated_ms")  # fmt: skip
-        await insert(conn, "list_feedback", FEEDBACK, self._feedback, "ON CONFLICT DO NOTHING")
-        await insert(conn, "prediction_outcomes", OUTCOMES, self._outcomes, "ON CONFLICT DO NOTHING")
+        for table in APPEND_TABLES.values():
+            await insert(
+                conn, table.table, table.columns, self._appends.get(table.table, []), "ON CONFLICT DO NOTHING"
+            )
         await insert(conn, "alerts", ALERTS, list(self._alerts.values()),
                       "ON CONFLICT (store, id) DO UPDATE SET severity = excluded.severity,"
                       " state = excluded.state, message = excluded.message, updated_ms = excluded.updated_ms,"
@@ -371,7 +333,6 @@ class PageWarehouse:
         await insert(conn, "device_status", DEVICES, list(self._devices.values()),
                       "ON CONFLICT (store, device) DO UPDATE SET online = excluded.online,"
                       " ts_ms = excluded.ts_ms WHERE excluded.ts_ms >= device_status.ts_ms")  # fmt: skip
-        await insert(conn, "bundle_reports", BUNDLES, self._bundles, "ON CONFLICT DO NOTHING")
         await self._flush_minutes(conn)
         for household, ts_ms, feed_entry in self._erasures:
             await self._erase(conn, household, ts_ms, feed_entry)

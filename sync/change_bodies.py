@@ -89,6 +89,8 @@ class FeedbackBody(msgspec.Struct, frozen=True):
     vote: Literal["up", "down"]
     ts_ms: int
     model_version: str | None = None
+    experiment: str | None = None  # the experiment and arm whose list the household voted on
+    arm: str | None = None
 
 
 class ErasureBody(msgspec.Struct, frozen=True):
@@ -114,6 +116,33 @@ class PredictionOutcomeBody(msgspec.Struct, frozen=True):
     list_rank: int | None = None
     purchased_ms: int | None = None
     actual_days: float | None = None
+    experiment: str | None = None  # the experiment and arm whose models made the prediction
+    arm: str | None = None
+
+
+class ListOutcomeBody(msgspec.Struct, frozen=True):
+    """A consenting household's trip against the list cached for it (the list hit rate)."""
+
+    household: Name
+    purchased_ms: int
+    categories: int
+    on_list: int
+    listed: int
+    basket_model_version: str | None = None
+    experiment: str | None = None
+    arm: str | None = None
+
+
+class ExperimentEventBody(msgspec.Struct, frozen=True):
+    """A step of an experiment at a store: started, advanced, held, rolled back, promoted, stopped, ended."""
+
+    experiment: Name
+    event: str
+    ts_ms: int
+    step: int
+    traffic: float  # the challenger's share of the traffic after the event
+    reason: str
+    winner: str | None = None
 
 
 # -- devices and alerts ---------------------------------------------------------------------------------
@@ -145,6 +174,8 @@ Body: TypeAlias = (
     | FeedbackBody
     | ErasureBody
     | PredictionOutcomeBody
+    | ListOutcomeBody
+    | ExperimentEventBody
     | AlertBody
     | DeviceStatusBody
     | BundleReport
@@ -158,6 +189,8 @@ _DECODERS: dict[str, msgspec.json.Decoder[Body]] = {
     "list_feedback": msgspec.json.Decoder(FeedbackBody),
     "erasure": msgspec.json.Decoder(ErasureBody),
     "prediction_outcome": msgspec.json.Decoder(PredictionOutcomeBody),
+    "list_outcome": msgspec.json.Decoder(ListOutcomeBody),
+    "experiment": msgspec.json.Decoder(ExperimentEventBody),
     "alert": msgspec.json.Decoder(AlertBody),
     "device_status": msgspec.json.Decoder(DeviceStatusBody),
     "bundle": msgspec.json.Decoder(BundleReport),
@@ -185,10 +218,14 @@ _TIME_FIELD: dict[type, str] = {
     FeedbackBody: "ts_ms",
     ErasureBody: "ts_ms",
     PredictionOutcomeBody: "scored_ms",
+    ListOutcomeBody: "purchased_ms",
+    ExperimentEventBody: "ts_ms",
     AlertBody: "updated_ms",
     DeviceStatusBody: "ts_ms",
 }
-_HOUSEHOLD_TYPES = frozenset({PurchaseBody, ConsentBody, FeedbackBody, ErasureBody, PredictionOutcomeBody})
+_HOUSEHOLD_TYPES = frozenset(
+    {PurchaseBody, ConsentBody, FeedbackBody, ErasureBody, PredictionOutcomeBody, ListOutcomeBody}
+)
 
 
 def decode_body(kind: str, body: bytes | msgspec.Raw) -> Body | Refused:
@@ -207,6 +244,12 @@ def decode_body(kind: str, body: bytes | msgspec.Raw) -> Body | Refused:
     if ts is not None and not TIME_RANGE_MS[0] <= ts < TIME_RANGE_MS[1]:
         return Refused(f"{kind} time {ts} ms is outside 2000-2100")
     return decoded
+
+
+def time_of(body: Body) -> int:
+    """A body's own time (ms): when what it records happened."""
+    field = _TIME_FIELD.get(type(body))
+    return int(getattr(body, field)) if field is not None else 0
 
 
 def household_of(body: Body | Refused) -> str | None:

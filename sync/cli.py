@@ -65,7 +65,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "sign-bundle", help="build and sign a bundle from a directory", epilog=EXAMPLES["sign-bundle"]
     )
     sign.add_argument("--key", type=Path, required=True, help="the chain's private key (from keygen)")
-    sign.add_argument("--kind", required=True, help="model, catalog, layout or promotions")
+    sign.add_argument("--kind", required=True, help="model, catalog, layout, promotions or experiment")
     sign.add_argument("--version", type=int, required=True, help="an integer greater than every earlier one")
     sign.add_argument("--from", dest="source", type=Path, required=True, help="the directory to bundle")
     where = sign.add_mutually_exclusive_group(required=True)

@@ -55,7 +55,17 @@ def test_the_rule_catches_a_violation(tmp_path: Path) -> None:
 
 
 # edge/'s capabilities, lowest first: each may import those before it (and the foundation), never after.
-CAPABILITIES = ("state", "store", "http", "customers", "predictions", "ingest", "uplink", "demo")
+CAPABILITIES = (
+    "state",
+    "store",
+    "http",
+    "customers",
+    "predictions",
+    "experiments",
+    "ingest",
+    "uplink",
+    "demo",
+)
 FOUNDATION = {"config", "errors", "metrics", "logs", "supervisor"}  # the process's own parts: anyone
 WIRING = {"daemon", "cli", "__main__"}  # the process itself: imports everything, imported by nothing
 WIRING_IMPORTS = {("__main__", "cli"), ("cli", "daemon")}

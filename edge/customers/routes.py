@@ -279,9 +279,11 @@ class CustomerApi:
                 return LIMITED
             # The list came from the next-basket model: its version is what the vote is about.
             found = conn.execute(
-                "SELECT basket_model_version FROM predictions WHERE household = ? LIMIT 1", (household,)
+                "SELECT basket_model_version, experiment, arm FROM predictions WHERE household = ? LIMIT 1",
+                (household,),
             ).fetchone()
-            tables.record_feedback(conn, household, body, found[0] if found else None, now)
+            served_by = (found[0], found[1], found[2]) if found else (None, None, None)
+            tables.record_feedback(conn, household, body, served_by, now)
             return None
 
         refused = await self._writer.run_job(record, urgent=True)

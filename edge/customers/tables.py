@@ -26,7 +26,7 @@ from sync.outbox import OutboxEntry, append, remove
 # Tables keyed by household that erasure empties (other capabilities' own: their erasure hooks).
 HOUSEHOLD_TABLES: tuple[str, ...] = ("consents", "list_feedback", "access_log")
 # Pending outbox rows that are about one household only: dropped on erasure (the erasure event follows).
-HOUSEHOLD_OUTBOX_KINDS: tuple[str, ...] = ("consent", "list_feedback", "prediction_outcome")
+HOUSEHOLD_OUTBOX_KINDS: tuple[str, ...] = ("consent", "list_feedback", "prediction_outcome", "list_outcome")
 FEEDBACK_PER_DAY = 100  # thumbs per household and day: more is not a person at a kiosk
 
 _json = msgspec.json.Encoder()
@@ -127,12 +127,19 @@ def feedback_allowed(conn: sqlite3.Connection, household: str, day_start_ms: int
 
 
 def record_feedback(
-    conn: sqlite3.Connection, household: str, vote: FeedbackVote, model_version: str | None, now_ms: int
+    conn: sqlite3.Connection,
+    household: str,
+    vote: FeedbackVote,
+    served_by: tuple[str | None, str | None, str | None],
+    now_ms: int,
 ) -> None:
+    """A vote on the household's list; ``served_by``: the list's (model version, experiment, arm)."""
     value = 1 if vote.vote == "up" else -1
+    model_version, experiment, arm = served_by
     conn.execute(
-        "INSERT INTO list_feedback (ts_ms, household, category, vote, model_version) VALUES (?, ?, ?, ?, ?)",
-        (now_ms, household, vote.category, value, model_version),
+        "INSERT INTO list_feedback (ts_ms, household, category, vote, model_version, experiment, arm)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (now_ms, household, vote.category, value, model_version, experiment, arm),
     )
     body = {
         "household": household,
@@ -140,6 +147,8 @@ def record_feedback(
         "vote": vote.vote,
         "model_version": model_version,
         "ts_ms": now_ms,
+        "experiment": experiment,
+        "arm": arm,
     }
     append(conn, now_ms, [OutboxEntry("list_feedback", household, _json.encode(body).decode())])
 

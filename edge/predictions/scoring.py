@@ -50,8 +50,14 @@ def local_day(ts_ms: int, utc_offset_min: int) -> int:
     return (ts_ms + utc_offset_min * MS_PER_MINUTE) // MS_PER_DAY
 
 
-def score_households(models: StoreModels, lines: HouseholdLines, ctx: ScoringContext) -> ScoredHouseholds:
-    """Score every household in ``lines``: one row per own category (among its next-basket candidates)."""
+def score_households(
+    models: StoreModels,
+    lines: HouseholdLines,
+    ctx: ScoringContext,
+    served_by: tuple[str | None, str | None] = (None, None),
+) -> ScoredHouseholds:
+    """Score every household in ``lines``: one row per own category (among its next-basket candidates).
+    ``served_by``: the (experiment, arm) the rows are tagged with (none: the store's own models)."""
     if not lines.households:
         return ScoredHouseholds((), [])
     local_ms = lines.ts_ms + ctx.utc_offset_min * MS_PER_MINUTE
@@ -80,12 +86,16 @@ def score_households(models: StoreModels, lines: HouseholdLines, ctx: ScoringCon
     rows: list[PredictionRow] = []
     for origin, group in ((today, ~shopped_today & has_lines), (today + 1, shopped_today)):
         if group.any():
-            rows += _score_group(models, history.select(group[history.household]), origin, ctx)
+            rows += _score_group(models, history.select(group[history.household]), origin, ctx, served_by)
     return ScoredHouseholds(lines.households, rows)
 
 
 def _score_group(
-    models: StoreModels, history: PurchaseHistory, origin: int, ctx: ScoringContext
+    models: StoreModels,
+    history: PurchaseHistory,
+    origin: int,
+    ctx: ScoringContext,
+    served_by: tuple[str | None, str | None],
 ) -> list[PredictionRow]:
     stats = summarise(history, origin)
     cat_households = np.asarray([ctx.store.households_by_category.get(c, 0) for c in stats.categories])
@@ -146,6 +156,8 @@ def _score_group(
         [ctx.now_ms] * k,
         [origin] * k,
         [ctx.utc_offset_min] * k,
+        [served_by[0]] * k,
+        [served_by[1]] * k,
     ]
     return list(zip(*columns, strict=True))
 

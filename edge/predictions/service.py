@@ -41,13 +41,13 @@ from edge.config import Config
 from edge.customers.tables import has_consent
 from edge.errors import ConfigError
 from edge.metrics import Counter, Gauge, IngestMetrics
+from edge.predictions.arms import ArmCost, ArmPlanner, score_arms
 from edge.predictions.scoring import (
     ScoredHouseholds,
     ScoringContext,
     ShelfForecast,
     forecast_shelves,
     local_day,
-    score_households,
 )
 from edge.predictions.tables import (
     MS_PER_DAY,
@@ -61,6 +61,7 @@ from edge.predictions.tables import (
     load_lines,
     popular_categories,
     prune_outcomes,
+    record_arm_costs,
     record_run,
     shelf_picks,
     store_categories,
@@ -206,6 +207,8 @@ class PredictionService:
         self._generic: tuple[int, list[tuple[str, float]]] | None = None
         self._warning_min = config.thresholds.stockout_warning_min
         self.stages = StageSeconds()  # running totals since start
+        # Who is served by which models (a running experiment, `edge.experiments`); None: the store's own.
+        self.arms: ArmPlanner | None = None
 
     # -- wiring ----------------------------------------------------------------------------------------
     def tasks(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
@@ -354,11 +357,11 @@ class PredictionService:
 
     async def _score_read(
         self, read: tuple[ScoringContext, HouseholdLines], pool: ThreadPoolExecutor
-    ) -> ScoredHouseholds:
+    ) -> tuple[ScoredHouseholds, list[ArmCost]]:
         ctx, lines = read
         began = time.perf_counter()
         loop = asyncio.get_running_loop()
-        scored: ScoredHouseholds = await loop.run_in_executor(pool, score_households, self.models, lines, ctx)
+        scored = await loop.run_in_executor(pool, score_arms, self.arms, self.models, lines, ctx)
         self.stages.score_s += time.perf_counter() - began
         return scored
 
@@ -366,15 +369,20 @@ class PredictionService:
         self,
         households: list[str],
         read: tuple[ScoringContext, HouseholdLines],
-        scored: ScoredHouseholds,
+        scored: tuple[ScoredHouseholds, list[ArmCost]],
         trigger: str,
     ) -> tuple[int, int]:
         lines = read[1]
+        rows, costs = scored[0].rows, scored[1]
         began = time.perf_counter()
-        # Households with no lines at all are in `households` but not in `lines.households`.
-        written = await self._writer.run_job(
-            lambda c: write_predictions(c, sorted(set(households)), scored.rows, lines.queued)
-        )
+
+        def job(c: sqlite3.Connection) -> tuple[int, int]:
+            # Households with no lines at all are in `households` but not in `lines.households`.
+            written = write_predictions(c, sorted(set(households)), rows, lines.queued)
+            record_arm_costs(c, costs, read[0].now_ms)
+            return written
+
+        written = await self._writer.run_job(job)
         self.stages.write_s += time.perf_counter() - began
         self._metrics.scored.inc(trigger, amount=written[0])
         return written

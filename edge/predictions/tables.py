@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import msgspec
 import numpy as np
@@ -33,8 +34,26 @@ PREDICTION_COLUMNS = (
     "household", "category", "purchases", "p1", "p2", "p7", "p14", "p_horizon", "expected_days",
     "days_p10", "days_p50", "days_p90", "confidence", "basket_probability", "urgency", "reason",
     "list_rank", "model_version", "basket_model_version", "scored_ms", "origin_day", "utc_offset_min",
+    "experiment", "arm",
 )  # fmt: skip
 PredictionRow = tuple[object, ...]  # PREDICTION_COLUMNS, in order
+
+
+class ArmCostRow(Protocol):
+    """`edge.predictions.arms.ArmCost`, as this module reads it."""
+
+    @property
+    def experiment(self) -> str: ...
+    @property
+    def arm(self) -> str: ...
+    @property
+    def households(self) -> int: ...
+    @property
+    def wall_ms(self) -> float: ...
+    @property
+    def cpu_ms(self) -> float: ...
+    @property
+    def errors(self) -> int: ...
 
 
 # -- consent --------------------------------------------------------------------------------------------
@@ -229,6 +248,15 @@ def write_predictions(
     return len(allowed), len(keep)
 
 
+def record_arm_costs(conn: sqlite3.Connection, costs: Sequence[ArmCostRow], now_ms: int) -> None:
+    """What scoring cost per experiment arm (`edge.predictions.arms.ArmCost`), for its guardrails."""
+    conn.executemany(
+        "INSERT INTO experiment_scoring (experiment, arm, ts_ms, households, wall_ms, cpu_ms, errors)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(c.experiment, c.arm, now_ms, c.households, c.wall_ms, c.cpu_ms, c.errors) for c in costs],
+    )
+
+
 def delete_household_predictions(conn: sqlite3.Connection, household: str, *, outcomes: bool = False) -> int:
     """Forget a household's cached predictions and queue entry (consent withdrawn); with ``outcomes``
     also its recorded outcomes (erasure). Run it inside the writer's transaction. Returns rows deleted."""
@@ -236,6 +264,7 @@ def delete_household_predictions(conn: sqlite3.Connection, household: str, *, ou
     deleted += conn.execute("DELETE FROM rescore_queue WHERE household = ?", (household,)).rowcount
     if outcomes:
         deleted += conn.execute("DELETE FROM prediction_outcomes WHERE household = ?", (household,)).rowcount
+        deleted += conn.execute("DELETE FROM list_outcomes WHERE household = ?", (household,)).rowcount
     return deleted
 
 
@@ -263,26 +292,28 @@ def record_outcomes(
     conn: sqlite3.Connection, household: str, categories: Iterable[str], purchased_ms: int, now_ms: int
 ) -> list[OutboxEntry]:
     """A purchase arrived: for each bought category with a cached prediction made before the purchase,
-    record what happened (once per prediction) and return the outbox rows for central."""
+    record what happened (once per prediction), and the trip against the list the household was shown
+    (`record_list_outcome`); return the outbox rows for central."""
     wanted = sorted(set(categories))
     if not wanted:
         return []
+    entries = record_list_outcome(conn, household, wanted, purchased_ms, now_ms)
     marks = ",".join("?" * len(wanted))
     sql = (
         "SELECT category, model_version, basket_model_version, scored_ms, origin_day, expected_days, p7,"  # noqa: S608 - placeholders only
-        " basket_probability, urgency, list_rank, utc_offset_min FROM predictions"
+        " basket_probability, urgency, list_rank, utc_offset_min, experiment, arm FROM predictions"
         f" WHERE household = ? AND category IN ({marks}) AND scored_ms <= ?"
     )
     rows = conn.execute(sql, (household, *wanted, purchased_ms)).fetchall()
-    entries = []
-    for category, model, basket_model, scored_ms, origin, expected, p7, prob, urgency, rank, offset in rows:
+    for (category, model, basket_model, scored_ms, origin, expected, p7, prob, urgency, rank, offset,
+         experiment, arm) in rows:  # fmt: skip
         actual = (purchased_ms + int(offset) * 60_000) // MS_PER_DAY - int(origin)
         cursor = conn.execute(
             "INSERT OR IGNORE INTO prediction_outcomes (household, category, model_version, basket_model_version,"
             " scored_ms, origin_day, expected_days, p7, basket_probability, urgency, list_rank, purchased_ms,"
-            " actual_days, recorded_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " actual_days, recorded_ms, experiment, arm) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (household, category, model, basket_model, scored_ms, origin, expected, p7, prob, urgency, rank,
-             purchased_ms, actual, now_ms),
+             purchased_ms, actual, now_ms, experiment, arm),
         )  # fmt: skip
         if cursor.rowcount:
             body = {
@@ -298,11 +329,58 @@ def record_outcomes(
                 "list_rank": rank,
                 "purchased_ms": purchased_ms,
                 "actual_days": actual,
+                "experiment": experiment,
+                "arm": arm,
             }
             entries.append(
                 OutboxEntry("prediction_outcome", f"{household}:{category}", _json.encode(body).decode())
             )
     return entries
+
+
+def record_list_outcome(
+    conn: sqlite3.Connection, household: str, bought: Sequence[str], purchased_ms: int, now_ms: int
+) -> list[OutboxEntry]:
+    """How many of a trip's categories were on the list cached for the household before the trip (the
+    list hit rate, an experiment's default metric); once per trip, only when a list was cached."""
+    listed = conn.execute(
+        "SELECT category, basket_model_version, experiment, arm, scored_ms FROM predictions"
+        " WHERE household = ? AND list_rank IS NOT NULL AND scored_ms <= ?",
+        (household, purchased_ms),
+    ).fetchall()
+    if not listed:
+        return []
+    on_list = len({str(r[0]) for r in listed} & set(bought))
+    _category, model, experiment, arm, scored_ms = listed[0]
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO list_outcomes (household, purchased_ms, categories, on_list, listed,"
+        " basket_model_version, experiment, arm, scored_ms, recorded_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            household,
+            purchased_ms,
+            len(bought),
+            on_list,
+            len(listed),
+            model,
+            experiment,
+            arm,
+            scored_ms,
+            now_ms,
+        ),
+    )
+    if not cursor.rowcount:
+        return []
+    body = {
+        "household": household,
+        "purchased_ms": purchased_ms,
+        "categories": len(bought),
+        "on_list": on_list,
+        "listed": len(listed),
+        "basket_model_version": model,
+        "experiment": experiment,
+        "arm": arm,
+    }
+    return [OutboxEntry("list_outcome", f"{household}:{purchased_ms}", _json.encode(body).decode())]
 
 
 # -- shelves --------------------------------------------------------------------------------------------
@@ -376,7 +454,8 @@ def record_run(
 
 def prune_outcomes(conn: sqlite3.Connection, before_ms: int) -> int:
     """Outcomes recorded before ``before_ms`` (central has them through the outbox): keeps the table bounded."""
-    return conn.execute("DELETE FROM prediction_outcomes WHERE recorded_ms < ?", (before_ms,)).rowcount
+    pruned = conn.execute("DELETE FROM prediction_outcomes WHERE recorded_ms < ?", (before_ms,)).rowcount
+    return pruned + conn.execute("DELETE FROM list_outcomes WHERE recorded_ms < ?", (before_ms,)).rowcount
 
 
 def last_full_run_ms(conn: sqlite3.Connection) -> int | None:

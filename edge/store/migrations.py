@@ -319,3 +319,39 @@ def _v11(conn: sqlite3.Connection) -> None:
     # neither skips nor repeats one.
     conn.execute("CREATE TABLE erasure_feed (id INTEGER PRIMARY KEY CHECK (id = 1), cursor INTEGER NOT NULL)")
     conn.execute("INSERT INTO erasure_feed (id, cursor) VALUES (1, 0)")
+
+
+@migration(12, "experiments")
+def _v12(conn: sqlite3.Connection) -> None:
+    # edge/experiments/ (docs/experiments.md, "On the store"): which experiment and arm served each cached
+    # prediction, outcome and vote (NULL: the store's own models, in no experiment) ...
+    for table in ("predictions", "prediction_outcomes", "list_feedback"):
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN experiment TEXT")
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN arm TEXT")
+    # ... each trip of a consenting household against the list it was shown (the list hit rate) ...
+    conn.execute(
+        """CREATE TABLE list_outcomes (
+            id INTEGER PRIMARY KEY, household TEXT NOT NULL, purchased_ms INTEGER NOT NULL,
+            categories INTEGER NOT NULL, on_list INTEGER NOT NULL, listed INTEGER NOT NULL,
+            basket_model_version TEXT, experiment TEXT, arm TEXT, scored_ms INTEGER NOT NULL,
+            recorded_ms INTEGER NOT NULL, UNIQUE (household, purchased_ms))"""
+    )
+    conn.execute("CREATE INDEX list_outcomes_experiment ON list_outcomes (experiment, arm, purchased_ms)")
+    conn.execute("CREATE INDEX list_outcomes_recorded ON list_outcomes (recorded_ms)")
+    conn.execute("CREATE INDEX prediction_outcomes_experiment ON prediction_outcomes (experiment, arm)")
+    # ... the state of each experiment this store has run (the rollout's step and verdict) ...
+    conn.execute(
+        """CREATE TABLE experiments (
+            id TEXT PRIMARY KEY, definition TEXT NOT NULL, bundle_version INTEGER,
+            state TEXT NOT NULL, step INTEGER NOT NULL, step_started_ms INTEGER NOT NULL,
+            started_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT '',
+            winner TEXT)"""
+    )
+    # ... and the cost of scoring per arm (the latency and error guardrails), one row per scored step.
+    conn.execute(
+        """CREATE TABLE experiment_scoring (
+            id INTEGER PRIMARY KEY, experiment TEXT NOT NULL, arm TEXT NOT NULL, ts_ms INTEGER NOT NULL,
+            households INTEGER NOT NULL, wall_ms REAL NOT NULL, cpu_ms REAL NOT NULL,
+            errors INTEGER NOT NULL)"""
+    )
+    conn.execute("CREATE INDEX experiment_scoring_arm ON experiment_scoring (experiment, arm, ts_ms)")

@@ -92,6 +92,7 @@ def row(
         "days_p90": 9.0, "confidence": 0.7, "basket_probability": 0.4, "urgency": "upcoming",
         "reason": f"you buy {category} about every 4 days", "list_rank": 1, "model_version": "np-1",
         "basket_model_version": "nb-1", "scored_ms": scored_ms, "origin_day": origin_day, "utc_offset_min": 60,
+        "experiment": None, "arm": None,
     }  # fmt: skip
     return tuple(values[c] for c in PREDICTION_COLUMNS)
 
@@ -139,25 +140,31 @@ def test_outcomes_are_recorded_once_per_prediction(conn: sqlite3.Connection) -> 
     )
     bought = ms("2026-03-13T23:30:00+00:00")  # 00:30 on the 14th in the store: 4 days after the origin
     entries = record_outcomes(conn, "hh_a", {"milk", "bread"}, bought, bought + 5)
-    assert [(e.kind, e.entity) for e in entries] == [("prediction_outcome", "hh_a:milk")]
+    assert [(e.kind, e.entity) for e in entries] == [
+        ("list_outcome", f"hh_a:{bought}"),
+        ("prediction_outcome", "hh_a:milk"),
+    ]
     assert conn.execute(
         "SELECT category, expected_days, p7, actual_days, purchased_ms, recorded_ms FROM prediction_outcomes"
     ).fetchall() == [("milk", 3.0, 0.6, 4, bought, bought + 5)]
-    # The same prediction answered again (a second basket before the rescore): nothing new.
-    assert record_outcomes(conn, "hh_a", {"milk"}, bought + 60_000, bought + 60_005) == []
+    # The trip against the list: 2 categories bought, 1 of them (milk) among the 2 listed.
+    assert conn.execute("SELECT categories, on_list, listed FROM list_outcomes").fetchall() == [(2, 1, 2)]
+    # The same prediction answered again (a second basket before the rescore): only the trip is new.
+    again = record_outcomes(conn, "hh_a", {"milk"}, bought + 60_000, bought + 60_005)
+    assert [e.kind for e in again] == ["list_outcome"]
     # A basket from before the prediction (a late till) is not its outcome.
     assert record_outcomes(conn, "hh_a", {"eggs"}, scored - 1, scored) == []
     assert conn.execute("SELECT count(*) FROM prediction_outcomes").fetchone() == (1,)
     # Retention: outcomes recorded before the cut go (central has them through the outbox).
     assert prune_outcomes(conn, bought + 5) == 0
-    assert prune_outcomes(conn, bought + 6) == 1
+    assert prune_outcomes(conn, bought + 6) == 2  # the prediction's outcome and the first trip
     assert (
         record_outcomes(conn, "hh_a", {"milk"}, bought + 120_000, bought + 120_005) != []
     )  # re-recorded: the row was gone
     # Consent withdrawn: predictions and queue go, outcomes stay; erasure takes the outcomes too.
     assert delete_household_predictions(conn, "hh_a") == 2
     assert conn.execute("SELECT count(*) FROM prediction_outcomes").fetchone() == (1,)
-    assert delete_household_predictions(conn, "hh_a", outcomes=True) == 1
+    assert delete_household_predictions(conn, "hh_a", outcomes=True) == 3  # an outcome, two trips
     assert conn.execute("SELECT count(*) FROM prediction_outcomes").fetchone() == (0,)
 
 

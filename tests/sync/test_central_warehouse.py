@@ -60,6 +60,11 @@ def feedback(household: str, ts_ms: int) -> dict[str, Any]:
     return {"household": household, "category": "milk", "vote": "up", "model_version": "nb-2", "ts_ms": ts_ms}
 
 
+def list_outcome(household: str, purchased_ms: int, arm: str | None = None) -> dict[str, Any]:
+    return {"household": household, "purchased_ms": purchased_ms, "categories": 8, "on_list": 5, "listed": 10,
+            "basket_model_version": "nb-2", "experiment": "exp-1" if arm else None, "arm": arm}  # fmt: skip
+
+
 @pytest.fixture
 async def db(central_dsn: str) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(central_dsn)
@@ -169,6 +174,41 @@ async def test_each_kind_lands_in_its_table_once_and_a_replay_adds_nothing(db: a
     assert await count(db, "SELECT count(*) FROM quarantine") == 0
 
 
+async def test_experiments_land_with_their_arms(db: asyncpg.Connection) -> None:
+    """Outcomes, votes and trips carry the experiment and arm that served them; the stores' experiment steps
+    are kept in order; trips are partitioned by month like the outcomes."""
+    event = {"experiment": "exp-1", "event": "advanced", "ts_ms": T0 + 9, "step": 1, "traffic": 0.25,
+             "reason": "no harm at 10%"}  # fmt: skip
+    changes = [
+        change(
+            1,
+            "prediction_outcome",
+            f"{H}:milk",
+            outcome(H, T0) | {"experiment": "exp-1", "arm": "challenger"},
+        ),
+        change(2, "list_feedback", H, feedback(H, T0 + 1) | {"experiment": "exp-1", "arm": "challenger"}),
+        change(3, "list_outcome", f"{H}:{T0 + 2}", list_outcome(H, T0 + 2, "challenger")),
+        change(4, "list_outcome", f"{H}:{T0 + 40 * DAY}", list_outcome(H, T0 + 40 * DAY, "control")),
+        change(5, "experiment", "exp-1", event),
+    ]
+    result = await central_db.apply_page(db, "s1", page(changes), T0)
+    assert (result.inserted, result.quarantined) == (5, 0)
+    assert tuple(await db.fetchrow("SELECT experiment, arm FROM prediction_outcomes")) == (
+        "exp-1",
+        "challenger",
+    )
+    assert tuple(await db.fetchrow("SELECT experiment, arm FROM list_feedback")) == ("exp-1", "challenger")
+    trips = await db.fetch("SELECT arm, on_list, categories FROM list_outcomes ORDER BY purchased")
+    assert [tuple(r) for r in trips] == [("challenger", 5, 8), ("control", 5, 8)]
+    months = await count(db, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'list_outcomes'::regclass")
+    assert months == 2
+    row = await db.fetchrow("SELECT store, experiment, event, step, traffic FROM experiment_events")
+    assert tuple(row) == ("s1", "exp-1", "advanced", 1, 0.25)
+    again = await central_db.apply_page(db, "s1", page(changes), T0)
+    assert again.inserted == 0
+    assert await count(db, "SELECT count(*) FROM list_outcomes") == 2
+
+
 async def test_partitions_are_monthly_and_created_on_demand(db: asyncpg.Connection) -> None:
     dates = [T0, T0 + 40 * DAY, T0 + 70 * DAY]  # December, January, February
     changes = [
@@ -218,6 +258,7 @@ async def test_an_erasure_erases_the_household_everywhere_and_keeps_anonymous_sa
         change(3, "list_feedback", H, feedback(H, T0 + 3000)),
         change(4, "prediction_outcome", f"{H}:milk", outcome(H, T0 + 4000)),
         change(5, "purchase", "a5", purchase("a5", T0 + 5000, other)),
+        change(6, "list_outcome", f"{H}:{T0 + 4500}", list_outcome(H, T0 + 4500)),
     ]
     at_b = [
         change(1, "purchase", "b1", purchase("b1", T0 + 1500, H)),
@@ -227,13 +268,14 @@ async def test_an_erasure_erases_the_household_everywhere_and_keeps_anonymous_sa
     await central_db.apply_page(db, "B", page(at_b, store="B", feed="fb"), T0)
     forget = T0 + 10_000
     await central_db.apply_page(
-        db, "A", page([change(6, "erasure", H, {"household": H, "ts_ms": forget})], store="A"), forget
+        db, "A", page([change(7, "erasure", H, {"household": H, "ts_ms": forget})], store="A"), forget
     )
 
     for sql in (
         "SELECT count(*) FROM consents WHERE household = $1",
         "SELECT count(*) FROM list_feedback WHERE household = $1",
         "SELECT count(*) FROM prediction_outcomes WHERE household = $1",
+        "SELECT count(*) FROM list_outcomes WHERE household = $1",
         "SELECT count(*) FROM households WHERE id = $1",
         "SELECT count(*) FROM purchases WHERE household = $1",
         "SELECT count(*) FROM change_log WHERE kind != 'erasure' AND (household = $1 OR body LIKE '%' || $1 || '%')",

@@ -80,6 +80,7 @@ def left_of(db: Path, household: str) -> dict[str, int]:
         "purchases": "household",
         "predictions": "household",
         "prediction_outcomes": "household",
+        "list_outcomes": "household",
         "list_feedback": "household",
         "access_log": "household",
     }
