@@ -34,6 +34,7 @@ from sync import central_db, central_ops, central_schema
 from sync.bundle_signing import latest_bundles, published_blob
 from sync.central_config import CentralConfig, CentralSection, StoreSection
 from sync.central_erasures import ErasureFeedRoute
+from sync.central_experiments import CentralExperimentRoutes
 from sync.client import Backoff, StoreClient
 from sync.errors import BundleError, CentralConfigError, FeedError, MalformedPage, TransportError
 from sync.schemas import BundleList, CentralStatusView, CentralStoreView, ChangesPage
@@ -308,6 +309,7 @@ class Central:
         app.router.add_get("/central/v1/bundles/latest", self._bundles_latest)
         app.router.add_get("/central/v1/bundles/{kind}/{version}/blob", self._bundle_blob)
         app.router.add_get("/central/v1/erasures", ErasureFeedRoute(self.db, self._store_auth).handle)
+        CentralExperimentRoutes(self.db.run, self.bundle_dir, self._admin_ok).add_to(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, c.host, c.port)
@@ -382,6 +384,10 @@ class Central:
                 {"error": "unauthorized", "message": "missing or wrong admin token"}, status=401
             )
         return web.Response(body=_json.encode(await self.status()), content_type="application/json")
+
+    def _admin_ok(self, request: web.Request) -> bool:
+        token = self.config.central.admin_token
+        return token is None or _bearer_ok(request, token)
 
     def _store_auth(self, request: web.Request) -> web.Response | None:
         store = request.query.get("store", "")

@@ -5,6 +5,8 @@
     GET  /api/v1/ab-tests/{test}/metrics           per arm: each metric's mean and CI, scoring cost, weighted score
     POST /api/v1/ab-tests/{test}/stop              stop it: everyone back to the store's own models
     GET  /api/v1/ab-tests/assignments/{id}         a household's arm (consent-gated, audited)
+    GET  /api/v1/ab-tests/performance/comparison   per model version: outcomes and list hit rate (?days=90)
+    GET  /api/v1/analytics/performance             per category and version: within +-1/+-7 days, calibration
 
 Experiments are created at central, which signs the bundle that brings the challenger's models.
 """
@@ -36,8 +38,28 @@ from edge.store.db import ReadThread
 from edge.store.writer import StoreWriter
 from models.experiments.analysis import summarise, weighted_score
 from models.experiments.spec import HIGHER_IS_BETTER, decode_experiment
+from sync.model_performance import (
+    VersionComparison,
+    basket_versions_sql,
+    by_category_sql,
+    category_rows,
+    comparison,
+    purchase_versions_sql,
+)
 
 HOUSEHOLD_ID_MAX = 128
+DAY_MS = 86_400_000
+
+
+def since_ms(request: web.Request, now_ms: int) -> int | web.Response:
+    """``?days=N`` (1..3660, default 90): the start of the window, or the 400 to send."""
+    try:
+        days = int(request.query.get("days", "90"))
+    except ValueError:
+        return error_response(400, "days: expected an integer")
+    if not 1 <= days <= 3660:
+        return error_response(400, "days: expected 1..3660")
+    return now_ms - days * DAY_MS
 
 
 class StopRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -57,7 +79,28 @@ class ExperimentRoutes:
             ("GET", "/api/v1/ab-tests/{test}/results", self.results),
             ("GET", "/api/v1/ab-tests/{test}/metrics", self.metrics),
             ("POST", "/api/v1/ab-tests/{test}/stop", self.stop),
+            ("GET", "/api/v1/ab-tests/performance/comparison", self.comparison),
+            ("GET", "/api/v1/analytics/performance", self.performance),
         ]
+
+    async def comparison(self, request: web.Request) -> web.Response:
+        since = since_ms(request, self._service.now_ms())
+        if isinstance(since, web.Response):
+            return since
+
+        def q(c: sqlite3.Connection) -> VersionComparison:
+            purchase = c.execute(purchase_versions_sql("?"), (since,)).fetchall()
+            basket = c.execute(basket_versions_sql("purchased_ms >= ?"), (since,)).fetchall()
+            return comparison(since, purchase, basket)
+
+        return json_response(await self._reads.run(q))
+
+    async def performance(self, request: web.Request) -> web.Response:
+        since = since_ms(request, self._service.now_ms())
+        if isinstance(since, web.Response):
+            return since
+        rows = await self._reads.run(lambda c: c.execute(by_category_sql("?"), (since,)).fetchall())
+        return json_response(category_rows(rows))
 
     async def list_tests(self, request: web.Request) -> web.Response:
         rows = await self._reads.run(tables.experiment_rows)

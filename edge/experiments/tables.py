@@ -55,11 +55,20 @@ def experiment_rows(conn: sqlite3.Connection) -> list[ExperimentRow]:
 def begin_experiment(
     conn: sqlite3.Connection, spec: Experiment, bundle_version: int | None, state: str, now_ms: int
 ) -> ExperimentRow:
-    """The experiment's row, created (state ``state``, step 0) with a ``started`` event the first time the
-    store sees it; an experiment already known keeps its state (a restart, or the same bundle again)."""
+    """The experiment's row, created (state ``state``, step 0) the first time the store sees it; an
+    experiment already known keeps its state (a restart, or the same bundle again), and takes the
+    definition of a newer bundle (central moved its end, say)."""
     found = experiment_row(conn, spec.id)
-    if found is not None:
+    if found is not None and (bundle_version is None or found.bundle_version == bundle_version):
         return found
+    if found is not None:
+        conn.execute(
+            "UPDATE experiments SET definition = ?, bundle_version = ? WHERE id = ?",
+            (encode_experiment(spec).decode(), bundle_version, spec.id),
+        )
+        row = experiment_row(conn, spec.id)
+        assert row is not None
+        return row
     conn.execute(
         f"INSERT INTO experiments ({_COLUMNS}) VALUES (?, ?, ?, ?, 0, ?, ?, ?, '', NULL)",  # noqa: S608
         (spec.id, encode_experiment(spec).decode(), bundle_version, state, now_ms, now_ms, now_ms),

@@ -170,6 +170,14 @@ async def test_households_are_served_by_their_arm_and_staff_can_stop_the_test(
             (shopper, 1, EXPERIMENT, "challenger")
         ]
         assert query(db, "SELECT DISTINCT arm FROM prediction_outcomes") == [("challenger",)]
+        compared = await ajson(f"{url}/api/v1/ab-tests/performance/comparison?days=7")
+        assert [(v["model_version"], v["trips"]) for v in compared["next_basket"]] == [
+            ("next_basket-challenger", 1)
+        ]
+        assert [v["model_version"] for v in compared["next_purchase"]] == ["next_purchase-challenger"]
+        performance = await ajson(f"{url}/api/v1/analytics/performance")
+        assert [(p["category"], p["predictions"]) for p in performance] == [(category, 1)]
+        assert (await aget(f"{url}/api/v1/analytics/performance?days=0"))[0] == 400
 
         # Stopped by staff: an event, and everyone back on the store's own models.
         status, stopped = await apost(f"{url}/api/v1/ab-tests/{EXPERIMENT}/stop", {"reason": "shelf reset"})

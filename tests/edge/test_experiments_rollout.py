@@ -149,3 +149,20 @@ async def test_a_worse_challenger_is_rolled_back_before_its_week_is_up(tmp_path:
         assert (group.experiment, group.models is served) == (None, True)
         assert await service.check_once() is None  # a finished experiment is left alone
     assert events(tmp_path / "store.db") == [("started", STEPS[0]), ("rolled_back", 0.0)]
+
+
+async def test_a_newer_bundle_of_the_same_experiment_can_end_it(tmp_path: Path) -> None:
+    """Central ends a test by publishing it again with an end in the past: the store keeps its state and
+    history, takes the new definition, and ends it (everyone back on the store's own models)."""
+    clock = Clock()
+    async with experiment_service(tmp_path, clock) as (service, _writer):
+        assert await service.load()
+        root = experiment_bundle(tmp_path / "bundles", 2)
+        spec = json.loads((root / "experiment.json").read_text())
+        (root / "experiment.json").write_text(json.dumps(spec | {"end_ms": clock.ms - 1}))
+        assert await service.load()
+        assert await service.check_once() is None
+        assert service.planner.live is not None
+        assert service.planner.live.state is ExperimentState.ENDED
+        assert service.planner.live.bundle_version == 2
+    assert events(tmp_path / "store.db") == [("started", STEPS[0]), ("ended", 0.0)]
