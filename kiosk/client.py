@@ -27,6 +27,7 @@ import msgspec
 
 from kiosk.errors import ApiError, DaemonUnreachableError, NotAuthorizedError
 from kiosk.schemas import (
+    AbTest,
     Alert,
     Consent,
     EventMessage,
@@ -183,14 +184,23 @@ class KioskClient:
         return await self._call("POST", f"/api/v1/alerts/{alert_id}/ack", token, Alert, body={"by": by})
 
     async def staff_overview(self, token: str) -> StaffOverview:
-        shelves, fridges, zones, quarantine, sync = await asyncio.gather(
+        shelves, fridges, zones, quarantine, sync, tests = await asyncio.gather(
             self._call("GET", "/api/v1/shelves", token, list[Shelf]),
             self._call("GET", "/api/v1/fridges", token, list[Fridge]),
             self._call("GET", "/api/v1/zones", token, list[ZoneOccupancy]),
             self._call("GET", "/api/v1/quarantine", token, Quarantine, params={"limit": "1"}),
             self._optional_sync(token),
+            self._optional_tests(token),
         )
-        return StaffOverview(shelves, fridges, zones, quarantine, sync)
+        return StaffOverview(shelves, fridges, zones, quarantine, sync, tests)
+
+    async def _optional_tests(self, token: str) -> list[AbTest]:
+        try:
+            return await self._call("GET", "/api/v1/ab-tests", token, list[AbTest])
+        except ApiError as exc:
+            if exc.status == 404:  # a daemon without the models (and so without experiments)
+                return []
+            raise
 
     async def _optional_sync(self, token: str) -> SyncStatus | None:
         try:

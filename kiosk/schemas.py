@@ -162,6 +162,16 @@ class SyncStatus(msgspec.Struct, frozen=True):
     oldest_pending_age_s: float | None = None
 
 
+class AbTest(msgspec.Struct, frozen=True):
+    """An A/B test of model versions at this store (``GET /api/v1/ab-tests``), as staff see it."""
+
+    id: str
+    name: str
+    state: str
+    challenger_share: float
+    reason: str
+
+
 class StaffOverview(msgspec.Struct, frozen=True):
     """Everything on the staff screen apart from the live alerts, read in one go."""
 
@@ -170,6 +180,7 @@ class StaffOverview(msgspec.Struct, frozen=True):
     zones: list[ZoneOccupancy]
     quarantine: Quarantine
     sync: SyncStatus | None
+    tests: list[AbTest] = msgspec.field(default_factory=list)
 
 
 Vote = Literal["up", "down"]

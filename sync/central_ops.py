@@ -23,7 +23,9 @@ from sync.central_page import (
     LAG_BUCKET_MS,
     LAG_WINDOW_MS,
     SALES_DAYS,
+    ArmOutcome,
     DaySales,
+    ExperimentStep,
     LagSample,
     PageFacts,
     render_page,
@@ -38,6 +40,7 @@ Status = Callable[[], Awaitable[CentralStatusView]]
 RunDb = Callable[[Callable[[asyncpg.Connection], Awaitable[T]]], Awaitable[T]]
 
 LAG_KEEP_MS = 2 * 24 * 3600 * 1000  # lag samples older than this are deleted
+EXPERIMENT_WINDOW_MS = 90 * 24 * 3600 * 1000  # the page shows experiments with a step in the last 90 days
 # what a lost or restarting database raises (as `sync.central.DB_ERRORS`, which this module cannot import)
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
 
@@ -72,6 +75,19 @@ async def page_facts(conn: asyncpg.Connection, now_ms: int, sample_every_s: floa
         now_ms - LAG_WINDOW_MS,
         LAG_BUCKET_MS,
     )
+    steps = await conn.fetch(
+        "SELECT DISTINCT ON (experiment, store) experiment, store, event, traffic, ts_ms, reason"
+        " FROM experiment_events WHERE ts_ms >= $1 ORDER BY experiment, store, ts_ms DESC, seq DESC",
+        now_ms - EXPERIMENT_WINDOW_MS,
+    )
+    arms = await conn.fetch(
+        "SELECT o.experiment, o.arm, count(DISTINCT o.household), count(*),"
+        " sum(o.on_list)::float8 / nullif(sum(o.categories), 0) FROM list_outcomes o"
+        " JOIN (SELECT experiment, min(ts_ms) AS first FROM experiment_events WHERE ts_ms >= $1"
+        " GROUP BY experiment) e ON e.experiment = o.experiment"
+        " WHERE o.purchased >= to_timestamp(e.first / 1000.0) GROUP BY o.experiment, o.arm ORDER BY 1, 2",
+        now_ms - EXPERIMENT_WINDOW_MS,
+    )
     return PageFacts(
         now_ms=now_ms,
         open_alerts={r[0]: int(r[1]) for r in alerts},
@@ -79,6 +95,8 @@ async def page_facts(conn: asyncpg.Connection, now_ms: int, sample_every_s: floa
         sales=tuple(DaySales(r[0], r[1], float(r[2]), int(r[3])) for r in sales),
         lag=tuple(LagSample(r[0], int(r[1]), int(r[2]), r[3]) for r in lag),
         sample_every_s=sample_every_s,
+        experiments=tuple(ExperimentStep(r[0], r[1], r[2], float(r[3]), int(r[4]), r[5]) for r in steps),
+        arms=tuple(ArmOutcome(r[0], r[1], int(r[2]), int(r[3]), r[4]) for r in arms),
     )
 
 

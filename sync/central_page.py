@@ -39,6 +39,29 @@ class LagSample:
 
 
 @dataclass(frozen=True, slots=True)
+class ExperimentStep:
+    """A store's latest step of an experiment (its last `experiment` event)."""
+
+    experiment: str
+    store: str
+    event: str
+    traffic: float
+    ts_ms: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ArmOutcome:
+    """An experiment's arm over every store since the experiment's first event: the list hit rate."""
+
+    experiment: str
+    arm: str
+    households: int
+    trips: int
+    hit_rate: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class PageFacts:
     """What the page shows beyond ``GET /central/v1/status``."""
 
@@ -48,6 +71,8 @@ class PageFacts:
     sales: tuple[DaySales, ...] = ()
     lag: tuple[LagSample, ...] = ()
     sample_every_s: float = 60.0
+    experiments: tuple[ExperimentStep, ...] = ()
+    arms: tuple[ArmOutcome, ...] = ()
 
 
 _CSS = """
@@ -82,6 +107,8 @@ def render_page(status: CentralStatusView, facts: PageFacts) -> str:
         sales_chart(facts.sales, now.date()),
         "<h2>Lag, last 24 hours</h2>",
         lag_chart(facts.lag, facts.now_ms, facts.sample_every_s),
+        "<h2>A/B tests of model versions</h2>",
+        experiments_table(facts),
     ]
     return _document("storeedge central: operations", "\n".join(body), refresh=True)
 
@@ -129,6 +156,38 @@ def stores_table(stores: list[CentralStoreView], facts: PageFacts) -> str:
         rows.append('<tr><td class="store" colspan="9">no stores configured</td></tr>')
     table = f'<table class="stores">{head}<tbody>{"".join(rows)}</tbody>{_totals_row(stores, facts)}</table>'
     return f'<div class="scroll">{table}</div>'
+
+
+def experiments_table(facts: PageFacts) -> str:
+    """Each experiment's state at each store, and its arms' list hit rate over every store (the analysis
+    with confidence intervals is at /api/v1/ab-tests/{test}/results)."""
+    if not facts.experiments:
+        return '<p class="meta">No A/B test has been reported by any store.</p>'
+    head = (
+        "<thead><tr><th class=store>Test</th><th class=store>Store</th><th>State</th><th>Challenger share</th>"
+        "<th>Since</th><th class=store>Why</th></tr></thead>"
+    )
+    rows = [
+        f'<tr data-experiment="{escape(e.experiment)}"><td class="store">{escape(e.experiment)}</td>'
+        f'<td class="store">{escape(e.store)}</td><td class="state">{escape(e.event)}</td>'
+        f"<td>{e.traffic:.0%}</td><td>{_age(e.ts_ms, facts.now_ms)}</td>"
+        f'<td class="store">{escape(_clip(e.reason, 120))}</td></tr>'
+        for e in facts.experiments
+    ]
+    arms_head = (
+        "<thead><tr><th class=store>Test</th><th class=store>Arm</th><th>Households</th><th>Trips</th>"
+        "<th>List hit rate</th></tr></thead>"
+    )
+    arm_rows = [
+        f'<tr data-arm="{escape(a.arm)}"><td class="store">{escape(a.experiment)}</td>'
+        f'<td class="store">{escape(a.arm)}</td><td>{a.households:,}</td><td>{a.trips:,}</td>'
+        f"<td>{_NONE if a.hit_rate is None else f'{a.hit_rate:.1%}'}</td></tr>"
+        for a in facts.arms
+    ]
+    return (
+        f'<div class="scroll"><table class="experiments">{head}<tbody>{"".join(rows)}</tbody></table></div>'
+        f'<div class="scroll"><table class="arms">{arms_head}<tbody>{"".join(arm_rows)}</tbody></table></div>'
+    )
 
 
 def _totals_row(stores: list[CentralStoreView], facts: PageFacts) -> str:

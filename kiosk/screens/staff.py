@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.widgets import Button, DataTable, Input, Static, TabbedContent, TabPane
 
 from kiosk.errors import KioskError, NotAuthorizedError
-from kiosk.schemas import Alert, StaffOverview
+from kiosk.schemas import AbTest, Alert, StaffOverview
 from kiosk.widgets import ConnectionBanner, KioskScreen
 
 if TYPE_CHECKING:
@@ -50,6 +50,12 @@ def alert_row(alert: Alert) -> tuple[str, str, str, str, str]:
         "ACKED" if alert.state == "acked" else "OPEN",
         what,
     )
+
+
+def test_line(test: AbTest) -> str:
+    """A running A/B test on the staff screen: its name, state, the challenger's share and the last reason."""
+    line = f"A/B test {test.name}: {test.state}, challenger on {test.challenger_share:.0%} of lists"
+    return f"{line} ({test.reason})" if test.reason else line
 
 
 class StaffLoginScreen(KioskScreen):
@@ -231,6 +237,7 @@ class StaffScreen(KioskScreen):
             lines.append(
                 f"Sync: {sync.pending_rows} changes waiting ({behind}); central last took data {age}"
             )
+        lines += [test_line(t) for t in overview.tests if t.state in ("running", "scheduled")]
         self.query_one("#store-status", Static).update("\n".join(lines))
 
     @on(Button.Pressed, "#exit")

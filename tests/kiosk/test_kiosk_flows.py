@@ -6,9 +6,9 @@ from pathlib import Path
 
 import msgspec
 from textual.command import CommandPalette
-from textual.widgets import DataTable, OptionList
+from textual.widgets import DataTable, OptionList, TabbedContent
 
-from kiosk.schemas import Consent, RouteView
+from kiosk.schemas import AbTest, Consent, RouteView, StaffOverview
 from kiosk.screens.attract import AttractScreen
 from kiosk.screens.consent import ConsentScreen
 from kiosk.screens.dialogs import ForgetScreen, IdleWarningScreen
@@ -218,6 +218,30 @@ async def test_staff_login_live_alert_and_acknowledge() -> None:
         await wait_for_screen(pilot, AttractScreen)
         await pilot.pause(0.1)
         assert_no_personal_data(app)
+
+
+class ApiWithATest(FakeApi):
+    async def staff_overview(self, token: str) -> StaffOverview:
+        overview = await super().staff_overview(token)
+        tests = [
+            AbTest("basket-v2", "next basket v2", "running", 0.25, "no harm at 10%; advancing to 25%"),
+            AbTest("old", "an old test", "rolled_back", 0.0, "worse"),
+        ]
+        return msgspec.structs.replace(overview, tests=tests)
+
+
+async def test_staff_see_the_running_ab_test() -> None:
+    app = fake_app(ApiWithATest())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.click("#staff")
+        await wait_for_screen(pilot, StaffLoginScreen)
+        await pilot.press(*STAFF, "enter")
+        await wait_for_screen(pilot, StaffScreen)
+        app.screen.query_one("#staff-tabs", TabbedContent).active = "tab-store"
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert "A/B test next basket v2: running, challenger on 25% of lists" in text
+        assert "an old test" not in text  # a finished test is not news on the shop floor
 
 
 async def test_staff_flag_starts_at_the_staff_login_and_idle_wipes_staff_too() -> None:

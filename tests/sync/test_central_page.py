@@ -23,7 +23,9 @@ from sync import central_ops, central_schema
 from sync.central import Central
 from sync.central_config import parse_central_config
 from sync.central_page import (
+    ArmOutcome,
     DaySales,
+    ExperimentStep,
     LagSample,
     PageFacts,
     lag_chart,
@@ -113,6 +115,8 @@ def test_every_text_from_the_database_is_escaped() -> None:
         now_ms=NOW_MS,
         sales=(DaySales(EVIL, dt.date(2026, 12, 6), 12.5, 2),),
         lag=(LagSample(EVIL, NOW_MS - 60_000, 3, 2.0),),
+        experiments=(ExperimentStep(EVIL, EVIL, EVIL, 0.1, NOW_MS, EVIL),),
+        arms=(ArmOutcome(EVIL, EVIL, 3, 4, 0.5),),
     )
     page = render_page(status, facts)
     dom = Dom(page)
@@ -131,6 +135,7 @@ def test_empty_data_renders_the_empty_states() -> None:
     assert "no stores configured" in text
     assert "no sales recorded yet" in text
     assert "no lag samples yet" in text
+    assert "No A/B test has been reported by any store." in text
     assert page.count("<svg") == 2
     assert 'class="series"' not in page
 
@@ -359,6 +364,19 @@ async def seed(dsn: str, now_ms: int) -> None:
         samples = [("s1", now_ms - k * 600_000, k, 2.0 * k) for k in range(12)]
         samples += [("s2", now_ms - k * 600_000, 0, 1.0) for k in range(6)]
         await conn.executemany("INSERT INTO lag_samples VALUES ($1, $2, $3, $4)", samples)
+        # an A/B test: s1 advanced to 25%, s2 still at 10%; trips in both arms at s1
+        started = now_ms - 3 * 86_400_000
+        await conn.executemany(
+            "INSERT INTO experiment_events VALUES ($1, 1, $2, $3, 'exp-1', $4, $5, $6, $7, NULL)",
+            [("s1", 1, started, "started", 0, 0.1, "loaded"), ("s1", 2, started + 9, "advanced", 1, 0.25, "no harm"),
+             ("s2", 3, started, "started", 0, 0.1, "loaded")],
+        )  # fmt: skip
+        when = dt.datetime.fromtimestamp((started + 60_000) / 1000, dt.UTC)
+        await central_schema.ensure_partitions(conn, {"list_outcomes": {(when.year, when.month)}})
+        await conn.executemany(
+            "INSERT INTO list_outcomes VALUES ('s1', 1, $1, $2, $3, 10, $4, 10, 'nb', 'exp-1', $5)",
+            [(i, when, f"hh-{i % 4}", 5 + (i % 2), ("control", "challenger")[i % 2]) for i in range(8)],
+        )
 
 
 async def chromium(tmp_path: Path, url: str, *extra: str) -> tuple[str, list[str]]:
@@ -467,6 +485,12 @@ async def test_browser_shows_stores_figures_and_charts(tmp_path: Path, central_d
     assert "day (UTC)" in sales.text
     assert "time (UTC)" in lag.text
     assert "no sales recorded yet" not in out
+    tests = re.findall(r'<tr data-experiment="exp-1">(.*?)</tr>', out, re.S)
+    cells = [[re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)] for row in tests]
+    assert [c[:4] for c in cells] == [["exp-1", "s1", "advanced", "25%"], ["exp-1", "s2", "started", "10%"]]
+    arms = re.findall(r'<tr data-arm="[a-z]+">(.*?)</tr>', out, re.S)
+    arm_cells = [[re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)] for row in arms]
+    assert arm_cells == [["exp-1", "challenger", "2", "4", "60.0%"], ["exp-1", "control", "2", "4", "50.0%"]]
     assert_loads_nothing_from_outside(Dom(out), requested, port)
 
 
