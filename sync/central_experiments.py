@@ -38,6 +38,7 @@ from sync.model_performance import (
     category_rows,
     comparison,
     purchase_versions_sql,
+    window_start,
 )
 
 T = TypeVar("T")
@@ -358,12 +359,9 @@ async def _exposures(
 
 def _since(request: web.Request) -> int | web.Response:
     try:
-        days = int(request.query.get("days", "90"))
-    except ValueError:
-        return _error(400, "days: expected an integer")
-    if not 1 <= days <= 3660:
-        return _error(400, "days: expected 1..3660")
-    return int(time.time() * 1000) - days * DAY_MS
+        return window_start(request.query.get("days"), int(time.time() * 1000))
+    except ValueError as exc:
+        return _error(400, str(exc))
 
 
 def _ok(value: object) -> web.Response:

@@ -57,6 +57,20 @@ class VersionComparison(msgspec.Struct, frozen=True):
     next_basket: list[BasketVersion]
 
 
+DAY_MS = 86_400_000
+
+
+def window_start(days: str | None, now_ms: int) -> int:
+    """The start of a ``?days=N`` window (1..3660, default 90); `ValueError` saying what is wrong."""
+    try:
+        n = int(days if days is not None else "90")
+    except ValueError:
+        raise ValueError("days: expected an integer") from None
+    if not 1 <= n <= 3660:
+        raise ValueError("days: expected 1..3660")
+    return now_ms - n * DAY_MS
+
+
 _OUTCOME_MEASURES = (
     "count(*), avg(CASE WHEN abs(expected_days - actual_days) <= 1 THEN 1.0 ELSE 0.0 END),"
     " avg(CASE WHEN abs(expected_days - actual_days) <= 7 THEN 1.0 ELSE 0.0 END),"

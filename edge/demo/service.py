@@ -31,7 +31,7 @@ from edge.customers.privacy import CardCheck
 from edge.demo.broker import MosquittoBroker, free_port
 from edge.demo.seed import SeedBasket, SeedReport, seed_store, store_pseudonym_key
 from edge.errors import EdgeError
-from edge.predictions.service import StoreClock
+from edge.predictions.clock import StoreClock
 from models.progress import NO_PROGRESS, Progress
 from sensors.planogram import load_planogram
 

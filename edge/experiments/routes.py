@@ -45,21 +45,18 @@ from sync.model_performance import (
     category_rows,
     comparison,
     purchase_versions_sql,
+    window_start,
 )
 
 HOUSEHOLD_ID_MAX = 128
-DAY_MS = 86_400_000
 
 
 def since_ms(request: web.Request, now_ms: int) -> int | web.Response:
-    """``?days=N`` (1..3660, default 90): the start of the window, or the 400 to send."""
+    """``?days=N``: the start of the window, or the 400 to send."""
     try:
-        days = int(request.query.get("days", "90"))
-    except ValueError:
-        return error_response(400, "days: expected an integer")
-    if not 1 <= days <= 3660:
-        return error_response(400, "days: expected 1..3660")
-    return now_ms - days * DAY_MS
+        return window_start(request.query.get("days"), now_ms)
+    except ValueError as exc:
+        return error_response(400, str(exc))
 
 
 class StopRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -13,10 +13,10 @@ What runs when (docs/models.md, "Serving"):
 - **nightly** at ``[models] rescore_at`` (store-local, ``[store] timezone``): every consenting household, in steps of
   ``[models] batch_households``; also at start when the last full run is more than a day old;
 - **on demand**: a consenting household with nothing cached is scored when its list is asked for;
-- **shelves** every ``[models] shelf_forecast_interval_s``: the shelf-depletion model on every shelf
-  with a settled count, cached in ``shelf_forecasts``; the ``stockout_predicted`` alert opens when a
-  shelf is forecast empty within ``[thresholds] stockout_warning_min`` and clears once the forecast
-  is past twice that (restocked) or the shelf is empty (the ``empty_shelf`` alert takes over).
+- **shelves** every ``[models] shelf_forecast_interval_s`` (`edge.predictions.shelves`).
+
+What a kiosk reads is `edge.predictions.lists`; outcomes are `edge.predictions.outcomes`; a running
+experiment decides which models score whom (`edge.predictions.arms`).
 
 The consent gate: only households with personalisation consent are ever scored or cached (checked
 again in the transaction that writes), everyone else gets the generic list.
@@ -32,23 +32,22 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TypeVar
-from zoneinfo import ZoneInfo
 
 from edge.config import Config
-from edge.customers.tables import has_consent
 from edge.errors import ConfigError
 from edge.metrics import Counter, Gauge, IngestMetrics
 from edge.predictions.arms import ArmCost, ArmPlanner, score_arms
+from edge.predictions.clock import StoreClock, nightly_wait_ms
+from edge.predictions.lists import HouseholdLists
+from edge.predictions.outcomes import prune_outcomes
 from edge.predictions.scoring import (
     ScoredHouseholds,
     ScoringContext,
     ShelfForecast,
-    forecast_shelves,
-    local_day,
 )
+from edge.predictions.shelves import ShelfForecaster
 from edge.predictions.tables import (
     MS_PER_DAY,
     CategoryAggregates,
@@ -59,23 +58,16 @@ from edge.predictions.tables import (
     drop_unconsented,
     last_full_run_ms,
     load_lines,
-    popular_categories,
-    prune_outcomes,
     record_arm_costs,
     record_run,
-    shelf_picks,
     store_categories,
     write_predictions,
-    write_shelf_forecasts,
 )
 from edge.predictions.views import (
-    ListItem,
-    PredictionItem,
     PredictionsView,
     ShelfForecastView,
     ShoppingListView,
 )
-from edge.state.alerts import AlertBatch, AlertSignal, apply_signals
 from edge.store.db import ReadThread
 from edge.store.writer import StoreWriter
 from models import ModelsError, StoreModels, load_models
@@ -83,10 +75,7 @@ from models.inference import TRAINED_DIR
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-GENERIC_REASON = "popular in this store this week"
-GENERIC_TTL_MS = 300_000
 AGGREGATES_TTL_MS = 3_600_000
-WEEK_MS = 7 * MS_PER_DAY
 
 
 def model_directory(config: Config) -> Path:
@@ -105,34 +94,6 @@ def load_store_models(config: Config, directory: Path | None = None) -> StoreMod
         return load_models(directory or model_directory(config), threads=config.models.threads)
     except ModelsError as exc:
         raise ConfigError(f"[models] dir: {exc}") from exc
-
-
-class StoreClock:
-    """Store-local time: ``[store] timezone`` (an IANA name), or the box's local time for ""."""
-
-    def __init__(self, timezone: str = "", now: Callable[[], float] = time.time) -> None:
-        self._tz: tzinfo | None = ZoneInfo(timezone) if timezone else None
-        self.now = now
-
-    def now_ms(self) -> int:
-        return int(self.now() * 1000)
-
-    def _local(self, ms: int) -> datetime:
-        moment = datetime.fromtimestamp(ms / 1000, self._tz)
-        return moment if self._tz is not None else moment.astimezone()
-
-    def utc_offset_min(self, ms: int) -> int:
-        offset = self._local(ms).utcoffset()
-        return 0 if offset is None else int(offset.total_seconds() // 60)
-
-    def next_at(self, now_ms: int, at: str) -> int:
-        """The first moment strictly after ``now_ms`` when the store-local wall clock shows ``at`` (HH:MM)."""
-        hour, minute = (int(part) for part in at.split(":"))
-        local = datetime.fromtimestamp(now_ms / 1000, self._tz)  # naive local time when tz is None
-        candidate = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
-        while int(candidate.timestamp() * 1000) <= now_ms:
-            candidate = (candidate + timedelta(days=1)).replace(hour=hour, minute=minute)
-        return int(candidate.timestamp() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,9 +165,26 @@ class PredictionService:
         self._wake = asyncio.Event()
         self._scoring = asyncio.Lock()  # one batch step at a time: a newer snapshot is never overwritten
         self._aggregates: tuple[int, tuple[str, ...], CategoryAggregates] | None = None
-        self._generic: tuple[int, list[tuple[str, float]]] | None = None
-        self._warning_min = config.thresholds.stockout_warning_min
         self.stages = StageSeconds()  # running totals since start
+        self.lists = HouseholdLists(
+            self._live_reads,
+            self._score_on_demand,
+            self._metrics.lists,
+            self.clock,
+            self._settings.list_limit,
+            lambda: self.models.next_purchase.card.version,
+        )
+        self.shelves = ShelfForecaster(
+            writer,
+            self._batch_reads,
+            self._live_reads,
+            self._batch_pool,
+            lambda: self.models,
+            self.clock,
+            self._metrics.shelf_runs,
+            warning_min=config.thresholds.stockout_warning_min,
+            interval_s=self._settings.shelf_forecast_interval_s,
+        )
         # Who is served by which models (a running experiment, `edge.experiments`); None: the store's own.
         self.arms: ArmPlanner | None = None
 
@@ -215,7 +193,7 @@ class PredictionService:
         tasks: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("rescore", self.run_rescore),
             ("nightly", self.run_nightly),
-            ("shelves", self.run_shelves),
+            ("shelves", self.shelves.run),
         ]
         if self.models_dir is not None:
             tasks.append(("models", self.run_model_watch))
@@ -239,86 +217,22 @@ class PredictionService:
             lambda c: delete_household_predictions(c, household, outcomes=outcomes)
         )
 
-    # -- reads -----------------------------------------------------------------------------------------
+    # -- reads (edge.predictions.lists) ---------------------------------------------------------------
     async def shopping_list(self, household: str, now_ms: int | None = None) -> ShoppingListView:
-        """The household's list: personalised from its cached scores (scored now if it has consent and
-        nothing is cached yet), else the store's most bought categories this week."""
-        now = self.clock.now_ms() if now_ms is None else now_ms
-        consent, rows = await self._live_reads.run(lambda c: _list_rows(c, household))
-        if consent and not rows and await self._score_on_demand(household):
-            consent, rows = await self._live_reads.run(lambda c: _list_rows(c, household))
-        if not consent or not rows:
-            self._metrics.lists.inc("generic")
-            return await self._generic_list(household, now)
-        self._metrics.lists.inc("personalised")
-        today = local_day(now, self.clock.utc_offset_min(now))
-        groups: dict[str, list[ListItem]] = {"urgent": [], "upcoming": [], "usual": []}
-        model = str(rows[0][5])
-        for category, urgency, reason, expected, probability, _model, origin in rows:
-            days_left = None if expected is None else max(0.0, float(expected) + int(origin) - today)
-            groups[str(urgency)].append(
-                ListItem(str(category), str(reason), days_left, round(float(probability), 4))
-            )
-        return ShoppingListView(
-            household, True, model, now, groups["urgent"], groups["upcoming"], groups["usual"]
-        )
+        return await self.lists.shopping_list(household, now_ms)
 
     async def generic_list(self, household: str, now_ms: int | None = None) -> ShoppingListView:
-        """The store's list for anyone (most bought this week), whatever the household's consent: what
-        an unverified kiosk session gets (docs/customers.md)."""
-        self._metrics.lists.inc("generic")
-        return await self._generic_list(household, self.clock.now_ms() if now_ms is None else now_ms)
+        return await self.lists.generic_list(household, now_ms)
 
     async def predictions(self, household: str, now_ms: int | None = None) -> PredictionsView | None:
-        """Next-purchase forecasts of the household's categories bought at least twice, soonest first;
-        None without personalisation consent."""
-        now = self.clock.now_ms() if now_ms is None else now_ms
-        consent, cached, rows = await self._live_reads.run(lambda c: _prediction_rows(c, household))
-        if not consent:
-            return None
-        if not cached and await self._score_on_demand(household):
-            consent, cached, rows = await self._live_reads.run(lambda c: _prediction_rows(c, household))
-        today = local_day(now, self.clock.utc_offset_min(now))
-        items = []
-        for category, p1, p2, p7, p14, expected, q10, q50, q90, confidence, _m, _s, origin in rows:
-            shift = int(origin) - today
-            items.append(
-                PredictionItem(
-                    str(category),
-                    {"1": p1, "2": p2, "7": p7, "14": p14},
-                    max(0.0, expected + shift),
-                    max(0.0, q10 + shift),
-                    max(0.0, q50 + shift),
-                    max(0.0, q90 + shift),
-                    confidence,
-                )
-            )
-        items.sort(key=lambda i: (i.expected_days, i.category))
-        model = str(rows[0][10]) if rows else self.models.next_purchase.card.version
-        scored = max(int(r[11]) for r in rows) if rows else None
-        return PredictionsView(household, model, scored, items)
+        return await self.lists.predictions(household, now_ms)
 
     async def shelf_forecast(self, shelf: str) -> ShelfForecastView | None:
         """The latest cached forecast of a shelf; None for an unknown shelf or one not forecast yet."""
+        return await self.shelves.latest(shelf)
 
-        def q(c: sqlite3.Connection) -> ShelfForecastView | None:
-            row = c.execute(
-                "SELECT shelf, items, minutes_to_empty, empty_at_ms, baseline_minutes, model_version, scored_ms"
-                " FROM shelf_forecasts WHERE shelf = ?",
-                (shelf,),
-            ).fetchone()
-            return None if row is None else ShelfForecastView(*row)
-
-        return await self._live_reads.run(q)
-
-    async def _generic_list(self, household: str, now: int) -> ShoppingListView:
-        cached = self._generic
-        if cached is None or not 0 <= now - cached[0] < GENERIC_TTL_MS:
-            limit = self._settings.list_limit
-            popular = await self._live_reads.run(lambda c: popular_categories(c, now - WEEK_MS, limit))
-            cached = self._generic = (now, popular)
-        usual = [ListItem(category, GENERIC_REASON, None, share) for category, share in cached[1]]
-        return ShoppingListView(household, False, None, now, [], [], usual)
+    async def forecast_shelves_once(self) -> list[ShelfForecast]:
+        return await self.shelves.forecast_once()
 
     # -- scoring ---------------------------------------------------------------------------------------
     async def _context(self, now_ms: int, refresh: bool = False) -> ScoringContext:
@@ -478,41 +392,6 @@ class PredictionService:
         )
         return RescoreReport(total_h, total_rows, seconds, stages)
 
-    async def forecast_shelves_once(self) -> list[ShelfForecast]:
-        """Forecast every shelf, cache the forecasts and raise or clear `stockout_predicted`."""
-        now = self.clock.now_ms()
-        picks = await self._batch_reads.run(lambda c: shelf_picks(c, now))
-        loop = asyncio.get_running_loop()
-        offset = self.clock.utc_offset_min(now)
-        forecasts = await loop.run_in_executor(
-            self._batch_pool, forecast_shelves, self.models, picks, now, offset
-        )
-        version = self.models.shelf_depletion.card.version
-        warning = self._warning_min
-
-        def job(c: sqlite3.Connection) -> AlertBatch:
-            write_shelf_forecasts(
-                c,
-                [
-                    (f.shelf, f.items, f.minutes_to_empty, f.empty_at_ms, f.baseline_minutes, version, now)
-                    for f in forecasts
-                ],
-            )
-            products = dict(
-                c.execute("SELECT s.id, p.name FROM shelves s JOIN products p ON p.sku = s.sku").fetchall()
-            )
-            signals = [
-                s
-                for f in forecasts
-                if (s := stockout_signal(f, str(products.get(f.shelf, f.shelf)), warning, version))
-                is not None
-            ]
-            return AlertBatch(apply_signals(c, signals, now))
-
-        await self._writer.run_job(job)
-        self._metrics.shelf_runs.inc()
-        return forecasts
-
     # -- tasks -----------------------------------------------------------------------------------------
     async def run_rescore(self) -> None:
         while True:
@@ -543,7 +422,7 @@ class PredictionService:
             return False
         async with self._scoring:  # no batch step straddles the swap
             self.models, self.models_dir = models, directory
-            self._generic = None
+            self.lists.forget_generic()
         log.info(
             "models_activated",
             extra={
@@ -561,62 +440,3 @@ class PredictionService:
             await asyncio.sleep(min(self._config.sync.bundle_poll_s, 60.0))
             if await self.refresh_models():
                 await self.full_rescore()
-
-    async def run_shelves(self) -> None:
-        while True:
-            await self.forecast_shelves_once()
-            await asyncio.sleep(self._settings.shelf_forecast_interval_s)
-
-
-def nightly_wait_ms(clock: StoreClock, now_ms: int, last_full_ms: int | None, at: str) -> int:
-    """How long until the next full rescore: none if the last one is more than a day old or never ran
-    (the box was off at the nightly time), else until the wall clock next shows ``at``."""
-    if last_full_ms is None or now_ms - last_full_ms > MS_PER_DAY:
-        return 0
-    return clock.next_at(now_ms, at) - now_ms
-
-
-def stockout_signal(f: ShelfForecast, product: str, warning_min: float, version: str) -> AlertSignal | None:
-    """`stockout_predicted` for one shelf forecast, with hysteresis: open at <= warning minutes, clear past
-    twice that or when the shelf is empty (the empty-shelf alert speaks then)."""
-    m = f.minutes_to_empty
-    if f.items > 0 and m is not None and m <= warning_min:
-        detail: dict[str, object] = {
-            "shelf": f.shelf,
-            "items": f.items,
-            "product": product,
-            "minutes_to_empty": m,
-            "empty_at_ms": f.empty_at_ms,
-            "model_version": version,
-        }
-        message = f"{f.shelf} ({product}) forecast empty in about {m:.0f} min ({f.items} left)"
-        return AlertSignal("stockout_predicted", f.shelf, True, "warning", message, detail)
-    if f.items == 0 or m is None or m > 2 * warning_min:
-        return AlertSignal("stockout_predicted", f.shelf, False)
-    return None
-
-
-ListRow = tuple[str, str, str, float | None, float, str, int]
-
-
-def _list_rows(c: sqlite3.Connection, household: str) -> tuple[bool, list[ListRow]]:
-    if not has_consent(c, household):
-        return False, []
-    rows = c.execute(
-        "SELECT category, urgency, reason, expected_days, basket_probability, basket_model_version, origin_day"
-        " FROM predictions WHERE household = ? AND list_rank IS NOT NULL ORDER BY list_rank",
-        (household,),
-    ).fetchall()
-    return True, rows
-
-
-def _prediction_rows(c: sqlite3.Connection, household: str) -> tuple[bool, bool, list[tuple[float, ...]]]:
-    if not has_consent(c, household):
-        return False, False, []
-    cached = c.execute("SELECT 1 FROM predictions WHERE household = ? LIMIT 1", (household,)).fetchone()
-    rows = c.execute(
-        "SELECT category, p1, p2, p7, p14, expected_days, days_p10, days_p50, days_p90, confidence,"
-        " model_version, scored_ms, origin_day FROM predictions WHERE household = ? AND p1 IS NOT NULL",
-        (household,),
-    ).fetchall()
-    return True, cached is not None, rows

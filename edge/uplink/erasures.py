@@ -36,7 +36,7 @@ import msgspec
 
 from edge.customers import tables
 from edge.http.sessions import Revocation, SessionSigner, record_revocation
-from edge.predictions import tables as prediction_tables
+from edge.predictions import outcomes as prediction_outcomes
 from edge.store import quarantine
 from edge.store.hooks import HouseholdHooks
 from edge.store.writer import StoreWriter
@@ -72,7 +72,7 @@ def store_household_hooks() -> HouseholdHooks:
     `SyncService` built without the daemon's. Predictions record outcomes, queue rescores and drop the
     profile; the quarantine forgets the household's rows."""
     hooks = HouseholdHooks()
-    prediction_tables.register_hooks(hooks)
+    prediction_outcomes.register_hooks(hooks)
     quarantine.register_hooks(hooks)
     return hooks
 

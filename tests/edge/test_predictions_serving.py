@@ -21,7 +21,8 @@ from edge.config import load_config
 from edge.demo.broker import MosquittoBroker
 from edge.demo.seed import SeedReport, store_pseudonymiser
 from edge.demo.service import seed_demo_history
-from edge.predictions.service import GENERIC_REASON, PredictionService
+from edge.predictions.lists import GENERIC_REASON
+from edge.predictions.service import PredictionService
 from models import load_models
 from tests.conftest import ajson, run_daemon, write_config
 

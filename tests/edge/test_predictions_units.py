@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from edge.predictions.clock import StoreClock, nightly_wait_ms
+from edge.predictions.outcomes import prune_outcomes, record_outcomes
 from edge.predictions.scoring import ShelfForecast
-from edge.predictions.service import StoreClock, nightly_wait_ms, stockout_signal
+from edge.predictions.shelves import stockout_signal
 from edge.predictions.tables import (
     PREDICTION_COLUMNS,
     delete_household_predictions,
-    prune_outcomes,
     queue_rescore,
-    record_outcomes,
     write_predictions,
 )
 from edge.store.db import open_store
