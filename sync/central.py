@@ -31,10 +31,11 @@ import msgspec
 from aiohttp import web
 
 from sync import central_db, central_ops, central_schema
-from sync.bundle_signing import latest_bundles, published_blob
+from sync.bundle_signing import latest_bundles, load_private_key, published_blob
 from sync.central_config import CentralConfig, CentralSection, StoreSection
 from sync.central_erasures import ErasureFeedRoute
 from sync.central_experiments import CentralExperimentRoutes
+from sync.central_rollout import CentralRollout, run_rollouts
 from sync.client import Backoff, StoreClient
 from sync.errors import BundleError, CentralConfigError, FeedError, MalformedPage, TransportError
 from sync.schemas import BundleList, CentralStatusView, CentralStoreView, ChangesPage
@@ -293,6 +294,13 @@ class Central:
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._tokens = {s.id: s.token for s in config.stores}
+        self.rollout: CentralRollout | None = None
+        if config.central.signing_key_file:
+            try:
+                key = load_private_key(config.path(config.central.signing_key_file))
+            except BundleError as exc:
+                raise CentralConfigError(f"{config.origin}: [central] signing_key_file: {exc}") from exc
+            self.rollout = CentralRollout(self.db.run, self.bundle_dir, key)
 
     async def __aenter__(self) -> Central:
         c = self.config.central
@@ -320,6 +328,9 @@ class Central:
             self._tasks.append(asyncio.create_task(puller.run(), name=f"pull:{store.id}"))
         sampler = central_ops.sample_lag_forever(self.status, self.db.run, c.lag_sample_s)
         self._tasks.append(asyncio.create_task(sampler, name="lag-sampler"))
+        if self.rollout is not None:
+            task = run_rollouts(self.rollout, c.experiment_check_s)
+            self._tasks.append(asyncio.create_task(task, name="experiment-rollouts"))
         log.info("central_started", extra={"port": self.port, "stores": len(self.config.stores)})
         return self
 

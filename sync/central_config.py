@@ -33,6 +33,10 @@ class CentralSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     connect_timeout_s: PositiveFloat = 3.0
     request_timeout_s: PositiveFloat = 60.0
     lag_sample_s: PositiveFloat = 60.0  # how often each store's lag is recorded for the operations page
+    # The chain's private key (storeedge central keygen): with it central decides the rollouts of the
+    # experiments published with decided_by = "central" and publishes each step (docs/experiments.md).
+    signing_key_file: str = ""
+    experiment_check_s: PositiveFloat = 3600.0
 
     def __post_init__(self) -> None:
         if self.backoff_min_s > self.backoff_max_s:

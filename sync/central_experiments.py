@@ -19,6 +19,7 @@ import asyncio
 import tarfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -109,23 +110,29 @@ class ArmStoreMetric(msgspec.Struct, frozen=True):
     ci_high: float
 
 
-def published_experiments(bundle_dir: Path) -> dict[str, Experiment]:
-    """Every experiment in a published `experiment` bundle, the newest version's definition of each."""
-    found: dict[str, Experiment] = {}
+@dataclass(frozen=True, slots=True)
+class PublishedExperiment:
+    spec: Experiment
+    version: int
+    blob: Path
+
+
+def newest_experiments(bundle_dir: Path) -> dict[str, PublishedExperiment]:
+    """The newest published version of each experiment id (a newer bundle may carry another id)."""
+    found: dict[str, PublishedExperiment] = {}
     kind_dir = bundle_dir / "experiment"
     if not kind_dir.is_dir():
         return found
-    versions = sorted((int(v.name) for v in kind_dir.iterdir() if v.name.isdigit()), reverse=True)
-    for version in versions:
+    for version in sorted((int(v.name) for v in kind_dir.iterdir() if v.name.isdigit()), reverse=True):
         blob = kind_dir / str(version) / "bundle.tar.gz"
         try:
             with tarfile.open(blob, "r:gz") as archive:
-                member = archive.extractfile(EXPERIMENT_FILE) or archive.extractfile(f"./{EXPERIMENT_FILE}")
+                member = archive.extractfile(EXPERIMENT_FILE)
                 raw = member.read() if member is not None else b""
             spec = decode_experiment(raw, f"{blob}: {EXPERIMENT_FILE}")
         except (OSError, KeyError, tarfile.TarError, ValueError):
             continue
-        found.setdefault(spec.id, spec)
+        found.setdefault(spec.id, PublishedExperiment(spec, version, blob))
     return found
 
 
@@ -160,7 +167,8 @@ class CentralExperimentRoutes:
         return guarded
 
     async def _specs(self) -> dict[str, Experiment]:
-        return await asyncio.to_thread(published_experiments, self._bundle_dir)
+        found = await asyncio.to_thread(newest_experiments, self._bundle_dir)
+        return {key: p.spec for key, p in found.items()}
 
     async def list_tests(self, _request: web.Request) -> web.Response:
         rows = await self._run(
@@ -202,7 +210,7 @@ class CentralExperimentRoutes:
             return found
         spec, started = found
         now = int(time.time() * 1000)
-        data = await self._run(lambda c: _experiment_data(c, spec, started, now))
+        data = await self._run(lambda c: experiment_data(c, spec, started, now))
         return _ok(await asyncio.to_thread(analyse, data))
 
     async def metrics(self, request: web.Request) -> web.Response:
@@ -279,7 +287,7 @@ async def _household_values(
     return tuple(np.asarray(by_arm[a.key], dtype=np.float64) for a in spec.arms)
 
 
-async def _experiment_data(c: asyncpg.Connection, spec: Experiment, started: int, now: int) -> ExperimentData:
+async def experiment_data(c: asyncpg.Connection, spec: Experiment, started: int, now: int) -> ExperimentData:
     arms = tuple(a.key for a in spec.arms)
     window = (started, now + 1)
 

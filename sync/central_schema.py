@@ -172,10 +172,23 @@ async def _v3_experiments(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _v4_rollouts(conn: asyncpg.Connection) -> None:
+    """The rollouts central decides (`sync.central_rollout`): each experiment's step and verdict."""
+    await conn.execute(
+        """
+        CREATE TABLE experiment_rollouts (
+            id text PRIMARY KEY, started_ms bigint NOT NULL, step integer NOT NULL,
+            step_started_ms bigint NOT NULL, status text NOT NULL, reason text NOT NULL,
+            updated_ms bigint NOT NULL);
+        """
+    )
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "change log, stores, totals, bundles, gaps", _v1_change_log),
     (2, "warehouse tables, quarantine, erasure feed, lag samples", _v2_warehouse),
     (3, "experiments: arms on outcomes and votes, list outcomes, experiment events", _v3_experiments),
+    (4, "rollouts decided at central", _v4_rollouts),
 )
 PARTITIONED = {  # table -> its partition key (monthly ranges)
     "purchases": "ts",

@@ -9,9 +9,11 @@ checked by `edge.uplink.bundle_checks.check_experiment` before activation). `Exp
 - **keeps its state** in ``experiments`` (scheduled, running at a rollout step, promoted, rolled back,
   stopped, ended), so a restart resumes where it was;
 - **decides** every ``[models] experiment_check_s``: it analyses the current step's households
-  (`models.experiments.analysis`) and applies the rollout's decision (`models.experiments.rollout`);
+  (`models.experiments.experiment`) and applies the rollout's decision (`models.experiments.rollout`);
   every change of step is an outbox event (kind ``experiment``) and a log line, and rescores everyone so
-  each household's list comes from its arm's models at once.
+  each household's list comes from its arm's models at once. When central decides the rollout
+  (``decided_by = "central"``), the step and the verdict come in each new version of the bundle and the
+  store acts by itself only on harm to its own scoring guardrails.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from models.experiments.rollout import (
     RolloutPolicy,
     RolloutState,
     decide,
+    harmed_guardrails,
 )
 from models.experiments.spec import HIGHER_IS_BETTER, Experiment, decode_experiment, read_experiment
 from models.inference import StoreModels, load_models
@@ -100,7 +103,27 @@ class ExperimentService:
         row = await self._writer.run_job(lambda c: self._begin(c, spec, version, first.value, now))
         self.planner.live = _live(spec, version, arm_models, row)
         log.info("experiment_loaded", extra={"experiment": spec.id, "state": row.state, "step": row.step})
+        if spec.decided_by == "central":
+            await self._follow_central(self.planner.live, row)
         return True
+
+    async def _follow_central(self, live: LiveExperiment, row: tables.ExperimentRow) -> None:
+        """Take central's step or verdict from the bundle (an event, and everyone rescored); an experiment
+        this store has ended by itself (stopped, rolled back on a guardrail, past its end) stays ended."""
+        spec = live.spec
+        if ExperimentState(row.state) not in (ExperimentState.RUNNING, ExperimentState.SCHEDULED):
+            return
+        why = f"decided at central: {spec.decision_reason}" if spec.decision_reason else "decided at central"
+        if spec.decision == "promoted":
+            await self._transition(
+                live, ExperimentState.PROMOTED, spec.step, "promoted", why, spec.arms[1].key
+            )
+        elif spec.decision == "rolled_back":
+            await self._transition(
+                live, ExperimentState.ROLLED_BACK, spec.step, "rolled_back", why, spec.arms[0].key
+            )
+        elif spec.step != row.step and ExperimentState(row.state) is ExperimentState.RUNNING:
+            await self._transition(live, ExperimentState.RUNNING, spec.step, "advanced", why, None)
 
     def _read_bundle(self, directory: Path) -> tuple[Experiment, tuple[StoreModels | None, ...]]:
         spec = read_experiment(directory)
@@ -144,6 +167,14 @@ class ExperimentService:
             return None
         result = await self.results(spec.id)
         if result is None:
+            return None
+        if spec.decided_by == "central":
+            harmed = harmed_guardrails(result)
+            if harmed:
+                reason = f"a scoring guardrail at this store: {'; '.join(harmed)}"
+                await self._transition(
+                    live, ExperimentState.ROLLED_BACK, row.step, "rolled_back", reason, spec.arms[0].key
+                )
             return None
         rollout = RolloutState(
             experiment_id=spec.id,

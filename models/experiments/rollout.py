@@ -118,6 +118,13 @@ def _harmed(m: MetricComparison) -> bool:
     return s.enough_data and worse
 
 
+def harmed_guardrails(result: ExperimentResult) -> list[str]:
+    """The guardrails (scoring latency, errors) on which a challenger is significantly worse by its
+    confidence sequence, described for people: what a store acts on by itself when central decides the
+    rollout (the primary metric needs every store's households)."""
+    return [_describe(m) for m in result.metrics if m.role == "guardrail" and _harmed(m)]
+
+
 def _improvement_low(m: MetricComparison) -> float:
     """The lower end of the confidence sequence of the improvement (the difference, signed so that a
     positive value is better)."""

@@ -60,6 +60,14 @@ class Experiment(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     rollout: bool = True
     min_households_per_arm: Annotated[int, msgspec.Meta(ge=30)] = 30
     min_days: Annotated[int, msgspec.Meta(ge=7)] = 7
+    # Who decides the rollout: each store on its own households ("store"), or central over every store's
+    # ("central"): then the step and the decision come in the bundle (central publishes a new version at
+    # each step), so a household is in the same arm at every store, and a store only rolls back on its
+    # own scoring guardrails.
+    decided_by: Literal["store", "central"] = "store"
+    step: Annotated[int, msgspec.Meta(ge=0, le=3)] = 0  # central's rollout step (index into the steps)
+    decision: Literal["running", "promoted", "rolled_back"] = "running"  # central's verdict so far
+    decision_reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
 
     @property
     def control(self) -> ExperimentArm:
@@ -78,6 +86,8 @@ class Experiment(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
             raise ValueError(
                 f"arms: weights must sum to 1 without rollout, got {sum(a.weight for a in self.arms)}"
             )
+        if self.decided_by == "central" and not self.rollout:
+            raise ValueError("decided_by: central decides a rollout; set rollout = true")
         if self.primary_metric in self.secondary_metrics:
             raise ValueError("secondary_metrics: must not repeat primary_metric")
 

@@ -167,3 +167,59 @@ async def test_a_newer_bundle_of_the_same_experiment_can_end_it(tmp_path: Path) 
         assert service.planner.live.state is ExperimentState.ENDED
         assert service.planner.live.bundle_version == 2
     assert events(tmp_path / "store.db") == [("started", STEPS[0]), ("ended", 0.0)]
+
+
+def central_bundle(tmp_path: Path, version: int, **fields: object) -> None:
+    root = experiment_bundle(tmp_path / "bundles", version)
+    spec = json.loads((root / "experiment.json").read_text())
+    (root / "experiment.json").write_text(json.dumps(spec | {"decided_by": "central"} | fields))
+
+
+async def test_when_central_decides_the_store_follows_its_steps_and_verdict(tmp_path: Path) -> None:
+    clock = Clock()
+    async with experiment_service(tmp_path, clock) as (service, writer):
+        central_bundle(tmp_path, 2)  # version 1 is the store-decided bundle experiment_service made
+        assert await service.load()
+        await shoppers(writer, 400, 0, {"control": 0.4, "challenger": 0.6}, clock.ms)
+        clock.ms += 8 * DAY_MS
+        assert await service.check_once() is None  # a better challenger, but the step is central's call
+        assert service.planner.live is not None
+        assert service.planner.live.weights == (1 - STEPS[0], STEPS[0])
+        central_bundle(tmp_path, 3, step=2, decision_reason="no harm over 9 stores")
+        assert await service.load()
+        assert service.planner.live.weights == (1 - STEPS[2], STEPS[2])
+        central_bundle(tmp_path, 4, step=3, decision="promoted", decision_reason="better over 9 stores")
+        assert await service.load()
+        assert service.planner.live.state is ExperimentState.PROMOTED
+    assert events(tmp_path / "store.db") == [("started", STEPS[0]), ("advanced", STEPS[2]), ("promoted", 1.0)]
+
+
+async def test_under_central_a_store_still_rolls_back_on_its_own_scoring_guardrail(tmp_path: Path) -> None:
+    clock = Clock()
+    async with experiment_service(tmp_path, clock) as (service, writer):
+        central_bundle(tmp_path, 2)
+        assert await service.load()
+        rng = np.random.default_rng(9)
+        rows = [
+            (EXPERIMENT, arm, clock.ms + i, 100, float(rng.normal(mean, 20)), 0)
+            for i in range(60)
+            for arm, mean in (("control", 400.0), ("challenger", 900.0))
+        ]
+        await writer.run_job(
+            lambda c: c.executemany(
+                "INSERT INTO experiment_scoring (experiment, arm, ts_ms, households, cpu_ms, errors, wall_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, 0)",
+                rows,
+            )
+        )
+        clock.ms += DAY_MS
+        assert await service.check_once() is None
+        assert service.planner.live is not None
+        assert service.planner.live.state is ExperimentState.ROLLED_BACK
+    assert [e[0] for e in events(tmp_path / "store.db")] == ["started", "rolled_back"]
+    conn = sqlite3.connect(tmp_path / "store.db")
+    try:
+        (reason,) = conn.execute("SELECT reason FROM experiments").fetchone()
+    finally:
+        conn.close()
+    assert "scoring_ms" in reason
