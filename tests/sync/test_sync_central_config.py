@@ -47,6 +47,17 @@ def test_a_malformed_dsn_is_refused_naming_the_key(tmp_path: Path, dsn: str, why
     assert why in str(caught.value)
 
 
+def test_a_signing_key_that_cannot_be_read_is_refused_naming_the_key(tmp_path: Path) -> None:
+    path = write_central(tmp_path, "postgresql://x@127.0.0.1:1/central")
+    path.write_text(
+        path.read_text().replace("[central]\n", "[central]\nsigning_key_file = 'keys/none.key'\n")
+    )
+    with pytest.raises(CentralConfigError) as caught:
+        Central(load_central_config(path))
+    assert "central.toml: [central] signing_key_file: " in str(caught.value)
+    assert "none.key" in str(caught.value)
+
+
 async def test_an_unreachable_server_is_one_error_naming_the_key_and_the_server(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
     config = load_central_config(write_central(tmp_path, f"postgresql://x@127.0.0.1:{port}/central"))
