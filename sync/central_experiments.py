@@ -7,6 +7,7 @@ questions the stores answer, over every store's outcomes, which gives the power 
     GET /api/v1/ab-tests/assignments/{id}        the household's arm at each store (each at its own step)
     GET /api/v1/ab-tests/performance/comparison  per model version, over every store (?days=90)
     GET /api/v1/analytics/performance            per category and next-purchase version, over every store
+    POST /api/v1/ab-tests/{test}/stop            publish it again ending now (needs the signing key)
 
 An experiment's definition is read from the newest published `experiment` bundle that carries it. The
 scoring guardrails (CPU time, errors) stay on the stores, which decide on them; central analyses the
@@ -21,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 import asyncpg
 import msgspec
@@ -136,11 +137,26 @@ def newest_experiments(bundle_dir: Path) -> dict[str, PublishedExperiment]:
     return found
 
 
+class Stopper(Protocol):
+    async def stop(self, experiment_id: str, reason: str, now_ms: int) -> int | None: ...
+
+
+class StopRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = "stopped by an administrator"
+
+
 class CentralExperimentRoutes:
-    def __init__(self, run: RunDb[Any], bundle_dir: Path, authorised: Callable[[web.Request], bool]) -> None:
+    def __init__(
+        self,
+        run: RunDb[Any],
+        bundle_dir: Path,
+        authorised: Callable[[web.Request], bool],
+        stopper: Stopper | None = None,
+    ) -> None:
         self._run = run
         self._bundle_dir = bundle_dir
         self._authorised = authorised
+        self._stopper = stopper
 
     def add_to(self, app: web.Application) -> None:
         for path, handler in (
@@ -152,6 +168,7 @@ class CentralExperimentRoutes:
             ("/api/v1/ab-tests/{test}/metrics", self.metrics),
         ):
             app.router.add_get(path, self._guarded(handler))
+        app.router.add_post("/api/v1/ab-tests/{test}/stop", self._guarded(self.stop))
 
     def _guarded(
         self, handler: Callable[[web.Request], Awaitable[web.Response]]
@@ -255,6 +272,19 @@ class CentralExperimentRoutes:
                 arm = None if index is None else spec.arms[index].key
             stores.append(StoreAssignment(store, arm))
         return _ok(CentralAssignmentView(household, spec.id, stores))
+
+    async def stop(self, request: web.Request) -> web.Response:
+        """Publish the experiment again ending now; every store ends it at its next bundle poll."""
+        if self._stopper is None:
+            return _error(409, "central has no signing key ([central] signing_key_file): it cannot publish")
+        try:
+            body = msgspec.json.decode(await request.read() or b"{}", type=StopRequest)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return _error(400, f"body: {exc}")
+        version = await self._stopper.stop(request.match_info["test"], body.reason, int(time.time() * 1000))
+        if version is None:
+            return _error(404, f"no published experiment bundle carries {request.match_info['test']!r}")
+        return _ok({"experiment": request.match_info["test"], "bundle_version": version, "state": "stopping"})
 
     async def comparison(self, request: web.Request) -> web.Response:
         since = _since(request)

@@ -67,6 +67,21 @@ class CentralRollout:
             decisions.append(await self._decide(found, now_ms))
         return decisions
 
+    async def stop(self, experiment_id: str, reason: str, now_ms: int) -> int | None:
+        """Stop an experiment at every store: publish it again ending now (each store ends it and serves
+        its own models). Returns the bundle version, None when no published bundle carries it."""
+        found = (await asyncio.to_thread(newest_experiments, self._bundle_dir)).get(experiment_id)
+        if found is None:
+            return None
+        changed: dict[str, object] = {
+            "end_ms": max(now_ms, found.spec.start_ms + 1),
+            "decision_reason": f"stopped at central: {reason}"[:500],
+        }
+        version = await asyncio.to_thread(self._republish, found, changed, False)
+        await self._run(lambda c: _record_stop(c, experiment_id, reason, now_ms))
+        log.info("central_experiment_stopped", extra={"experiment": experiment_id, "bundle_version": version})
+        return version
+
     async def _decide(self, found: PublishedExperiment, now_ms: int) -> RolloutDecision:
         spec = found.spec
         row = await self._run(lambda c: _state(c, spec, now_ms))
@@ -155,6 +170,17 @@ async def _record(
         status,
         reason,
         now,
+    )
+
+
+async def _record_stop(c: asyncpg.Connection, experiment: str, reason: str, now: int) -> None:
+    await c.execute(
+        "INSERT INTO experiment_rollouts (id, started_ms, step, step_started_ms, status, reason, updated_ms)"
+        " VALUES ($1, $2, 0, $2, 'stopped', $3, $2) ON CONFLICT (id) DO UPDATE SET status = 'stopped',"
+        " reason = excluded.reason, updated_ms = excluded.updated_ms",
+        experiment,
+        now,
+        reason,
     )
 
 

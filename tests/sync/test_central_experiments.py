@@ -158,3 +158,10 @@ async def test_central_analyses_every_stores_households_together(central: str) -
     assert status == 200
     assert {(p["category"], p["predictions"] > 0) for p in performance} == {("milk", True)}
     assert (await get(f"{central}/api/v1/analytics/performance?days=zero"))[0] == 400
+    # without the chain's signing key central cannot publish, so it cannot stop a test
+    async with aiohttp.ClientSession() as session:
+        url = f"{central}/api/v1/ab-tests/{EXPERIMENT}/stop"
+        async with session.post(url, headers={"Authorization": f"Bearer {TOKEN}"}, json={}) as resp:
+            assert resp.status == 409
+        async with session.post(url, json={}) as resp:
+            assert resp.status == 401

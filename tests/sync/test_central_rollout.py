@@ -141,3 +141,16 @@ async def test_central_rolls_a_worse_challenger_back_and_publishes_no_model(
     assert decision.action.value == "rollback", decision.reason
     assert published_spec(bundles, 2, public)["decision"] == "rolled_back"
     assert not (bundles / "model").exists()
+
+
+async def test_stopping_at_central_publishes_the_experiment_again_ending_now(
+    central: tuple[CentralRollout, Chain, Path, str],
+) -> None:
+    rollout, _chain, bundles, public = central
+    now = T0 + 3 * DAY
+    assert await rollout.stop(EXPERIMENT, "a price war distorts baskets", now) == 2
+    spec = published_spec(bundles, 2, public)
+    assert spec["end_ms"] == now
+    assert spec["decision_reason"] == "stopped at central: a price war distorts baskets"
+    assert await rollout.stop("no-such-test", "x", now) is None
+    assert await rollout.once(now + DAY) == []  # past its end: the stores end it, central leaves it
