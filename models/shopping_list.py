@@ -14,6 +14,13 @@ it is due (time since last >= 0.8 x its usual gap), the last quantity was small 
 in at least half of the household's trips, the household usually buys it on today's weekday; else how
 often it bought it. They only ever talk about the household's own purchases (counts, gaps, days,
 quantities) and never infer anything about the household.
+
+**Days left agree with the reason.** Past its usual gap (time since last >= the gap) an item is *due*:
+when the model still expects it within a week (P(within 7 days) >= 0.5) the list says "due now" (0 days
+left), not the model's "about 2 more days" beside "every 5 days; last time 12 days ago"; when it does
+not (the habit has lapsed), the reason says "you used to buy ..." and the list gives no number, rather
+than "12 days left" beside "every 7 days; last time 33 days ago". Before the gap, days left are the
+model's expected days (`shown_days_left`).
 """
 
 from __future__ import annotations
@@ -38,6 +45,21 @@ DUE_RATIO = 0.8
 SMALL_LAST_QTY = 0.6
 FREQUENT_TRIP_SHARE = 0.5
 WEEKDAY_HABIT = 0.5
+
+
+def past_gap(n_purchases: float, gap: float, recency: float) -> bool:
+    """Has the household gone longer than its usual gap without buying it (with a forecast to speak of)?"""
+    return n_purchases >= MIN_PURCHASES and not math.isnan(gap) and not math.isnan(recency) and recency >= gap
+
+
+def shown_days_left(expected: float | None, p7: float | None, past: bool) -> float | None:
+    """The days left a shopper sees (module docstring): due now, no number for a lapsed habit, else the
+    model's expected days."""
+    if expected is None or math.isnan(expected):
+        return None
+    if past:
+        return 0.0 if p7 is not None and p7 >= 0.5 else None
+    return expected
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,16 +101,28 @@ _REASON_COLUMNS = (
 _REASON_INDEX = [F[name] for name in _REASON_COLUMNS]
 
 
-def reason(category: str, features: npt.NDArray[np.float32], now: float) -> str:
-    """A reason in words from one row of pair features (`models.features.FEATURE_NAMES`)."""
-    return reasons([category], features[np.newaxis, :], now)[0]
+def reason(category: str, features: npt.NDArray[np.float32], now: float, p7: float = math.nan) -> str:
+    """A reason in words from one row of pair features (`models.features.FEATURE_NAMES`) and the model's
+    P(bought within 7 days) (NaN: none)."""
+    return reasons([category], features[np.newaxis, :], now, [p7])[0]
 
 
-def reasons(categories: Sequence[str], features: npt.NDArray[np.float32], now: float) -> list[str]:
+def reasons(
+    categories: Sequence[str],
+    features: npt.NDArray[np.float32],
+    now: float,
+    p7: Sequence[float] | npt.NDArray[np.float64] | None = None,
+) -> list[str]:
     """`reason` for each row of a pair-feature matrix (one bulk conversion to Python floats: the scoring
     step words thousands of reasons)."""
     values: list[list[float]] = features[:, _REASON_INDEX].astype(np.float64).tolist()
-    return [_reason(category, *row, now=now) for category, row in zip(categories, values, strict=True)]
+    sevens: list[float] = (
+        [math.nan] * len(values) if p7 is None else np.asarray(p7, dtype=np.float64).tolist()
+    )
+    return [
+        _reason(category, *row, now=now, p7=seven)
+        for category, row, seven in zip(categories, values, sevens, strict=True)
+    ]
 
 
 def _reason(
@@ -102,9 +136,12 @@ def _reason(
     dow_now: float,
     *,
     now: float,
+    p7: float = math.nan,
 ) -> str:
     n = int(n_f)
     last_ago = "today" if round(recency) <= 0 else f"{_days(recency)} ago"
+    if past_gap(n_f, gap, recency) and not p7 >= 0.5:  # NaN (no forecast) is not "likely this week"
+        return f"you used to buy {category} {_every(gap)}; last time was {last_ago}"
     if n >= MIN_PURCHASES and not math.isnan(gap) and recency >= DUE_RATIO * gap:
         return f"you buy {category} {_every(gap)}; last time was {last_ago}"
     if n >= 3 and last_ratio <= SMALL_LAST_QTY:
@@ -190,17 +227,29 @@ def build_shopping_list(
         elif forecast and p7 >= 0.5:
             urgency = "upcoming"
         name = categories[int(codes[i])]
+        past = past_gap(
+            float(n), float(features[i, F["interval_median"]]), float(features[i, F["recency_days"]])
+        )
+        expected = float(purchase.expected_days[i]) if forecast else None
         items.append(
             ShoppingListItem(
                 category=name,
                 urgency=urgency,
-                days_left=float(purchase.expected_days[i]) if forecast else None,
+                days_left=shown_days_left(expected, float(p7), past),
                 probability=round(float(p[i]), 4),
-                reason=reason(name, features[i], now),
+                reason=reason(name, features[i], now, float(p7) if forecast else math.nan),
             )
         )
-    items.sort(key=lambda item: (URGENCY_ORDER[item.urgency], -item.probability))
+    items.sort(key=list_order)
     return tuple(items)
+
+
+def list_order(item: ShoppingListItem) -> tuple[int, float, float]:
+    """Urgent, then coming up, then usual; within urgent and coming up the soonest first (no number last),
+    then the likeliest; usual items by how likely they are on the next trip."""
+    soon = URGENCY_ORDER[item.urgency] < URGENCY_ORDER["usual"]
+    days = item.days_left if soon and item.days_left is not None else math.inf
+    return URGENCY_ORDER[item.urgency], days if soon else 0.0, -item.probability
 
 
 class PurchaseScorer(Protocol):

@@ -1,11 +1,14 @@
 """What a kiosk reads of a household's predictions: its shopping list (personalised from the cached
 scores, scored on demand when it has consent and nothing is cached, else the store's most bought
 categories this week) and its next-purchase forecasts. Days left count from each row's origin day in
-store-local days, so a cached list stays right as the days pass.
+store-local days, so a cached list stays right as the days pass, and agree with the reason beside them
+(`models.shopping_list.shown_days_left`: due now past the usual gap, no number for a lapsed habit);
+urgent and coming-up items are shown soonest first.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Awaitable, Callable
 
@@ -16,6 +19,7 @@ from edge.predictions.scoring import local_day
 from edge.predictions.tables import MS_PER_DAY, popular_categories
 from edge.predictions.views import ListItem, PredictionItem, PredictionsView, ShoppingListView
 from edge.store.db import ReadThread
+from models.shopping_list import shown_days_left
 
 GENERIC_REASON = "popular in this store this week"
 GENERIC_TTL_MS = 300_000
@@ -58,10 +62,15 @@ class HouseholdLists:
         today = local_day(now, self._clock.utc_offset_min(now))
         groups: dict[str, list[ListItem]] = {"urgent": [], "upcoming": [], "usual": []}
         model = str(rows[0][5])
-        for category, urgency, reason, expected, probability, _model, origin in rows:
-            days_left = None if expected is None else max(0.0, float(expected) + int(origin) - today)
+        for category, urgency, reason, expected, probability, _model, origin, p7, past in rows:
+            left = None if expected is None else max(0.0, float(expected) + int(origin) - today)
+            days_left = shown_days_left(left, p7, bool(past))
             groups[str(urgency)].append(
                 ListItem(str(category), str(reason), days_left, round(float(probability), 4))
+            )
+        for soon in ("urgent", "upcoming"):  # the soonest first, no number last; then the likeliest
+            groups[soon].sort(
+                key=lambda i: (math.inf if i.days_left is None else i.days_left, -i.probability)
             )
         return ShoppingListView(
             household, True, model, now, groups["urgent"], groups["upcoming"], groups["usual"]
@@ -112,15 +121,15 @@ class HouseholdLists:
         return ShoppingListView(household, False, None, now, [], [], usual)
 
 
-ListRow = tuple[str, str, str, float | None, float, str, int]
+ListRow = tuple[str, str, str, float | None, float, str, int, float | None, int]
 
 
 def _list_rows(c: sqlite3.Connection, household: str) -> tuple[bool, list[ListRow]]:
     if not has_consent(c, household):
         return False, []
     rows = c.execute(
-        "SELECT category, urgency, reason, expected_days, basket_probability, basket_model_version, origin_day"
-        " FROM predictions WHERE household = ? AND list_rank IS NOT NULL ORDER BY list_rank",
+        "SELECT category, urgency, reason, expected_days, basket_probability, basket_model_version, origin_day,"
+        " p7, past_gap FROM predictions WHERE household = ? AND list_rank IS NOT NULL ORDER BY list_rank",
         (household,),
     ).fetchall()
     return True, rows

@@ -131,13 +131,13 @@ def _score_group(
     basket_model = models.next_basket.card.version
     own = np.flatnonzero(n > 0)
     listed = own[rank[own] > 0]
+    gap, recency = pair_x[:, F["interval_median"]], pair_x[:, F["recency_days"]]
+    with np.errstate(invalid="ignore"):
+        past = (n >= MIN_PURCHASES) & np.isfinite(gap) & np.isfinite(recency) & (recency >= gap)
     words = dict.fromkeys(own.tolist())
+    names_listed = [cats[c] for c in cands.category[listed].tolist()]
     words.update(
-        zip(
-            listed.tolist(),
-            reasons([cats[c] for c in cands.category[listed].tolist()], pair_x[listed], float(origin)),
-            strict=True,
-        )
+        zip(listed.tolist(), reasons(names_listed, pair_x[listed], float(origin), p[7][listed]), strict=True)
     )
     k = own.size
     columns: list[list[object]] = [
@@ -158,6 +158,7 @@ def _score_group(
         [ctx.utc_offset_min] * k,
         [served_by[0]] * k,
         [served_by[1]] * k,
+        past[own].astype(np.int64).tolist(),
     ]
     return list(zip(*columns, strict=True))
 

@@ -31,7 +31,7 @@ PREDICTION_COLUMNS = (
     "household", "category", "purchases", "p1", "p2", "p7", "p14", "p_horizon", "expected_days",
     "days_p10", "days_p50", "days_p90", "confidence", "basket_probability", "urgency", "reason",
     "list_rank", "model_version", "basket_model_version", "scored_ms", "origin_day", "utc_offset_min",
-    "experiment", "arm",
+    "experiment", "arm", "past_gap",
 )  # fmt: skip
 PredictionRow = tuple[object, ...]  # PREDICTION_COLUMNS, in order
 

@@ -355,3 +355,10 @@ def _v12(conn: sqlite3.Connection) -> None:
             errors INTEGER NOT NULL)"""
     )
     conn.execute("CREATE INDEX experiment_scoring_arm ON experiment_scoring (experiment, arm, ts_ms)")
+
+
+@migration(13, "past_gap")
+def _v13(conn: sqlite3.Connection) -> None:
+    # edge/predictions/lists.py: whether the household was past its usual gap for the category when it was
+    # scored, so the list's days left agree with its reason (models/shopping_list.py, "Days left agree").
+    conn.execute("ALTER TABLE predictions ADD COLUMN past_gap INTEGER NOT NULL DEFAULT 0")

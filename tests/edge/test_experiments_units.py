@@ -13,7 +13,7 @@ import pytest
 from edge.experiments.planner import ExperimentPlanner, ExperimentState, LiveExperiment, weights_for
 from edge.predictions.arms import ArmGroup, score_arms, subset_lines
 from edge.predictions.scoring import ScoringContext
-from edge.predictions.tables import CategoryAggregates, HouseholdLines
+from edge.predictions.tables import PREDICTION_COLUMNS, CategoryAggregates, HouseholdLines
 from edge.uplink.bundle_checks import check_experiment
 from models import load_models
 from models.experiments.bucketing import assign
@@ -22,6 +22,7 @@ from sync.errors import BundleError
 from tests.edge.test_experiments import experiment_bundle
 
 MODELS = load_models()
+EXP, ARM = PREDICTION_COLUMNS.index("experiment"), PREDICTION_COLUMNS.index("arm")
 DAY_MS = 86_400_000
 NOW_MS = 1_780_000_000_000
 
@@ -136,17 +137,17 @@ class Broken:
 def test_scoring_by_arm_tags_rows_and_a_failing_challenger_falls_back_to_the_store_models() -> None:
     served = load_models()
     scored, costs = score_arms(Split(MODELS), served, lines(), context())
-    tags = {(r[0], r[-2], r[-1]) for r in scored.rows}
+    tags = {(r[0], r[EXP], r[ARM]) for r in scored.rows}
     assert tags == {("a", "exp-1", "control"), ("b", "exp-1", "challenger"), ("c", "exp-1", "challenger")}
     assert [(c.arm, c.households, c.errors) for c in costs] == [("control", 1, 0), ("challenger", 2, 0)]
     assert all(c.cpu_ms >= 0 and c.wall_ms > 0 for c in costs)
     scored, costs = score_arms(Split(Broken()), served, lines(), context())
-    tags = {(r[0], r[-2], r[-1]) for r in scored.rows}
+    tags = {(r[0], r[EXP], r[ARM]) for r in scored.rows}
     assert tags == {("a", "exp-1", "control"), ("b", None, None), ("c", None, None)}
     assert [(c.arm, c.errors) for c in costs] == [("control", 0), ("challenger", 2)]
     # No planner: the store's models, untagged, and no cost rows.
     plain, none = score_arms(None, served, lines(), context())
-    assert {(r[-2], r[-1]) for r in plain.rows} == {(None, None)}
+    assert {(r[EXP], r[ARM]) for r in plain.rows} == {(None, None)}
     assert none == []
 
 

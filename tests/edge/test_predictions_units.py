@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from edge.metrics import Counter, IngestMetrics
 from edge.predictions.clock import StoreClock, nightly_wait_ms
+from edge.predictions.lists import HouseholdLists
 from edge.predictions.outcomes import prune_outcomes, record_outcomes
 from edge.predictions.scoring import ShelfForecast
 from edge.predictions.shelves import stockout_signal
@@ -20,7 +22,7 @@ from edge.predictions.tables import (
     queue_rescore,
     write_predictions,
 )
-from edge.store.db import open_store
+from edge.store.db import ReadThread, open_store
 
 DAY_MS = 86_400_000
 
@@ -92,7 +94,7 @@ def row(
         "days_p90": 9.0, "confidence": 0.7, "basket_probability": 0.4, "urgency": "upcoming",
         "reason": f"you buy {category} about every 4 days", "list_rank": 1, "model_version": "np-1",
         "basket_model_version": "nb-1", "scored_ms": scored_ms, "origin_day": origin_day, "utc_offset_min": 60,
-        "experiment": None, "arm": None,
+        "experiment": None, "arm": None, "past_gap": 0,
     }  # fmt: skip
     return tuple(values[c] for c in PREDICTION_COLUMNS)
 
@@ -199,3 +201,46 @@ def test_a_fresh_store_gets_the_prediction_tables(conn: sqlite3.Connection) -> N
         "shelf_forecasts",
         "prediction_runs",
     } <= tables
+
+
+async def test_the_served_list_shows_days_left_that_agree_with_the_reason(
+    conn: sqlite3.Connection, tmp_path: Path
+) -> None:
+    """Past its usual gap an item is due now (the model expects it this week) or has no number (a lapsed
+    habit); coming up is sorted soonest first (issue #17)."""
+    consent(conn, "hh_a", True)
+    now = ms("2026-03-10T12:00:00+00:00")
+    today = now // DAY_MS
+
+    def item(
+        category: str, expected: float, p7: float, past: int, urgency: str, rank: int
+    ) -> tuple[object, ...]:
+        values = dict(zip(PREDICTION_COLUMNS, row("hh_a", category, now, today, expected), strict=True))
+        values |= {"p7": p7, "past_gap": past, "urgency": urgency, "list_rank": rank, "utc_offset_min": 0}
+        return tuple(values[c] for c in PREDICTION_COLUMNS)
+
+    rows = [
+        item("soft-drinks", 2.0, 0.8, 1, "upcoming", 1),  # every 5 days, 12 days ago: due now
+        item("soup", 12.0, 0.2, 1, "upcoming", 2),  # every 7 days, 33 days ago: lapsed, no number
+        item("rice", 4.0, 0.6, 0, "upcoming", 3),
+        item("eggs", 1.5, 0.9, 0, "upcoming", 4),
+    ]
+    write_predictions(conn, ["hh_a"], rows, {})
+    conn.commit()
+    reads = ReadThread(tmp_path / "store.db", "test-lists")
+
+    async def never(_household: str) -> bool:
+        return False
+
+    lists = HouseholdLists(reads, never, IngestMetrics().registry.register(Counter("t", "t", ("kind",))),
+                           StoreClock("UTC", now=lambda: now / 1000), 10, lambda: "np")  # fmt: skip
+    try:
+        shown = await lists.shopping_list("hh_a", now)
+    finally:
+        await reads.close()
+    assert [(i.category, i.days_left) for i in shown.upcoming] == [
+        ("soft-drinks", 0.0),
+        ("eggs", 1.5),
+        ("rice", 4.0),
+        ("soup", None),
+    ]
