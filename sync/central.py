@@ -20,21 +20,20 @@ import contextlib
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
 import aiohttp
-import asyncpg
 import msgspec
 from aiohttp import web
 
-from sync import central_db, central_ops, central_schema
+from sync import central_db, central_ops
 from sync.bundle_signing import latest_bundles, load_private_key, published_blob
 from sync.central_config import CentralConfig, CentralSection, StoreSection
 from sync.central_erasures import ErasureFeedRoute
 from sync.central_experiments import CentralExperimentRoutes
+from sync.central_pool import DB_ERRORS, CentralDb
 from sync.central_rollout import CentralRollout, run_rollouts
 from sync.client import Backoff, StoreClient
 from sync.errors import BundleError, CentralConfigError, FeedError, MalformedPage, TransportError
@@ -43,60 +42,6 @@ from sync.schemas import BundleList, CentralStatusView, CentralStoreView, Change
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _json = msgspec.json.Encoder()
-
-# -- the database pool -------------------------------------------------------------------------------
-
-DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
-
-
-class CentralDb:
-    """Central's PostgreSQL connections (an asyncpg pool). A connection broken by a server restart is
-    dropped by the pool when the failing call returns it; the next call connects again, so the pullers'
-    backoff loop is the reconnect loop."""
-
-    def __init__(self, dsn: str, origin: str = "central config", connect_timeout_s: float = 3.0) -> None:
-        self._args = central_schema.connect_args(dsn)
-        # A plan per execution: asyncpg caches prepared statements, and PostgreSQL's generic plan, chosen
-        # while change_log was young and small, kept scanning it whole once it had grown (seen: 68 of 85 s
-        # of a catch-up in one such SELECT). Planning these small statements costs ~0.1 ms each.
-        self._args.setdefault("server_settings", {})["plan_cache_mode"] = "force_custom_plan"
-        self._where = f"{origin}: [central] dsn"
-        self._target = central_schema.describe_target(dsn)
-        self._timeout = connect_timeout_s
-        self._pool: asyncpg.Pool | None = None
-
-    async def open(self) -> None:
-        """Connect and migrate; errors name the config key and the server."""
-        try:
-            conn = await asyncpg.connect(**{"timeout": self._timeout, **self._args})
-        except (*DB_ERRORS, ValueError) as exc:
-            raise CentralConfigError(f"{self._where}: cannot connect to {self._target}: {exc}") from exc
-        try:
-            await central_schema.migrate(conn)
-            self._pool = await asyncpg.create_pool(
-                min_size=1, max_size=4, **{"timeout": self._timeout, **self._args}
-            )
-        except DB_ERRORS as exc:
-            raise CentralConfigError(
-                f"{self._where}: cannot migrate central's schema on {self._target}: {exc}"
-            ) from exc
-        finally:
-            await conn.close()
-
-    async def run(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        if self._pool is None:
-            raise CentralConfigError(f"{self._where}: database not open")
-        async with self._pool.acquire() as conn:
-            return await fn(conn)
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            try:
-                await asyncio.wait_for(pool.close(), timeout=5)
-            except (*DB_ERRORS,):
-                pool.terminate()
-
 
 # -- pulling one store -------------------------------------------------------------------------------
 
@@ -449,3 +394,7 @@ def _bearer_ok(request: web.Request, token: str) -> bool:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+# CentralDb and DB_ERRORS live in sync.central_pool; named here too for callers that know them from here.
+__all__ = ["DB_ERRORS", "Central", "CentralDb", "PullState", "StorePuller"]

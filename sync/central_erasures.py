@@ -19,25 +19,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import asyncpg
 import msgspec
 from aiohttp import web
 
+from sync.central_pool import DB_ERRORS, CentralDb
 from sync.errors import FeedError
 from sync.feed import encode_error, parse_cursor
 from sync.schemas import ErasureEntry, ErasureFeed
-
-if TYPE_CHECKING:
-    from sync.central import CentralDb
 
 log = logging.getLogger(__name__)
 
 FEED_LIMIT_MAX = 1000  # entries per page: a store applies each in its own small transaction
 _json = msgspec.json.Encoder()
-# asyncpg's errors, a dropped connection, a timeout: the store retries with backoff (as central.DB_ERRORS)
-_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
 async def read_feed(conn: asyncpg.Connection, *, after: int, limit: int) -> ErasureFeed:
@@ -68,7 +63,7 @@ class ErasureFeedRoute:
         store = request.query.get("store", "")
         try:
             page = await self._db.run(lambda conn: read_feed(conn, after=cursor.after, limit=cursor.limit))
-        except _DB_ERRORS as exc:
+        except DB_ERRORS as exc:  # the store retries with backoff
             log.warning("central_erasure_feed_failed", extra={"store": store, "error": str(exc)})
             return _error(FeedError(503, "unavailable", "central's database is unreachable; retry later"))
         return web.Response(body=_json.encode(page), content_type="application/json")

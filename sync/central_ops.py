@@ -32,6 +32,7 @@ from sync.central_page import (
     render_unauthorized,
     render_unavailable,
 )
+from sync.central_pool import DB_ERRORS
 from sync.schemas import CentralStatusView
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,6 @@ RunDb = Callable[[Callable[[asyncpg.Connection], Awaitable[T]]], Awaitable[T]]
 
 LAG_KEEP_MS = 2 * 24 * 3600 * 1000  # lag samples older than this are deleted
 EXPERIMENT_WINDOW_MS = 90 * 24 * 3600 * 1000  # the page shows experiments with a step in the last 90 days
-# what a lost or restarting database raises (as `sync.central.DB_ERRORS`, which this module cannot import)
-_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
 
 # The page loads nothing: the policy makes a browser refuse anything but its inline style and SVG.
 _HEADERS = {
@@ -126,7 +125,7 @@ async def sample_lag_forever(
         try:
             view = await status()
             await run(partial(record_lag, status=view, now_ms=now()))
-        except _DB_ERRORS as exc:
+        except DB_ERRORS as exc:
             if not failing:
                 log.warning("central_lag_sample_failed", extra={"error": str(exc), "retry_s": every_s})
             failing = True
@@ -160,7 +159,7 @@ async def ops_page(
     try:
         view = await status()
         facts = await run(partial(page_facts, now_ms=_now_ms(), sample_every_s=sample_every_s))
-    except _DB_ERRORS as exc:
+    except DB_ERRORS as exc:
         log.warning("central_ops_page_unavailable", extra={"error": str(exc)})
         return _html(render_unavailable(type(exc).__name__), 503)
     return _html(render_page(view, facts), 200)

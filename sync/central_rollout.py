@@ -28,7 +28,8 @@ from models.experiments.rollout import Action, RolloutDecision, RolloutPolicy, R
 from models.experiments.spec import EXPERIMENT_FILE, Experiment, encode_experiment
 from sync.bundle_signing import publish_bundle
 from sync.bundle_verify import safe_extract
-from sync.central_experiments import PublishedExperiment, RunDb, experiment_data, newest_experiments
+from sync.central_experiment_data import PublishedExperiment, experiment_data, newest_experiments
+from sync.central_pool import DB_ERRORS, RunDb
 
 log = logging.getLogger(__name__)
 MAX_BUNDLE_BYTES = 512 * 1024 * 1024
@@ -189,6 +190,6 @@ async def run_rollouts(rollout: CentralRollout, every_s: float) -> None:
     while True:
         try:
             await rollout.once(int(datetime.now(UTC).timestamp() * 1000))
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError, ValueError) as exc:
+        except (*DB_ERRORS, ValueError) as exc:
             log.warning("central_rollout_failed", extra={"error": f"{type(exc).__name__}: {exc}"})
         await asyncio.sleep(every_s)

@@ -48,8 +48,9 @@ from edge.demo.service import (
 )
 from edge.errors import EdgeError
 from sync.bundle_signing import generate_key
-from sync.central import DB_ERRORS, Central
+from sync.central import Central
 from sync.central_config import load_central_config
+from sync.central_pool import DB_ERRORS
 from sync.cli import configure_logging
 from sync.schemas import CentralStatusView
 

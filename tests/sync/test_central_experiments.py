@@ -19,8 +19,8 @@ from models.experiments.bucketing import assign
 from models.experiments.rollout import challenger_weights
 from sync import central_db
 from sync.bundle_signing import generate_key, load_private_key, publish_bundle
-from sync.central import CentralDb
 from sync.central_experiments import CentralExperimentRoutes
+from sync.central_pool import CentralDb
 from tests.conftest import free_port
 from tests.sync.test_central_warehouse import change, page
 

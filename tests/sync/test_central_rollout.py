@@ -26,7 +26,7 @@ from sync.bundle_signing import (
     read_published,
 )
 from sync.bundle_verify import load_public_key, verify_manifest
-from sync.central import CentralDb
+from sync.central_pool import CentralDb
 from sync.central_rollout import CentralRollout
 from tests.edge.test_predictions_model_swap import model_set
 from tests.sync.test_central_warehouse import change, page

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from edge.demo.broker import free_port
-from sync.central import Central, CentralDb
+from sync.central import Central
 from sync.central_config import load_central_config, parse_central_config
 from sync.central_db import store_rows
+from sync.central_pool import CentralDb
 from sync.central_schema import MIGRATIONS
 from sync.errors import CentralConfigError
 from tests.conftest import REPO
