@@ -16,6 +16,7 @@ from pathlib import Path
 from aiohttp import web
 
 from edge.config import Config
+from edge.customers.interactions import InteractionRoutes
 from edge.customers.privacy import CardCheck, Pseudonymiser, load_pseudonym_key, load_session_key
 from edge.customers.routes import AuditedReads, CustomerApi, CustomerSettings
 from edge.customers.session_routes import SessionApi
@@ -172,6 +173,7 @@ class Daemon:
             config, db_path, self.writer, self.metrics, hooks=self.hooks, sessions=self.sessions
         )
         self.customers, self.kiosk_sessions = self._customer_api(config, db_path, key)
+        self.interactions = InteractionRoutes(self.writer, db_path, config.tz)
         self.http: HttpEndpoint | None = None
 
     async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
@@ -269,6 +271,7 @@ class Daemon:
         await self.reader.close()
         await self.customers.close()
         await self.kiosk_sessions.close()
+        await self.interactions.close()
         await self.writer.close()
         log.info("daemon_stopped", extra={"shutdown_ms": round((time.monotonic() - t_stop) * 1000)})
 
@@ -334,6 +337,7 @@ class Daemon:
                 *self.sync.routes(),
                 *self.kiosk_sessions.routes(),
                 *self.customers.routes(),
+                *self.interactions.routes(),
                 *(
                     ExperimentRoutes(self.experiments, self.experiments.reads, self.writer).routes()
                     if self.experiments

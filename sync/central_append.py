@@ -5,6 +5,7 @@ one names its table, columns and how a change becomes a row (None: the change ad
     list_feedback       a vote on a list (with the experiment and arm whose list it was)
     prediction_outcomes what became of a prediction (with the experiment and arm whose models made it)
     list_outcomes       a consenting household's trip against its list (the list hit rate)
+    customer_interactions  what a shopper did at the kiosk (analytics consent), with its list's arm
     experiment_events   an experiment's steps at a store (started, advanced, rolled back, promoted, ...)
     bundle_reports      what a store did with a bundle (activated, refused, rolled back)
 """
@@ -21,6 +22,7 @@ from sync.change_bodies import (
     Body,
     ExperimentEventBody,
     FeedbackBody,
+    InteractionBody,
     ListOutcomeBody,
     PredictionOutcomeBody,
 )
@@ -55,6 +57,21 @@ def _outcome(store: str, stream: int, seq: int, _created: int, b: PredictionOutc
 def _list_outcome(store: str, stream: int, seq: int, _created: int, b: ListOutcomeBody) -> Row:
     return (store, stream, seq, utc(b.purchased_ms), b.household, b.categories, b.on_list, b.listed,
             b.basket_model_version, b.experiment, b.arm)  # fmt: skip
+
+
+def _interaction(store: str, stream: int, seq: int, _created: int, b: InteractionBody) -> Row:
+    return (
+        store,
+        stream,
+        seq,
+        b.ts_ms,
+        b.household,
+        b.kind,
+        b.subject,
+        b.basket_model_version,
+        b.experiment,
+        b.arm,
+    )
 
 
 def _experiment_event(store: str, stream: int, seq: int, _created: int, b: ExperimentEventBody) -> Row:
@@ -118,6 +135,20 @@ APPEND_TABLES: dict[type, AppendTable] = {
             ("arm", "text"),
         ),
         _list_outcome,
+    ),
+    InteractionBody: AppendTable(
+        "customer_interactions",
+        (
+            *_KEY,
+            ("ts_ms", "int8"),
+            ("household", "text"),
+            ("kind", "text"),
+            ("subject", "text"),
+            ("basket_model_version", "text"),
+            ("experiment", "text"),
+            ("arm", "text"),
+        ),
+        _interaction,
     ),
     ExperimentEventBody: AppendTable(
         "experiment_events",

@@ -81,7 +81,7 @@ __all__ = ["FEED_LIMIT_MAX", "ErasureFeedRoute", "read_feed"]
 
 async def erase_everywhere(conn: asyncpg.Connection, household: str, until_ms: int) -> None:
     """Erase at central what is known of ``household`` up to ``until_ms``: consents, feedback, outcomes
-    (of predictions and of lists),
+    (of predictions and of lists), interactions,
     quarantined bodies naming it and its household row go; purchases stay as anonymous sales; its changes in the log are scrubbed (purchase
     bodies unlinked, the others emptied). What it did after ``until_ms`` (it came back) is kept."""
     await conn.execute("DELETE FROM consents WHERE household = $1 AND updated_ms <= $2", household, until_ms)
@@ -90,6 +90,9 @@ async def erase_everywhere(conn: asyncpg.Connection, household: str, until_ms: i
         "DELETE FROM prediction_outcomes WHERE household = $1 AND scored <= to_timestamp($2 / 1000.0)",
         household,
         until_ms,
+    )
+    await conn.execute(
+        "DELETE FROM customer_interactions WHERE household = $1 AND ts_ms <= $2", household, until_ms
     )
     await conn.execute(
         "DELETE FROM list_outcomes WHERE household = $1 AND purchased <= to_timestamp($2 / 1000.0)",

@@ -28,6 +28,9 @@ _HOUSEHOLD_METRICS: dict[str, str] = {
     f" WHERE experiment = $1 AND {_SINCE} AND categories > 0 GROUP BY arm, household",
     "thumbs_up_share": "SELECT arm, household, avg((vote > 0)::int)::float8 FROM list_feedback"
     " WHERE experiment = $1 AND ts_ms >= $2 AND ts_ms < $3 GROUP BY arm, household",
+    "suggestion_acceptance": "SELECT arm, household, avg((kind = 'suggestion_taken')::int)::float8"
+    " FROM customer_interactions WHERE experiment = $1 AND ts_ms >= $2 AND ts_ms < $3"
+    " AND kind IN ('suggestion_taken', 'suggestion_declined') GROUP BY arm, household",
     "mae_days": "SELECT arm, household, avg(abs(actual_days - expected_days)) FROM prediction_outcomes"
     " WHERE experiment = $1 AND purchased_ms >= $2 AND purchased_ms < $3 AND expected_days IS NOT NULL"
     " GROUP BY arm, household",

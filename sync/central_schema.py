@@ -184,11 +184,27 @@ async def _v4_rollouts(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _v5_interactions(conn: asyncpg.Connection) -> None:
+    """What shoppers do at the kiosk (analytics consent only; edge/customers/interactions.py)."""
+    await conn.execute(
+        """
+        CREATE TABLE customer_interactions (
+            store text NOT NULL, stream integer NOT NULL, seq bigint NOT NULL, ts_ms bigint NOT NULL,
+            household text NOT NULL, kind text NOT NULL, subject text, basket_model_version text,
+            experiment text, arm text, PRIMARY KEY (stream, seq));
+        CREATE INDEX customer_interactions_household ON customer_interactions (household, ts_ms);
+        CREATE INDEX customer_interactions_experiment ON customer_interactions (experiment, arm, ts_ms)
+            WHERE experiment IS NOT NULL;
+        """
+    )
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "change log, stores, totals, bundles, gaps", _v1_change_log),
     (2, "warehouse tables, quarantine, erasure feed, lag samples", _v2_warehouse),
     (3, "experiments: arms on outcomes and votes, list outcomes, experiment events", _v3_experiments),
     (4, "rollouts decided at central", _v4_rollouts),
+    (5, "customer interactions", _v5_interactions),
 )
 PARTITIONED = {  # table -> its partition key (monthly ranges)
     "purchases": "ts",

@@ -133,6 +133,20 @@ class ListOutcomeBody(msgspec.Struct, frozen=True):
     arm: str | None = None
 
 
+class InteractionBody(msgspec.Struct, frozen=True):
+    """What a shopper did at the kiosk (with analytics consent), with what served its list."""
+
+    household: Name
+    kind: Literal[
+        "list_viewed", "item_ticked", "suggestion_taken", "suggestion_declined", "route_asked", "offer_opened"
+    ]
+    ts_ms: int
+    subject: str | None = None
+    basket_model_version: str | None = None
+    experiment: str | None = None
+    arm: str | None = None
+
+
 class ExperimentEventBody(msgspec.Struct, frozen=True):
     """A step of an experiment at a store: started, advanced, held, rolled back, promoted, stopped, ended."""
 
@@ -175,6 +189,7 @@ Body: TypeAlias = (
     | ErasureBody
     | PredictionOutcomeBody
     | ListOutcomeBody
+    | InteractionBody
     | ExperimentEventBody
     | AlertBody
     | DeviceStatusBody
@@ -190,6 +205,7 @@ _DECODERS: dict[str, msgspec.json.Decoder[Body]] = {
     "erasure": msgspec.json.Decoder(ErasureBody),
     "prediction_outcome": msgspec.json.Decoder(PredictionOutcomeBody),
     "list_outcome": msgspec.json.Decoder(ListOutcomeBody),
+    "interaction": msgspec.json.Decoder(InteractionBody),
     "experiment": msgspec.json.Decoder(ExperimentEventBody),
     "alert": msgspec.json.Decoder(AlertBody),
     "device_status": msgspec.json.Decoder(DeviceStatusBody),
@@ -219,12 +235,21 @@ _TIME_FIELD: dict[type, str] = {
     ErasureBody: "ts_ms",
     PredictionOutcomeBody: "scored_ms",
     ListOutcomeBody: "purchased_ms",
+    InteractionBody: "ts_ms",
     ExperimentEventBody: "ts_ms",
     AlertBody: "updated_ms",
     DeviceStatusBody: "ts_ms",
 }
 _HOUSEHOLD_TYPES = frozenset(
-    {PurchaseBody, ConsentBody, FeedbackBody, ErasureBody, PredictionOutcomeBody, ListOutcomeBody}
+    {
+        PurchaseBody,
+        ConsentBody,
+        FeedbackBody,
+        ErasureBody,
+        PredictionOutcomeBody,
+        ListOutcomeBody,
+        InteractionBody,
+    }
 )
 
 

@@ -16,7 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "sensors": set(),
     "models": set(),
     "routing": set(),
-    "sync": set(),
+    "sync": {"models"},  # central's A/B analysis and retraining (docs/architecture.md)
     "simulators": {"sensors"},
     "kiosk": {"routing", "sensors"},
     "edge": {"sensors", "models", "routing", "sync"},

@@ -13,6 +13,7 @@ import pytest
 
 from edge.cli import build_parser
 from edge.config import Config
+from edge.customers.interactions import InteractionRoutes
 from edge.experiments.routes import ExperimentRoutes
 from edge.http import app, staff_routes
 from edge.metrics import IngestMetrics
@@ -82,7 +83,8 @@ def test_every_reject_reason_is_explained() -> None:
 
 def test_every_route_and_metric_is_in_the_readme() -> None:
     experiments = ExperimentRoutes(None, None, None).routes()  # type: ignore[arg-type]
-    for method, path, _ in [*app.ROUTES, *staff_routes.ROUTES, *experiments]:
+    interactions = InteractionRoutes(None, REPO / "unused.db", None).routes()  # type: ignore[arg-type]
+    for method, path, _ in [*app.ROUTES, *staff_routes.ROUTES, *experiments, *interactions]:
         assert f"`{method} {path}" in README, path
     for name in IngestMetrics().registry._metrics:
         assert f"`{name}" in README, name

@@ -26,7 +26,9 @@ from sync.outbox import OutboxEntry, append, remove
 # Tables keyed by household that erasure empties (other capabilities' own: their erasure hooks).
 HOUSEHOLD_TABLES: tuple[str, ...] = ("consents", "list_feedback", "access_log")
 # Pending outbox rows that are about one household only: dropped on erasure (the erasure event follows).
-HOUSEHOLD_OUTBOX_KINDS: tuple[str, ...] = ("consent", "list_feedback", "prediction_outcome", "list_outcome")
+HOUSEHOLD_OUTBOX_KINDS: tuple[str, ...] = (
+    "consent", "list_feedback", "prediction_outcome", "list_outcome", "interaction",
+)  # fmt: skip
 FEEDBACK_PER_DAY = 100  # thumbs per household and day: more is not a person at a kiosk
 
 _json = msgspec.json.Encoder()

@@ -114,6 +114,11 @@ _HOUSEHOLD_METRICS: dict[str, str] = {
         "SELECT arm, household, avg(vote > 0) FROM list_feedback"
         " WHERE experiment = ? AND ts_ms >= ? AND ts_ms < ? GROUP BY arm, household"
     ),
+    "suggestion_acceptance": (
+        "SELECT arm, household, avg(kind = 'suggestion_taken') FROM customer_interactions"
+        " WHERE experiment = ? AND ts_ms >= ? AND ts_ms < ?"
+        " AND kind IN ('suggestion_taken', 'suggestion_declined') GROUP BY arm, household"
+    ),
     "mae_days": (
         "SELECT arm, household, avg(abs(actual_days - expected_days)) FROM prediction_outcomes"
         " WHERE experiment = ? AND purchased_ms >= ? AND purchased_ms < ? AND expected_days IS NOT NULL"

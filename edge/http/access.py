@@ -41,6 +41,7 @@ VERIFIED_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/api/v1/customers/{id}/predictions"),
         ("DELETE", "/api/v1/customers/{id}"),
         ("POST", "/api/v1/recommendations/shopping-list/{id}/feedback"),
+        ("POST", "/api/v1/in-store/interaction-tracking"),  # for the session's own household
     }
 )
 SESSION_ROUTES: frozenset[tuple[str, str]] = VERIFIED_ROUTES | frozenset(

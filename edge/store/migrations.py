@@ -362,3 +362,19 @@ def _v13(conn: sqlite3.Connection) -> None:
     # edge/predictions/lists.py: whether the household was past its usual gap for the category when it was
     # scored, so the list's days left agree with its reason (models/shopping_list.py, "Days left agree").
     conn.execute("ALTER TABLE predictions ADD COLUMN past_gap INTEGER NOT NULL DEFAULT 0")
+
+
+@migration(14, "customer_interactions")
+def _v14(conn: sqlite3.Connection) -> None:
+    # edge/customers/interactions.py: what shoppers do at the kiosk, with analytics consent only, with the
+    # model version, experiment and arm whose list they were looking at.
+    conn.execute(
+        """CREATE TABLE customer_interactions (
+            id INTEGER PRIMARY KEY, household TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT,
+            ts_ms INTEGER NOT NULL, basket_model_version TEXT, experiment TEXT, arm TEXT,
+            recorded_ms INTEGER NOT NULL)"""
+    )
+    conn.execute(
+        "CREATE INDEX customer_interactions_household ON customer_interactions (household, recorded_ms)"
+    )
+    conn.execute("CREATE INDEX customer_interactions_ts ON customer_interactions (ts_ms)")

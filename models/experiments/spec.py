@@ -25,7 +25,9 @@ import msgspec
 ExperimentId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 ArmKey = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 ArmFolder = Annotated[str, msgspec.Meta(pattern=r"^arms/[a-z][a-z0-9_-]{0,31}$")]
-Metric = Literal["list_hit_rate", "brier_7d", "log_loss_7d", "mae_days", "thumbs_up_share"]
+Metric = Literal[
+    "list_hit_rate", "brier_7d", "log_loss_7d", "mae_days", "thumbs_up_share", "suggestion_acceptance"
+]
 Guardrail = Literal["scoring_ms", "scoring_errors"]
 EXPERIMENT_FILE = "experiment.json"
 
@@ -33,6 +35,7 @@ EXPERIMENT_FILE = "experiment.json"
 HIGHER_IS_BETTER: dict[str, int] = {
     "list_hit_rate": 1,
     "thumbs_up_share": 1,
+    "suggestion_acceptance": 1,
     "brier_7d": -1,
     "log_loss_7d": -1,
     "mae_days": -1,

@@ -190,9 +190,13 @@ async def test_experiments_land_with_their_arms(db: asyncpg.Connection) -> None:
         change(3, "list_outcome", f"{H}:{T0 + 2}", list_outcome(H, T0 + 2, "challenger")),
         change(4, "list_outcome", f"{H}:{T0 + 40 * DAY}", list_outcome(H, T0 + 40 * DAY, "control")),
         change(5, "experiment", "exp-1", event),
-    ]
+        change(6, "interaction", H, {"household": H, "kind": "suggestion_taken", "ts_ms": T0 + 3,
+                                     "subject": "milk", "experiment": "exp-1", "arm": "challenger"}),
+    ]  # fmt: skip
     result = await central_db.apply_page(db, "s1", page(changes), T0)
-    assert (result.inserted, result.quarantined) == (5, 0)
+    assert (result.inserted, result.quarantined) == (6, 0)
+    row = await db.fetchrow("SELECT household, kind, subject, arm FROM customer_interactions")
+    assert tuple(row) == (H, "suggestion_taken", "milk", "challenger")
     assert tuple(await db.fetchrow("SELECT experiment, arm FROM prediction_outcomes")) == (
         "exp-1",
         "challenger",
@@ -259,6 +263,7 @@ async def test_an_erasure_erases_the_household_everywhere_and_keeps_anonymous_sa
         change(4, "prediction_outcome", f"{H}:milk", outcome(H, T0 + 4000)),
         change(5, "purchase", "a5", purchase("a5", T0 + 5000, other)),
         change(6, "list_outcome", f"{H}:{T0 + 4500}", list_outcome(H, T0 + 4500)),
+        change(8, "interaction", H, {"household": H, "kind": "list_viewed", "ts_ms": T0 + 4600}),
     ]
     at_b = [
         change(1, "purchase", "b1", purchase("b1", T0 + 1500, H)),
@@ -276,6 +281,7 @@ async def test_an_erasure_erases_the_household_everywhere_and_keeps_anonymous_sa
         "SELECT count(*) FROM list_feedback WHERE household = $1",
         "SELECT count(*) FROM prediction_outcomes WHERE household = $1",
         "SELECT count(*) FROM list_outcomes WHERE household = $1",
+        "SELECT count(*) FROM customer_interactions WHERE household = $1",
         "SELECT count(*) FROM households WHERE id = $1",
         "SELECT count(*) FROM purchases WHERE household = $1",
         "SELECT count(*) FROM change_log WHERE kind != 'erasure' AND (household = $1 OR body LIKE '%' || $1 || '%')",
