@@ -10,6 +10,8 @@ its model file; loading refuses a pair that does not match.
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -90,3 +92,17 @@ def read_model(directory: Path) -> tuple[ModelCard, bytes]:
     if card.onnx_sha256 and digest != card.onnx_sha256:
         raise ModelLoadError(f"{path}: SHA-256 {digest[:12]}... does not match onnx_sha256 in {CARD_FILE}")
     return card, onnx_model
+
+
+def copy_model_set(source: Path, destination: Path, version: str, *, drop: str | None = None) -> Path:
+    """A copy of the model set in ``source`` (next_purchase/, next_basket/, shelf_depletion/) at
+    ``destination``, every card's version renamed ``<name>-<version>`` (a challenger for a demo, a test
+    or a benchmark, telling its rows apart); ``drop`` leaves one model out (a broken set)."""
+    shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    for path in destination.glob(f"*/{CARD_FILE}"):
+        data = json.loads(path.read_text())
+        data["version"] = f"{data['name']}-{version}"
+        path.write_text(json.dumps(data))
+    if drop is not None:
+        shutil.rmtree(destination / drop)
+    return destination

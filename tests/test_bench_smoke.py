@@ -49,6 +49,9 @@ def test_benchmark_runs_and_writes_json(script: str, args: list[str], tmp_path: 
         ),
         # 200 households instead of 20,000: every stage, the daemon-side rescore and the RSS probe.
         ("models.py", ["--quick", "--households", "200", "--output"], "full rescore", "stages"),
+        # Issue #14: one arm against two (a 50/50 experiment) on 200 households: full rescores, the
+        # shopping list on demand and cached, and the RSS of one and two sets of models (fresh processes).
+        ("experiments.py", ["--smoke", "--out"], "two/one", "full_rescore"),
         # The next-basket study on 80 Complete Journey households, a training day every 4 weeks.
         (
             "next_basket_study.py",

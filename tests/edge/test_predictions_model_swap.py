@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from edge.metrics import IngestMetrics
 from edge.predictions.service import PredictionService, load_store_models, model_directory
 from edge.store.writer import StoreWriter
 from edge.uplink.bundle_checks import check_layout, check_promotions, check_store_models
+from models.cards import copy_model_set
 from models.inference import TRAINED_DIR
 from sync.errors import BundleError
 
@@ -21,14 +21,7 @@ DEMO_STORE = Path(__file__).resolve().parents[2] / "simulators" / "demo_store"
 
 def model_set(root: Path, version: str, *, drop: str | None = None) -> Path:
     """A copy of the shipped models as a bundle directory, every card renamed to ``version``."""
-    shutil.copytree(TRAINED_DIR, root, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
-    for card in root.glob("*/card.json"):
-        data = json.loads(card.read_text())
-        data["version"] = f"{data['name']}-{version}"
-        card.write_text(json.dumps(data))
-    if drop is not None:
-        shutil.rmtree(root / drop)
-    return root
+    return copy_model_set(TRAINED_DIR, root, version, drop=drop)
 
 
 def go_live(bundle_dir: Path, version: Path) -> None:
