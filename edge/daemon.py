@@ -29,11 +29,13 @@ from edge.http.sessions import SessionSigner, load_revocations
 from edge.ingest.receipts import TillReceipts
 from edge.ingest.service import MqttIngest, SerialIngest
 from edge.metrics import IngestMetrics
+from edge.predictions.realtime import RealtimeRecommender
 from edge.predictions.service import PredictionService, load_store_models, model_directory
 from edge.state.bus import AlertBus
 from edge.state.rules import StoreRules
 from edge.state.silence import SilenceCheck
 from edge.store.apply import BatchApplier, load_planogram_job
+from edge.store.db import ReadThread
 from edge.store.housekeeping import run_housekeeping
 from edge.store.reader import StoreReader
 from edge.store.writer import StoreWriter
@@ -174,6 +176,8 @@ class Daemon:
         )
         self.customers, self.kiosk_sessions = self._customer_api(config, db_path, key)
         self.interactions = InteractionRoutes(self.writer, db_path, config.tz)
+        self.realtime_reads = ReadThread(db_path, "realtime-reader")
+        self.realtime = RealtimeRecommender(self.realtime_reads, self.live_layout.layout)
         self.http: HttpEndpoint | None = None
 
     async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
@@ -211,6 +215,12 @@ class Daemon:
             sources.append(
                 tasks.create_task(
                     supervise("layout:watch", self.live_layout.run_watch, self.metrics), name="layout:watch"
+                )
+            )
+            sources.append(
+                tasks.create_task(
+                    supervise("recommendations:associations", self.realtime.run, self.metrics),
+                    name="recommendations:associations",
                 )
             )
             sources.append(
@@ -272,6 +282,7 @@ class Daemon:
         await self.customers.close()
         await self.kiosk_sessions.close()
         await self.interactions.close()
+        await self.realtime_reads.close()
         await self.writer.close()
         log.info("daemon_stopped", extra={"shutdown_ms": round((time.monotonic() - t_stop) * 1000)})
 
@@ -338,6 +349,7 @@ class Daemon:
                 *self.kiosk_sessions.routes(),
                 *self.customers.routes(),
                 *self.interactions.routes(),
+                *self.realtime.routes(),
                 *(
                     ExperimentRoutes(self.experiments, self.experiments.reads, self.writer).routes()
                     if self.experiments

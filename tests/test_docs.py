@@ -17,6 +17,7 @@ from edge.customers.interactions import InteractionRoutes
 from edge.experiments.routes import ExperimentRoutes
 from edge.http import app, staff_routes
 from edge.metrics import IngestMetrics
+from edge.predictions.realtime import RealtimeRecommender
 from sensors.decode import SENSOR_KINDS, Decoder
 from sensors.frames import decode_frame
 from sensors.planogram import load_planogram
@@ -84,7 +85,8 @@ def test_every_reject_reason_is_explained() -> None:
 def test_every_route_and_metric_is_in_the_readme() -> None:
     experiments = ExperimentRoutes(None, None, None).routes()  # type: ignore[arg-type]
     interactions = InteractionRoutes(None, REPO / "unused.db", None).routes()  # type: ignore[arg-type]
-    for method, path, _ in [*app.ROUTES, *staff_routes.ROUTES, *experiments, *interactions]:
+    realtime = RealtimeRecommender(None, None).routes()  # type: ignore[arg-type]
+    for method, path, _ in [*app.ROUTES, *staff_routes.ROUTES, *experiments, *interactions, *realtime]:
         assert f"`{method} {path}" in README, path
     for name in IngestMetrics().registry._metrics:
         assert f"`{name}" in README, name

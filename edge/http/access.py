@@ -31,6 +31,7 @@ KIOSK_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/api/v1/kiosk/layout"),
         ("POST", "/api/v1/kiosk/sessions"),
         ("POST", "/api/v1/routes"),
+        ("POST", "/api/v1/recommendations/realtime"),  # store statistics only, without a session
     }
 )
 # Routes that show or change a household's own data: a verified session only (or staff).
@@ -51,6 +52,7 @@ SESSION_ROUTES: frozenset[tuple[str, str]] = VERIFIED_ROUTES | frozenset(
         ("DELETE", "/api/v1/kiosk/sessions/current"),
         ("POST", "/api/v1/routes"),
         # An unverified session gets these as for a household without consent (generic).
+        ("POST", "/api/v1/recommendations/realtime"),
         ("GET", "/api/v1/customers/{id}/offers"),
         ("GET", "/api/v1/recommendations/shopping-list/{id}"),
         ("GET", "/api/v1/in-store/{id}/optimal-route"),
