@@ -23,8 +23,9 @@ from typing import Any, Protocol, TypeVar
 from aiohttp import web
 
 from edge.customers import tables
-from edge.customers.offers import Promotion, load_promotions, offers_for
+from edge.customers.offers import OffersView, Promotion, load_promotions, offers_for
 from edge.customers.tables import ConsentUpdate, FeedbackVote
+from edge.customers.visit import visit_plan
 from edge.errors import ConfigError
 from edge.http.access import log_access
 from edge.http.app import CONTEXT, PRINCIPAL
@@ -34,6 +35,7 @@ from edge.http.staff_routes import plan_for
 from edge.store.db import ReadThread
 from edge.store.hooks import HouseholdHooks
 from edge.store.writer import StoreWriter
+from routing import RoutingError, plan_route
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,6 +46,10 @@ ENDED, LIMITED = "ended", "limited"
 class ListItem(Protocol):
     @property
     def category(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def days_left(self) -> float | None: ...
 
 
 class ShoppingList(Protocol):
@@ -170,6 +176,7 @@ class CustomerApi:
             ("GET", "/api/v1/recommendations/shopping-list/{id}", self.get_shopping_list),
             ("POST", "/api/v1/recommendations/shopping-list/{id}/feedback", self.post_feedback),
             ("GET", "/api/v1/in-store/{id}/optimal-route", self.get_optimal_route),
+            ("GET", "/api/v1/in-store/{id}/personalization", self.get_personalization),
             ("GET", "/api/v1/shelves/{id}/forecast", self.get_shelf_forecast),
         ]
 
@@ -232,12 +239,15 @@ class CustomerApi:
         shopping = await self._shopping_list(request, household)
         if isinstance(shopping, web.Response):
             return shopping
+        return json_response(await self._offers(shopping))
+
+    async def _offers(self, shopping: ShoppingList) -> OffersView:
         now = dt.datetime.now(self.settings.timezone)
         promotions = await asyncio.to_thread(self._promotions.current)  # stat (and a re-read) off the loop
         if not shopping.personalised:
-            return json_response(offers_for(promotions, now, None))
+            return offers_for(promotions, now, None)
         due = [i.category for i in (*shopping.urgent, *shopping.upcoming)]
-        return json_response(offers_for(promotions, now, due, [i.category for i in shopping.usual]))
+        return offers_for(promotions, now, due, [i.category for i in shopping.usual])
 
     async def get_optimal_route(self, request: web.Request) -> web.Response:
         household = request.match_info["id"]
@@ -261,6 +271,39 @@ class CustomerApi:
         if isinstance(result, web.Response):
             return result
         return json_response({**result, "items": items})
+
+    async def get_personalization(self, request: web.Request) -> web.Response:
+        """The visit in one document (`edge.customers.visit`): route by section, skips, cold chain,
+        offers, reminders."""
+        household = request.match_info["id"]
+        accessible = request.query.get("accessible", "false").lower()
+        if accessible not in ("true", "false", "1", "0"):
+            return error_response(400, "accessible: expected true or false")
+        shopping = await self._shopping_list(request, household)
+        if isinstance(shopping, web.Response):
+            return shopping
+        items = [i.category for i in (*shopping.urgent, *shopping.upcoming, *shopping.usual)]
+        if not items:
+            return error_response(404, "shopping list: empty, nothing to plan")
+        ctx = request.app[CONTEXT]
+        if ctx.layout is None:
+            return error_response(503, "no store layout loaded: set [store] layout")
+        layout, step_free = ctx.layout(), accessible in ("true", "1")
+        congestion = {z.id: z.occupancy / z.capacity for z in await ctx.reader.zones() if z.capacity}
+        start, end = request.query.get("from") or None, request.query.get("to") or None
+        try:
+            route = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: plan_route(layout, items, start, end, step_free, True, congestion)
+            )
+        except RoutingError as exc:
+            return error_response(422, str(exc))
+        offers = (await self._offers(shopping)).offers
+        groups = {"urgent": shopping.urgent, "upcoming": shopping.upcoming, "usual": shopping.usual}
+        plan = visit_plan(
+            layout, route, groups, offers, household=household, personalised=shopping.personalised,
+            accessible=step_free,
+        )  # fmt: skip
+        return json_response(plan)
 
     async def post_feedback(self, request: web.Request) -> web.Response:
         household = request.match_info["id"]

@@ -56,6 +56,7 @@ SESSION_ROUTES: frozenset[tuple[str, str]] = VERIFIED_ROUTES | frozenset(
         ("GET", "/api/v1/customers/{id}/offers"),
         ("GET", "/api/v1/recommendations/shopping-list/{id}"),
         ("GET", "/api/v1/in-store/{id}/optimal-route"),
+        ("GET", "/api/v1/in-store/{id}/personalization"),
     }
 )
 UNVERIFIED = (
