@@ -262,7 +262,10 @@ class Central:
         app.router.add_get("/central/v1/bundles/latest", self._bundles_latest)
         app.router.add_get("/central/v1/bundles/{kind}/{version}/blob", self._bundle_blob)
         app.router.add_get("/central/v1/erasures", ErasureFeedRoute(self.db, self._store_auth).handle)
-        CentralExperimentRoutes(self.db.run, self.bundle_dir, self._admin_ok, self.rollout).add_to(app)
+        candidates = self.config.path(c.candidates_dir)
+        CentralExperimentRoutes(
+            self.db.run, self.bundle_dir, self._admin_ok, self.rollout, candidates
+        ).add_to(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, c.host, c.port)

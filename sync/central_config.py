@@ -37,6 +37,9 @@ class CentralSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     # experiments published with decided_by = "central" and publishes each step (docs/experiments.md).
     signing_key_file: str = ""
     experiment_check_s: PositiveFloat = 3600.0
+    # Candidate model sets an experiment can bring (`storeedge central retrain` writes them here,
+    # one folder per candidate; POST /api/v1/ab-tests names one).
+    candidates_dir: str = "var/central-candidates"
 
     def __post_init__(self) -> None:
         if self.backoff_min_s > self.backoff_max_s:

@@ -7,6 +7,7 @@ questions the stores answer, over every store's outcomes, which gives the power 
     GET /api/v1/ab-tests/assignments/{id}        the household's arm at each store (each at its own step)
     GET /api/v1/ab-tests/performance/comparison  per model version, over every store (?days=90)
     GET /api/v1/analytics/performance            per category and next-purchase version, over every store
+    POST /api/v1/ab-tests                        publish a new experiment (needs the signing key)
     POST /api/v1/ab-tests/{test}/stop            publish it again ending now (needs the signing key)
 
 An experiment's definition is read from the newest published `experiment` bundle that carries it. The
@@ -30,7 +31,7 @@ from models.experiments.analysis import summarise
 from models.experiments.bucketing import assign
 from models.experiments.experiment import analyse
 from models.experiments.rollout import challenger_weights
-from models.experiments.spec import Experiment
+from models.experiments.spec import Experiment, decode_experiment
 from sync.central_experiment_data import experiment_data, household_values, newest_experiments
 from sync.central_pool import DB_ERRORS, RunDb
 from sync.model_performance import (
@@ -84,8 +85,17 @@ class ArmStoreMetric(msgspec.Struct, frozen=True):
     ci_high: float
 
 
-class Stopper(Protocol):
+class Publisher(Protocol):
+    async def create(self, spec: Experiment, candidate: Path | None) -> int: ...
     async def stop(self, experiment_id: str, reason: str, now_ms: int) -> int | None: ...
+
+
+CandidateName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+
+
+class CreateRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    experiment: msgspec.Raw  # an Experiment (models/experiments/spec.py), checked as the stores check it
+    candidate: CandidateName | None = None  # a folder of [central] candidates_dir: the challenger's models
 
 
 class StopRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -98,12 +108,14 @@ class CentralExperimentRoutes:
         run: RunDb[Any],
         bundle_dir: Path,
         authorised: Callable[[web.Request], bool],
-        stopper: Stopper | None = None,
+        publisher: Publisher | None = None,
+        candidates_dir: Path | None = None,
     ) -> None:
         self._run = run
         self._bundle_dir = bundle_dir
         self._authorised = authorised
-        self._stopper = stopper
+        self._publisher = publisher
+        self._candidates = candidates_dir
 
     def add_to(self, app: web.Application) -> None:
         for path, handler in (
@@ -116,6 +128,7 @@ class CentralExperimentRoutes:
         ):
             app.router.add_get(path, self._guarded(handler))
         app.router.add_post("/api/v1/ab-tests/{test}/stop", self._guarded(self.stop))
+        app.router.add_post("/api/v1/ab-tests", self._guarded(self.create))
 
     def _guarded(
         self, handler: Callable[[web.Request], Awaitable[web.Response]]
@@ -220,15 +233,35 @@ class CentralExperimentRoutes:
             stores.append(StoreAssignment(store, arm))
         return _ok(CentralAssignmentView(household, spec.id, stores))
 
+    async def create(self, request: web.Request) -> web.Response:
+        """Publish a new experiment, its challenger's models from a candidate (central signs it)."""
+        if self._publisher is None:
+            return _error(409, "central has no signing key ([central] signing_key_file): it cannot publish")
+        try:
+            body = msgspec.json.decode(await request.read(), type=CreateRequest)
+            spec = decode_experiment(bytes(body.experiment), "experiment")
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            return _error(400, f"body: {exc}")
+        candidate = None
+        if body.candidate is not None and self._candidates is not None:
+            candidate = self._candidates / body.candidate
+            if not candidate.is_dir():
+                return _error(400, f"candidate: no folder {body.candidate!r} in [central] candidates_dir")
+        try:
+            version = await self._publisher.create(spec, candidate)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        return _ok({"experiment": spec.id, "bundle_version": version, "state": "published"}, 201)
+
     async def stop(self, request: web.Request) -> web.Response:
         """Publish the experiment again ending now; every store ends it at its next bundle poll."""
-        if self._stopper is None:
+        if self._publisher is None:
             return _error(409, "central has no signing key ([central] signing_key_file): it cannot publish")
         try:
             body = msgspec.json.decode(await request.read() or b"{}", type=StopRequest)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             return _error(400, f"body: {exc}")
-        version = await self._stopper.stop(request.match_info["test"], body.reason, int(time.time() * 1000))
+        version = await self._publisher.stop(request.match_info["test"], body.reason, int(time.time() * 1000))
         if version is None:
             return _error(404, f"no published experiment bundle carries {request.match_info['test']!r}")
         return _ok({"experiment": request.match_info["test"], "bundle_version": version, "state": "stopping"})
@@ -260,8 +293,8 @@ def _since(request: web.Request) -> int | web.Response:
         return _error(400, str(exc))
 
 
-def _ok(value: object) -> web.Response:
-    return web.Response(body=_json.encode(value), content_type="application/json")
+def _ok(value: object, status: int = 200) -> web.Response:
+    return web.Response(body=_json.encode(value), status=status, content_type="application/json")
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +24,11 @@ import asyncpg
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from models.errors import ModelsError
 from models.experiments.experiment import analyse
 from models.experiments.rollout import Action, RolloutDecision, RolloutPolicy, RolloutState, decide
 from models.experiments.spec import EXPERIMENT_FILE, Experiment, encode_experiment
+from models.inference import load_models
 from sync.bundle_signing import publish_bundle
 from sync.bundle_verify import safe_extract
 from sync.central_experiment_data import PublishedExperiment, experiment_data, newest_experiments
@@ -67,6 +70,35 @@ class CentralRollout:
                 continue  # the stores end it themselves at end_ms
             decisions.append(await self._decide(found, now_ms))
         return decisions
+
+    async def create(self, spec: Experiment, candidate: Path | None) -> int:
+        """Publish a new experiment: ``spec`` with the candidate's models as its challenger's
+        (``arms/challenger``); `ValueError` naming what is wrong. Returns the bundle version."""
+        if spec.id in await asyncio.to_thread(newest_experiments, self._bundle_dir):
+            raise ValueError(f"id: experiment {spec.id!r} exists already; stop it or choose another id")
+        return await asyncio.to_thread(self._publish_new, spec, candidate)
+
+    def _publish_new(self, spec: Experiment, candidate: Path | None) -> int:
+        with tempfile.TemporaryDirectory(prefix="experiment-") as tmp:
+            staged = Path(tmp) / "bundle"
+            staged.mkdir()
+            for arm in spec.arms:
+                if arm.models is None:
+                    continue
+                if candidate is None:
+                    raise ValueError(f"arms[{arm.key}].models: name the candidate whose models it serves")
+                try:
+                    load_models(candidate)
+                except ModelsError as exc:
+                    raise ValueError(f"candidate: {exc}") from exc
+                shutil.copytree(candidate, staged / arm.models)
+            (staged / EXPERIMENT_FILE).write_bytes(encode_experiment(spec))
+            version = next_version(self._bundle_dir, "experiment")
+            publish_bundle(
+                self._key, "experiment", version, staged, self._bundle_dir, notes=f"created {spec.id}"
+            )
+        log.info("central_experiment_created", extra={"experiment": spec.id, "bundle_version": version})
+        return version
 
     async def stop(self, experiment_id: str, reason: str, now_ms: int) -> int | None:
         """Stop an experiment at every store: publish it again ending now (each store ends it and serves

@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import msgspec
 import numpy as np
 import pytest
+from aiohttp import web
 
 from models.experiments.bucketing import assign
 from models.experiments.rollout import STEPS, challenger_weights
@@ -26,8 +28,10 @@ from sync.bundle_signing import (
     read_published,
 )
 from sync.bundle_verify import load_public_key, verify_manifest
+from sync.central_experiments import CentralExperimentRoutes
 from sync.central_pool import CentralDb
 from sync.central_rollout import CentralRollout
+from tests.conftest import free_port
 from tests.edge.test_predictions_model_swap import model_set
 from tests.sync.test_central_warehouse import change, page
 
@@ -154,3 +158,50 @@ async def test_stopping_at_central_publishes_the_experiment_again_ending_now(
     assert spec["decision_reason"] == "stopped at central: a price war distorts baskets"
     assert await rollout.stop("no-such-test", "x", now) is None
     assert await rollout.once(now + DAY) == []  # past its end: the stores end it, central leaves it
+
+
+async def test_central_creates_an_experiment_from_a_candidate_over_http(
+    central: tuple[CentralRollout, Chain, Path, str], tmp_path: Path
+) -> None:
+    rollout, _chain, bundles, public = central
+    candidates = tmp_path / "candidates"
+    model_set(candidates / "retrain-1", "retrained")
+    model_set(candidates / "broken", "broken", drop="next_basket")
+    app = web.Application()
+    CentralExperimentRoutes(
+        rollout._run, bundles, lambda r: r.headers.get("Authorization") == "Bearer admin", rollout, candidates
+    ).add_to(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    spec = {"id": "exp-new", "name": "retrained", "start_ms": T0, "end_ms": T0 + 60 * DAY,
+            "arms": [{"key": "control"}, {"key": "challenger", "models": "arms/challenger"}],
+            "decided_by": "central"}  # fmt: skip
+    url = f"http://127.0.0.1:{port}/api/v1/ab-tests"
+    try:
+        async with aiohttp.ClientSession(headers={"Authorization": "Bearer admin"}) as http:
+
+            async def post(body: dict[str, Any]) -> tuple[int, Any]:
+                async with http.post(url, json=body) as resp:
+                    return resp.status, json.loads(await resp.read())
+
+            status, made = await post({"experiment": spec, "candidate": "retrain-1"})
+            assert (status, made["bundle_version"]) == (201, 2), made
+            published = published_spec(bundles, 2, public)
+            assert (published["id"], published["decided_by"]) == ("exp-new", "central")
+            with tarfile.open(bundles / "experiment" / "2" / "bundle.tar.gz") as archive:
+                member = archive.extractfile("arms/challenger/next_basket/card.json")
+                assert member is not None
+                assert json.loads(member.read())["version"] == "next_basket-retrained"
+            again = await post({"experiment": spec, "candidate": "retrain-1"})
+            assert again[0] == 400
+            assert "exists already" in again[1]["error"]
+            other = spec | {"id": "exp-other"}
+            assert (await post({"experiment": other}))[0] == 400  # the challenger needs models
+            assert (await post({"experiment": other, "candidate": "broken"}))[0] == 400
+            assert (await post({"experiment": other, "candidate": "../etc"}))[0] == 400
+            assert (await post({"experiment": other | {"end_ms": 0}, "candidate": "retrain-1"}))[0] == 400
+            assert not (bundles / "experiment" / "3").exists()  # nothing published by a refused request
+    finally:
+        await runner.cleanup()
