@@ -20,11 +20,9 @@ from models.customers.evaluate import (
     _auc_rows,
     evaluate_churn,
     evaluate_clv,
-    format_churn,
-    format_clv,
-    report_json,
     train_customer_model,
 )
+from models.customers.report import format_churn, format_clv, report_json
 from models.customers.rfm import Purchases, history_rfm, rfm_summary
 from models.customers.scoring import CustomerModelParams, score_households
 from models.errors import DatasetError
