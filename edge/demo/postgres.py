@@ -120,7 +120,12 @@ class PgCluster:
             f" -c fsync={'on' if self.fsync else 'off'} -c max_connections=200 -c shared_buffers=64MB"
         )
         self._started = True  # from here on a failure may have left a server running: remove() stops it
-        self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-o", options, "start")
+        # Up to 5 minutes: crash recovery after `restart` replays the WAL, slowly on a loaded box (seen: over
+        # 60 s, pg_ctl's default, with several other jobs on 2 cores).
+        self._run(
+            pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "300", "-o", options, "start",
+            timeout=320.0,
+        )  # fmt: skip
 
     def stop(self, mode: str = "fast") -> None:
         self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
