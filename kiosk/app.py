@@ -6,23 +6,21 @@ flow and the session; screens only show what they are given and post messages ba
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import msgspec
 from textual import events, on, work
 from textual.app import App
 from textual.reactive import reactive
-from textual.theme import Theme
 from textual.worker import get_current_worker
 
 from kiosk.client import KioskApi, KioskClient
-from kiosk.errors import ApiError, DaemonUnreachableError, KioskError, NotAuthorizedError
+from kiosk.errors import KioskError, NotAuthorizedError
+from kiosk.guard import guard
 from kiosk.idle import IdlePhase, IdleTracker
+from kiosk.maps import daemon_layout, draws
 from kiosk.scanner import ScannerReader
-from kiosk.schemas import Consent, KioskInfo, RouteView, Session
+from kiosk.schemas import Consent, KioskInfo, Session
 from kiosk.screens.attract import AttractScreen
 from kiosk.screens.consent import ConsentScreen
 from kiosk.screens.dialogs import ForgetScreen, IdleWarningScreen
@@ -31,35 +29,16 @@ from kiosk.screens.route import RouteScreen
 from kiosk.screens.shopping_list import ShoppingListScreen
 from kiosk.screens.staff import StaffLoginScreen, StaffScreen
 from kiosk.settings import KioskSettings
-from routing import Layout, RoutingError, load_demo_layout, load_layout, parse_layout
+from kiosk.strings import DEFAULT_CURRENCY, t, use
+from kiosk.theme import HIGH_CONTRAST
+from routing import Layout, load_layout
 
 __all__ = ["KioskApp", "build_app"]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
-HIGH_CONTRAST = Theme(
-    name="kiosk-high-contrast",
-    primary="#FFD700",
-    secondary="#00BFFF",
-    accent="#FFD700",
-    warning="#FFA500",
-    error="#FF4D4D",
-    success="#3DDC84",
-    foreground="#FFFFFF",
-    background="#000000",
-    surface="#000000",
-    panel="#1A1A1A",
-    dark=True,
-)
 DEFAULT_IDLE_S = 60.0
 DEFAULT_COUNTDOWN_S = 30.0
-ENDED = "Session ended. Nothing about you is left on this screen."
-_API_ERRORS = {
-    400: "That card number was not recognised.",
-    422: "That code does not match the card number.",
-    429: "Too many cards tried at this kiosk: please wait a minute and try again.",
-}
 INPUT_EVENTS = (events.Key, events.MouseDown, events.MouseUp, events.MouseMove, events.MouseScrollDown,
                 events.MouseScrollUp, events.Paste)  # fmt: skip
 
@@ -119,7 +98,7 @@ class KioskApp(App[int]):
 
     @work(exclusive=True, group="info", exit_on_error=False)
     async def load_info(self) -> None:
-        info = await self._guard(self.api.info, retry_forever=True)
+        info = await guard(self, self.api.info, retry_forever=True)
         if info is None:
             return
         self.info = info
@@ -131,16 +110,7 @@ class KioskApp(App[int]):
             await self._load_daemon_layout()
 
     async def _load_daemon_layout(self) -> None:
-        """The daemon's own layout (GET /api/v1/kiosk/layout), so the map matches its routes."""
-        try:
-            text = await self.api.layout_text()
-            self.layout = await asyncio.to_thread(
-                parse_layout, text, f"{self.settings.api}/api/v1/kiosk/layout"
-            )
-        except (KioskError, RoutingError) as exc:
-            log.warning("daemon_layout_unavailable", extra={"error": str(exc)})
-            if self.layout is None:
-                self.layout = await asyncio.to_thread(_demo_layout)
+        self.layout = await daemon_layout(self.api, f"{self.settings.api}/api/v1/kiosk/layout", self.layout)
 
     # -- idle: real input only -----------------------------------------------------------------------
 
@@ -163,7 +133,7 @@ class KioskApp(App[int]):
         )
 
     async def idle_tick(self) -> None:
-        if not self.in_use:
+        if not self.screen_stack or not self.in_use:  # no screens: the app is shutting down
             return
         phase = self.idle.phase()
         warning = self.screen if isinstance(self.screen, IdleWarningScreen) else None
@@ -178,7 +148,7 @@ class KioskApp(App[int]):
         else:
             self.end_session()
 
-    def end_session(self, notice: str = ENDED) -> None:
+    def end_session(self, notice: str | None = None) -> None:
         """Stop whatever the shopper flow was doing and wipe (from any handler or worker)."""
         if self._wiping:
             return
@@ -186,11 +156,11 @@ class KioskApp(App[int]):
         self.workers.cancel_group(self, "flow")
         self.run_worker(self.wipe(notice), group="wipe")
 
-    async def wipe(self, notice: str = ENDED) -> None:
+    async def wipe(self, notice: str | None = None) -> None:
         """Back to the attract screen with no personal data left in any widget or in the app."""
         self._wiping = True
         try:
-            await self._wipe(notice)
+            await self._wipe(t("app.ended") if notice is None else notice)
         finally:
             self._wiping = False
 
@@ -241,7 +211,7 @@ class KioskApp(App[int]):
 
     @work(exclusive=True, group="flow", exit_on_error=False)
     async def start_session(self, card: str) -> None:
-        session = await self._guard(lambda: self.api.open_session(card))
+        session = await guard(self, lambda: self.api.open_session(card))
         if session is None or get_current_worker().is_cancelled:
             return
         self.session = session
@@ -251,15 +221,36 @@ class KioskApp(App[int]):
         else:  # an unverified session (a typed number) gets the store's list, and is told why
             await self._show_list(session)
 
+    @property
+    def currency(self) -> str:
+        """The store's money: `--currency`, else what the daemon says, else EUR."""
+        return self.settings.currency or (self.info and self.info.currency) or DEFAULT_CURRENCY
+
     async def _show_list(self, session: Session) -> None:
-        listing = await self._guard(lambda: self.api.shopping_list(session))
+        listing = await guard(self, lambda: self.api.shopping_list(session))
         if listing is None or self.session is not session:
             return
+        personalisation = session.consent is not None and session.consent.personalisation is True
+        shown = next((s for s in self.screen_stack if isinstance(s, ShoppingListScreen)), None)
+        if shown is not None:  # back from Privacy: the same list screen, so the shopper's edits stay
+            while self.screen is not shown:
+                await self.pop_screen()
+            shown.show_listing(listing, personalisation=personalisation)
+            return
         categories = self.info.categories if self.info else []
-        screen = ShoppingListScreen(listing, session.first_name, categories, verified=session.verified)
-        while len(self.screen_stack) > 1:
+        screen = ShoppingListScreen(
+            listing,
+            session.first_name,
+            categories,
+            verified=session.verified,
+            personalisation=personalisation,
+        )
+        while len(self.screen_stack) > 2:
             await self.pop_screen()
-        await self.push_screen(screen)
+        if len(self.screen_stack) == 2:
+            await self.switch_screen(screen)  # replaces the consent screen: no flash of the welcome screen
+        else:
+            await self.push_screen(screen)
 
     @on(ConsentScreen.Decided)
     def _consent_decided(self, message: ConsentScreen.Decided) -> None:
@@ -271,13 +262,21 @@ class KioskApp(App[int]):
         if session is None:
             return
         asked = session
-        consent = await self._guard(
-            lambda: self.api.set_consent(asked, personalisation=personalisation, analytics=analytics)
+        consent = await guard(
+            self, lambda: self.api.set_consent(asked, personalisation=personalisation, analytics=analytics)
         )
         if consent is None or self.session is not asked:
             return
         self.session = updated = msgspec.structs.replace(asked, consent=consent)
         await self._show_list(updated)
+
+    @on(ConsentScreen.Back)
+    def _consent_back(self) -> None:
+        """Leave the consent screen unsaved: back to the list, or (first use) to the welcome screen."""
+        if any(isinstance(s, ShoppingListScreen) for s in self.screen_stack):
+            self.pop_screen()
+        else:
+            self.end_session("")
 
     @on(ShoppingListScreen.Feedback)
     def _feedback(self, message: ShoppingListScreen.Feedback) -> None:
@@ -287,7 +286,7 @@ class KioskApp(App[int]):
     async def send_feedback(self, category: str, vote: str) -> None:
         session = self.session
         if session is not None and session.verified:
-            await self._guard(lambda: self.api.feedback(session, category, "up" if vote == "up" else "down"))
+            await guard(self, lambda: self.api.feedback(session, category, "up" if vote == "up" else "down"))
 
     @on(ShoppingListScreen.RouteWanted)
     def _route_wanted(self, message: ShoppingListScreen.RouteWanted) -> None:
@@ -299,12 +298,12 @@ class KioskApp(App[int]):
         if session is None:
             return
         if not items:
-            self.notify("Your list is empty: add an item first.", timeout=4)
+            self.notify(t("app.empty_list"), timeout=4)
             return
-        route = await self._guard(lambda: self.api.route(session.token, items, self.settings.start_node))
+        route = await guard(self, lambda: self.api.route(session.token, items, self.settings.start_node))
         if route is None or self.session is not session:
             return
-        if self.settings.layout is None and not _draws(self.layout, route):
+        if self.settings.layout is None and not draws(self.layout, route):
             # The daemon routed on a layout this kiosk's map is not: central sent it a new one.
             await self._load_daemon_layout()
         if self.session is session:
@@ -319,9 +318,9 @@ class KioskApp(App[int]):
         session = self.session
         if session is None:
             return
-        offers = await self._guard(lambda: self.api.offers(session))
+        offers = await guard(self, lambda: self.api.offers(session))
         if offers is not None and self.session is session:
-            await self.push_screen(OffersScreen(offers))
+            await self.push_screen(OffersScreen(offers, self.currency))
 
     @on(ShoppingListScreen.PrivacyWanted)
     def _privacy_wanted(self) -> None:
@@ -345,10 +344,10 @@ class KioskApp(App[int]):
             await self.api.forget(session)
         except KioskError as exc:
             log.warning("forget_failed", extra={"error": str(exc)})
-            self.notify("The store could not erase your data just now. Please try again.", severity="error")
+            self.notify(t("app.forget_failed"), severity="error")
             return
         self.session = None  # erasing revoked the token
-        self.end_session("Done: this store has forgotten your card. Nothing about you is left here.")
+        self.end_session(t("app.forgotten"))
 
     @on(ShoppingListScreen.Finished)
     def _finished(self) -> None:
@@ -386,47 +385,6 @@ class KioskApp(App[int]):
         self.idle.touch()
         await self.push_screen(StaffScreen(self.api, token))
 
-    # -- errors --------------------------------------------------------------------------------------
-
-    async def _guard(self, call: Callable[[], Awaitable[T]], *, retry_forever: bool = False) -> T | None:
-        """Run an API call; turn failures into words on screen (never a traceback)."""
-        while True:
-            try:
-                return await call()
-            except DaemonUnreachableError:
-                if retry_forever:
-                    continue
-                self.notify(
-                    "The store system is not answering. Please try again in a moment.", severity="error"
-                )
-            except NotAuthorizedError as exc:
-                if self.session is not None:
-                    log.info("session_refused", extra={"error": exc.message})
-                    self.end_session("Your session has expired. Please scan your card again.")
-                else:
-                    self.attract.notice = (
-                        "This kiosk is not allowed to use the store system (check its token)."
-                    )
-            except ApiError as exc:
-                log.warning("api_error", extra={"status": exc.status, "error": exc.message})
-                self.notify(_API_ERRORS.get(exc.status, "Something went wrong."), severity="error")
-            except KioskError as exc:
-                log.warning("kiosk_error", extra={"error": str(exc)})
-                self.notify("Something went wrong.", severity="error")
-            return None
-
-
-def _draws(layout: Layout | None, route: RouteView) -> bool:
-    """Whether ``layout`` has every node the route walks through (so the map can show it)."""
-    return layout is not None and all(layout.has_node(node) for node in route.path)
-
-
-def _demo_layout() -> Layout | None:
-    try:
-        return load_demo_layout()
-    except RoutingError:
-        return None
-
 
 def build_app(settings: KioskSettings, api: KioskApi | None = None) -> KioskApp:
     """The kiosk app for `settings`; `api` defaults to a `KioskClient` for `settings.api`.
@@ -434,6 +392,7 @@ def build_app(settings: KioskSettings, api: KioskApi | None = None) -> KioskApp:
     The caller owns the client's life cycle when it passes one; otherwise the app closes its own
     when it exits.
     """
+    use(settings.language)
     # With --layout the kiosk uses that file; otherwise it asks the daemon for its layout at start.
     layout = load_layout(settings.layout) if settings.layout is not None else None
     if api is None:

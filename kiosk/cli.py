@@ -71,6 +71,17 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--private", action="store_true", help="a staff-only device: allow the command palette"
     )
+    parser.add_argument(
+        "--language",
+        default="en",
+        metavar="CODE",
+        help="the shopper's language: a file in kiosk/locales (en, de; default: en)",
+    )
+    parser.add_argument(
+        "--currency",
+        metavar="ISO",
+        help="the store's currency for prices, e.g. EUR, GBP (default: the daemon's, else EUR)",
+    )
     parser.add_argument("--serve", action="store_true", help="serve the kiosk to a browser (textual-serve)")
     parser.add_argument("--host", default="127.0.0.1", help="with --serve: address to listen on")
     parser.add_argument("--port", type=int, default=8000, help="with --serve: port to listen on")
@@ -104,6 +115,14 @@ def run(args: argparse.Namespace) -> int:
     if args.countdown is not None and args.countdown < 20:
         print("storeedge kiosk: --countdown must be at least 20 s (WCAG 2.2.1)", file=sys.stderr)
         return 2
+    from kiosk.strings import languages  # noqa: PLC0415 - cheap, but only a running kiosk needs it
+
+    if args.language not in languages():
+        print(
+            f"storeedge kiosk: --language {args.language}: not one of {', '.join(languages())}",
+            file=sys.stderr,
+        )
+        return 2
     if args.serve:
         return _serve(args)
     # Textual loads only when a kiosk actually runs, not whenever `storeedge` builds its parser.
@@ -120,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         idle_s=args.idle,
         countdown_s=args.countdown,
         public=not args.private,
+        language=args.language,
+        currency=args.currency,
     )
     try:
         app = build_app(settings)
@@ -136,17 +157,17 @@ def run(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     """Each browser tab gets its own kiosk process running the same command without --serve."""
-    from textual_serve.server import Server  # noqa: PLC0415 - only the --serve path needs it
+    from kiosk.serve import serve  # noqa: PLC0415 - only the --serve path needs textual-serve
 
     argv = [sys.executable, "-m", "edge", "kiosk", "--api", args.api]
     for flag, value in (("--scanner", args.scanner), ("--layout", args.layout), ("--from", args.start),
-                        ("--idle", args.idle), ("--countdown", args.countdown)):  # fmt: skip
+                        ("--idle", args.idle), ("--countdown", args.countdown),
+                        ("--language", args.language), ("--currency", args.currency)):  # fmt: skip
         if value is not None:
             argv += [flag, str(value)]
     argv += [flag for flag, on in (("--staff", args.staff), ("--private", args.private)) if on]
     # The token goes through the environment, not the command line other users can read.
     if args.token:
         os.environ["STOREEDGE_KIOSK_TOKEN"] = args.token
-    server = Server(shlex.join(argv), host=args.host, port=args.port, title="storeedge kiosk")
-    server.serve()
+    serve(shlex.join(argv), host=args.host, port=args.port)
     return 0

@@ -18,6 +18,7 @@ class KioskInfo(msgspec.Struct, frozen=True):
     countdown_s: float
     session_s: float
     categories: list[str] = []
+    currency: str | None = None  # ISO code of the store's money, if the daemon says (else the kiosk's)
 
 
 class Consent(msgspec.Struct, frozen=True):

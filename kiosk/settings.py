@@ -19,5 +19,7 @@ class KioskSettings:
     idle_s: float | None = None  # override the daemon's [kiosk] idle_s
     countdown_s: float | None = None  # override the daemon's [kiosk] countdown_s (>= 20 is enforced)
     public: bool = True  # a public kiosk: no command palette
+    language: str = "en"  # the shopper's texts: kiosk/locales/<language>.toml
+    currency: str | None = None  # ISO code for prices; default: the daemon's kiosk info, else EUR
     clock: Callable[[], float] = field(default=time.monotonic)
     tick_s: float = 0.25  # how often the idle timer looks at the clock

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from textual.binding import Binding, BindingType
+from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Static
+from textual.widgets import Checkbox, Static
+
+from kiosk.strings import t
 
 
 class ConnectionBanner(Static):
@@ -14,7 +17,7 @@ class ConnectionBanner(Static):
     """
 
     def __init__(self) -> None:
-        super().__init__("Reconnecting to the store… please wait", classes="banner")
+        super().__init__(t("common.reconnecting"), classes="banner")
         self.display = False
 
     def on_mount(self) -> None:
@@ -22,6 +25,18 @@ class ConnectionBanner(Static):
 
     def _show(self, reconnecting: bool) -> None:
         self.display = reconnecting
+
+
+class YesNoBox(Checkbox):
+    """A checkbox that says its state in text ("[x] yes" / "[ ] no"), not by colour alone (WCAG 1.4.1)."""
+
+    @property
+    def _button(self) -> Content:
+        return Content.styled(t("consent.yes" if self.value else "consent.no"), "bold")
+
+    def watch_value(self) -> None:
+        super().watch_value()
+        self.refresh(layout=True)
 
 
 # Arrow keys move between controls where the focused control does not use them itself, so the kiosk
@@ -44,6 +59,6 @@ def days_left_text(days: float | None) -> str:
     if days is None:
         return ""
     if days < 0.5:
-        return "needed now"
+        return t("list.needed_now")
     rounded = round(days)
-    return "about 1 day left" if rounded == 1 else f"about {rounded} days left"
+    return t("list.one_day_left") if rounded == 1 else t("list.days_left", days=rounded)

@@ -9,6 +9,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Button, Input, Static
 
+from kiosk.strings import t
 from kiosk.widgets import ConnectionBanner, KioskScreen
 
 
@@ -28,17 +29,13 @@ class AttractScreen(KioskScreen):
         yield ConnectionBanner()
         with Vertical(id="attract"):
             yield Static("", id="store-name", classes="title")
-            yield Static(
-                "Scan your loyalty card to see your shopping list, the quickest way round the store, "
-                "and offers that fit you.",
-                classes="lead",
-            )
-            yield Static("SCAN YOUR CARD", id="scan-prompt", classes="prompt")
-            yield Static("or type your card number and press Enter:", classes="hint")
+            yield Static(t("attract.lead"), classes="lead")
+            yield Static(t("attract.scan"), id="scan-prompt", classes="prompt")
+            yield Static(t("attract.type_hint"), classes="hint")
             with Center():
-                yield Input(placeholder="card number", id="card", max_length=64)
+                yield Input(placeholder=t("attract.card_placeholder"), id="card", max_length=64)
             with Center():
-                yield Button("Staff", id="staff")
+                yield Button(t("attract.staff"), id="staff")
             yield Static("", id="notice", classes="notice")
 
     def on_mount(self) -> None:
@@ -46,7 +43,7 @@ class AttractScreen(KioskScreen):
 
     def watch_store_name(self, name: str) -> None:
         for title in self.query("#store-name").results(Static):
-            title.update(f"Welcome to {name}" if name else "Welcome")
+            title.update(t("attract.welcome_to", store=name) if name else t("attract.welcome"))
 
     def watch_notice(self, notice: str) -> None:
         for line in self.query("#notice").results(Static):

@@ -1,31 +1,30 @@
-"""Consent on first use: what is used, for what; opt in or out per purpose."""
+"""Consent on first use: what is used, for what; opt in or out per purpose; Back leaves unsaved."""
 
 from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.widgets import Button, Checkbox, Static
+from textual.widgets import Button, Static
 
 from kiosk.schemas import Consent
-from kiosk.widgets import ConnectionBanner, KioskScreen
-
-EXPLANATION = (
-    "This store keeps what you bought here under a code made from your card number - never your name "
-    "or the number itself. You choose what it may be used for. Saying no still gets you a list of "
-    "popular items and the route round the store."
-)
-PERSONALISATION = "Use my purchases to predict what I am running out of and which offers fit me."
-ANALYTICS = "My purchases may be used, without my name, to improve the store's forecasts."
+from kiosk.strings import t
+from kiosk.widgets import ConnectionBanner, KioskScreen, YesNoBox
 
 
 class ConsentScreen(KioskScreen):
+    BINDINGS = [*KioskScreen.BINDINGS, Binding("escape", "back", "Back", show=False)]
+
     class Decided(Message):
         def __init__(self, personalisation: bool, analytics: bool) -> None:
             super().__init__()
             self.personalisation = personalisation
             self.analytics = analytics
+
+    class Back(Message):
+        """Leave without saving: back to the list, or (on first use) to the welcome screen."""
 
     def __init__(self, current: Consent | None = None) -> None:
         super().__init__()
@@ -34,33 +33,36 @@ class ConsentScreen(KioskScreen):
     def compose(self) -> ComposeResult:
         yield ConnectionBanner()
         with VerticalScroll(id="consent"):
-            yield Static("Your privacy, your choice", classes="title")
-            yield Static(EXPLANATION, classes="lead")
-            yield Checkbox(
-                "Personal shopping list and offers",
-                self._current.personalisation is True,
-                id="personalisation",
+            yield Static(t("consent.title"), classes="title")
+            yield Static(t("consent.explanation"), classes="lead")
+            yield YesNoBox(
+                t("consent.personalisation"), self._current.personalisation is True, id="personalisation"
             )
-            yield Static(PERSONALISATION, classes="purpose")
-            yield Checkbox("Store analytics", self._current.analytics is True, id="analytics")
-            yield Static(ANALYTICS, classes="purpose")
-            yield Static("You can change this, or ask us to forget you, at any time here.", classes="hint")
+            yield Static(t("consent.personalisation_detail"), classes="purpose")
+            yield YesNoBox(t("consent.analytics"), self._current.analytics is True, id="analytics")
+            yield Static(t("consent.analytics_detail"), classes="purpose")
+            yield Static(t("consent.later"), classes="hint")
             with Horizontal(classes="actions"):
-                yield Button("Save my choices", id="save", variant="primary")
-                yield Button("No thanks", id="decline")
+                yield Button(t("consent.save"), id="save", variant="primary")
+                yield Button(t("consent.decline"), id="decline")
+                yield Button(t("common.back"), id="back")
 
     def on_mount(self) -> None:
-        self.query_one("#personalisation", Checkbox).focus()
+        self.query_one("#personalisation", YesNoBox).focus()
 
     @on(Button.Pressed, "#save")
     def _save(self) -> None:
         self.post_message(
             self.Decided(
-                self.query_one("#personalisation", Checkbox).value,
-                self.query_one("#analytics", Checkbox).value,
+                self.query_one("#personalisation", YesNoBox).value,
+                self.query_one("#analytics", YesNoBox).value,
             )
         )
 
     @on(Button.Pressed, "#decline")
     def _decline(self) -> None:
         self.post_message(self.Decided(personalisation=False, analytics=False))
+
+    @on(Button.Pressed, "#back")
+    def action_back(self) -> None:
+        self.post_message(self.Back())

@@ -10,6 +10,7 @@ from textual.reactive import reactive
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from kiosk.strings import t
 from kiosk.widgets import ARROW_FOCUS
 
 
@@ -20,16 +21,11 @@ class ForgetScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static("Forget me?", classes="title")
-            yield Static(
-                "This erases what this store holds about your card: your choices, your list, "
-                "predictions and feedback. Your past purchases stay only as anonymous sales. "
-                "It cannot be undone.",
-                classes="lead",
-            )
+            yield Static(t("forget.title"), classes="title")
+            yield Static(t("forget.explanation"), classes="lead")
             with Horizontal(classes="actions"):
-                yield Button("Yes, forget me", id="yes", variant="error")
-                yield Button("No", id="no", variant="primary")
+                yield Button(t("forget.yes"), id="yes", variant="error")
+                yield Button(t("forget.no"), id="no", variant="primary")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -46,11 +42,9 @@ class IdleWarningScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="idle-warning"):
-            yield Static("Are you still there?", classes="title")
+            yield Static(t("idle.title"), classes="title")
             yield Static("", id="countdown", classes="lead")
-            yield Static("Press any key or touch the screen to continue.", classes="hint")
+            yield Static(t("idle.hint"), classes="hint")
 
     def watch_seconds_left(self, seconds: int) -> None:
-        self.query_one("#countdown", Static).update(
-            f"To protect your privacy this screen clears in {seconds} seconds."
-        )
+        self.query_one("#countdown", Static).update(t("idle.countdown", seconds=seconds))

@@ -6,36 +6,44 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.widgets import Button, Static
 
-from kiosk.schemas import Offers
+from kiosk.schemas import Offer, Offers
+from kiosk.strings import DEFAULT_CURRENCY, name_in, t, with_currency
 from kiosk.widgets import ConnectionBanner, KioskScreen
+
+
+def offer_text(offer: Offer, currency: str = DEFAULT_CURRENCY) -> Content:
+    """One offer as a shopper reads it: prices in the store's money, the discount said once."""
+    title = with_currency(offer.title, currency)
+    text = Content.from_markup("[b]$title[/b]", title=title)
+    if offer.discount_pct and f"{offer.discount_pct:g}%" not in title.replace(" %", "%"):
+        text += Content(f"  {t('offers.off', pct=f'{offer.discount_pct:g}')}")
+    if offer.detail:
+        text += Content(f"\n{with_currency(offer.detail, currency)}")
+    if offer.reason:
+        text += Content.from_markup("\n[i]$reason[/i]", reason=name_in(offer.reason, offer.category))
+    return text
 
 
 class OffersScreen(KioskScreen):
     BINDINGS = [*KioskScreen.BINDINGS, Binding("escape", "back", "Back", show=False)]
 
-    def __init__(self, offers: Offers) -> None:
+    def __init__(self, offers: Offers, currency: str = DEFAULT_CURRENCY) -> None:
         super().__init__()
         self._offers = offers
+        self._currency = currency
 
     def compose(self) -> ComposeResult:
         yield ConnectionBanner()
-        title = "Offers for you" if self._offers.personalised else "Offers in store today"
-        yield Static(title, classes="title")
+        yield Static(t("offers.for_you" if self._offers.personalised else "offers.in_store"), classes="title")
         with VerticalScroll(id="offer-list"):
             if not self._offers.offers:
-                yield Static("No offers running right now.", classes="lead")
+                yield Static(t("offers.none"), classes="lead")
             for offer in self._offers.offers:
-                text = f"[b]{offer.title}[/b]"
-                if offer.discount_pct:
-                    text += f"  -{offer.discount_pct:g}%"
-                if offer.detail:
-                    text += f"\n{offer.detail}"
-                if offer.reason:
-                    text += f"\n[i]{offer.reason}[/i]"
-                yield Static(text, classes="offer", markup=True)
-        yield Button("Back to my list", id="back", variant="primary")
+                yield Static(offer_text(offer, self._currency), classes="offer")
+        yield Button(t("common.back_to_list"), id="back", variant="primary")
 
     def on_mount(self) -> None:
         self.query_one("#back", Button).focus()

@@ -11,7 +11,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.events import Resize
 from textual.widgets import Button, Static
 
-from kiosk.schemas import RouteView
+from kiosk.schemas import RouteStop, RouteView
+from kiosk.strings import category_name, t
 from kiosk.widgets import ConnectionBanner, KioskScreen
 from routing import Layout, Route, RoutingError, Stop, Storage, render_ascii
 from routing.directions import Side
@@ -45,6 +46,28 @@ def to_route(view: RouteView) -> Route:
     )
 
 
+def stop_place(layout: Layout | None, stop: RouteStop) -> str:
+    """Where a stop is, in words: "aisle 2, left side" from the layout, else "shelf A2-1, left side"."""
+    section = None
+    if layout is not None:
+        try:
+            section = layout.section(stop.section)
+        except KeyError:
+            section = None
+    if section is not None and section.name:
+        place = section.name
+    elif layout is not None and layout.has_node(stop.node):
+        place = layout.place_name(stop.node)
+    else:
+        place = t("route.shelf", shelf=stop.section)
+    return f"{place}, {t('route.' + stop.side)}" if stop.side in ("left", "right") else place
+
+
+def stop_line(number: int, layout: Layout | None, stop: RouteStop) -> str:
+    items = ", ".join(category_name(item) for item in stop.items)
+    return f"{number}. {items} - {stop_place(layout, stop)}"
+
+
 class RouteMap(Static):
     """The store map with the route, redrawn to fit whenever the widget is resized."""
 
@@ -58,11 +81,11 @@ class RouteMap(Static):
 
     def draw(self, width: int, height: int) -> str:
         if self._layout is None:
-            return "(no store map on this kiosk)"
+            return t("route.no_map")
         try:
             return render_ascii(self._layout, to_route(self._route), max(width, 20), max(height, 6))
         except (RoutingError, ValueError, KeyError):
-            return "(the store map does not match this route)"
+            return t("route.map_mismatch")
 
 
 class RouteScreen(KioskScreen):
@@ -77,7 +100,12 @@ class RouteScreen(KioskScreen):
         route = self._route
         yield ConnectionBanner()
         yield Static(
-            f"Your route: {len(route.stops)} stops, {route.distance_m:.0f} m, about {route.minutes:.0f} min",
+            t(
+                "route.title",
+                stops=len(route.stops),
+                metres=f"{route.distance_m:.0f}",
+                minutes=f"{route.minutes:.0f}",
+            ),
             id="route-title",
             classes="title",
         )
@@ -85,11 +113,13 @@ class RouteScreen(KioskScreen):
             yield RouteMap(self._layout, route)
             with VerticalScroll(id="stops"):
                 for number, stop in enumerate(route.stops, start=1):
-                    side = f" ({stop.side})" if stop.side else ""
-                    yield Static(f"{number}. {', '.join(stop.items)} - {stop.section}{side}", classes="stop")
+                    yield Static(stop_line(number, self._layout, stop), classes="stop")
                 for gap in route.unreachable:
-                    yield Static(f"Not on the route: {gap.item} - {gap.reason}", classes="gap")
-        yield Button("Back to my list", id="back", variant="primary")
+                    yield Static(
+                        t("route.not_on_route", item=category_name(gap.item), reason=gap.reason),
+                        classes="gap",
+                    )
+        yield Button(t("common.back_to_list"), id="back", variant="primary")
 
     def on_mount(self) -> None:
         self.query_one("#back", Button).focus()

@@ -1,74 +1,42 @@
-"""The smart shopping list: urgent / upcoming / usual, each with its reason; edit it, rate it."""
+"""The smart shopping list: urgent / upcoming / usual / added by you, each with its reason; edit, rate.
+
+The shopper's edits (additions, removals, votes) belong to the screen for the whole session: a new
+list from the daemon (after a privacy change) is merged under them by `show_listing`, not over them.
+"""
 
 from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.content import Content
 from textual.message import Message
-from textual.screen import ModalScreen
-from textual.widgets import Button, Label, ListItem, ListView, OptionList, Static
+from textual.widgets import Button, OptionList, Static
 from textual.widgets.option_list import Option
 
 from kiosk.schemas import ListEntry, ShoppingList, Vote
-from kiosk.widgets import ARROW_FOCUS, ConnectionBanner, KioskScreen, days_left_text
+from kiosk.screens.list_dialogs import AddItem, ItemActions
+from kiosk.strings import category_name, name_in, t
+from kiosk.widgets import ConnectionBanner, KioskScreen, days_left_text
 
-GROUPS = (("urgent", "Running out"), ("upcoming", "Coming up"), ("usual", "Usually in your basket"))
+__all__ = ["AddItem", "ItemActions", "ShoppingListScreen", "entry_prompt"]
+
+GROUPS = ("urgent", "upcoming", "usual", "added")
+VOTE_MARKS = {"up": ("▲", "list.voted_up"), "down": ("▼", "list.voted_down")}
 
 
-def entry_prompt(entry: ListEntry) -> Content:
+def entry_prompt(entry: ListEntry, vote: Vote | None = None) -> Content:
     when = days_left_text(entry.days_left)
-    text = Content.from_markup("[b]$category[/b]", category=entry.category)
+    text = Content.from_markup("[b]$name[/b]", name=category_name(entry.category))
     if when:
         text += Content(f"  ({when})")
+    if vote is not None:
+        glyph, words = VOTE_MARKS[vote]
+        text += Content.from_markup("  [b]$mark[/b]", mark=f"{glyph} {t(words)}")
     if entry.reason:
-        text += Content(f"\n  {entry.reason}")
+        text += Content(f"\n  {name_in(entry.reason, entry.category)}")
     return text
-
-
-class ItemActions(ModalScreen[str]):
-    """What to do with one list entry: rate it or remove it."""
-
-    BINDINGS = [*ARROW_FOCUS, Binding("escape", "dismiss('back')", "Back", show=False)]
-
-    def __init__(self, category: str, *, votes: bool = True) -> None:
-        super().__init__()
-        self._category = category
-        self._votes = votes  # an unverified session cannot rate (a vote is about the household)
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Static(f"[b]{self._category}[/b]", classes="title")
-            if self._votes:
-                yield Button("Useful suggestion (thumbs up)", id="up")
-                yield Button("Not useful (thumbs down)", id="down")
-            yield Button("Remove from my list", id="remove")
-            yield Button("Back", id="back")
-
-    @on(Button.Pressed)
-    def _chosen(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id or "back")
-
-
-class AddItem(ModalScreen[str | None]):
-    """Pick a category the store sells to add to the list."""
-
-    BINDINGS = [Binding("escape", "dismiss(None)", "Back", show=False)]
-
-    def __init__(self, categories: list[str]) -> None:
-        super().__init__()
-        self._categories = categories
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog tall"):
-            yield Static("Add to your list (Enter to add, Escape to go back)", classes="title")
-            yield ListView(*(ListItem(Label(name), name=name) for name in self._categories), id="categories")
-
-    @on(ListView.Selected, "#categories")
-    def _picked(self, event: ListView.Selected) -> None:
-        self.dismiss(event.item.name)
 
 
 class ShoppingListScreen(KioskScreen):
@@ -104,68 +72,94 @@ class ShoppingListScreen(KioskScreen):
         categories: list[str],
         *,
         verified: bool = True,
+        personalisation: bool = False,
     ) -> None:
         super().__init__()
         self._listing = listing
         self._verified = verified  # False: a typed number; no privacy choices, no "forget me", no votes
+        self._personalisation = personalisation  # the shopper said yes to a personal list
         self._greeting_name = greeting_name
         self._categories = categories
-        self.groups: dict[str, list[ListEntry]] = {
-            "urgent": list(listing.urgent),
-            "upcoming": list(listing.upcoming),
-            "usual": list(listing.usual),
-        }
+        self.added: list[str] = []  # the shopper's own additions, in the order added
+        self.removed: set[str] = set()  # suggestions the shopper took off the list
+        self.votes: dict[str, Vote] = {}
+        self.groups: dict[str, list[ListEntry]] = self._merge()
+
+    def _merge(self) -> dict[str, list[ListEntry]]:
+        """The daemon's list without what the shopper removed, plus what they added (kept apart)."""
+        listing, own = self._listing, set(self.added)
+        groups = {
+            key: [e for e in entries if e.category not in self.removed and e.category not in own]
+            for key, entries in (("urgent", listing.urgent), ("upcoming", listing.upcoming),
+                                 ("usual", listing.usual))
+        }  # fmt: skip
+        groups["added"] = [ListEntry(category) for category in self.added]
+        return groups
 
     @property
     def items(self) -> list[str]:
-        return [e.category for group in self.groups.values() for e in group]
+        return [e.category for key in GROUPS for e in self.groups[key]]
+
+    def note(self) -> str:
+        hello = t("list.hello_name", name=self._greeting_name) if self._greeting_name else t("list.hello")
+        if not self._verified:
+            note = t("list.popular_unverified")
+        elif self._listing.personalised:
+            note = t("list.personal")
+        elif self._personalisation:  # consent given, nothing to predict from yet
+            note = t("list.popular_preparing")
+        else:
+            note = t("list.popular_off")
+        return f"{hello}. {note}"
 
     def compose(self) -> ComposeResult:
         yield ConnectionBanner()
-        hello = f"Hello {self._greeting_name}" if self._greeting_name else "Hello"
-        if not self._verified:
-            note = "Popular in this store this week. Scan your card to see your own list and privacy choices."
-        elif self._listing.personalised:
-            note = "Your list, from what you usually buy here."
-        else:
-            note = "Popular in this store this week (you have not turned on a personal list)."
-        yield Static(f"{hello}. {note}", id="list-title", classes="title")
+        yield Static(self.note(), id="list-title", classes="title")
+        yield Static(t("list.hint"), id="list-hint", classes="hint")
         yield OptionList(*self._rows(), id="list")
         with Horizontal(classes="actions"):
-            yield Button("Add item", id="add")
-            yield Button("Route", id="route", variant="primary")
-            yield Button("Offers", id="offers")
+            yield Button(t("list.add"), id="add")
+            yield Button(t("list.route"), id="route", variant="primary")
+            yield Button(t("list.offers"), id="offers")
             if self._verified:
-                yield Button("Privacy", id="privacy")
-                yield Button("Forget me", id="forget", variant="error")
-            yield Button("Finish", id="finish")
+                yield Button(t("list.privacy"), id="privacy")
+                yield Button(t("list.forget"), id="forget", variant="error")
+            yield Button(t("list.finish"), id="finish")
 
     def on_mount(self) -> None:
         view = self.query_one("#list", OptionList)
         view.highlighted = self._first_entry(view)
         view.focus()
 
+    def show_listing(self, listing: ShoppingList, *, personalisation: bool) -> None:
+        """A new list from the daemon (the shopper changed their privacy choices); edits stay."""
+        self._listing = listing
+        self._personalisation = personalisation
+        self.groups = self._merge()
+        self.query_one("#list-title", Static).update(self.note())
+        self._refill()
+
     def _rows(self) -> list[Option]:
         # One OptionList rather than a widget per row: a list screen mounts in a fraction of the time.
         rows: list[Option] = []
         self.row_categories: list[str | None] = []
-        for key, title in GROUPS:
+        for key in GROUPS:
             entries = self.groups[key]
             if not entries:
                 continue
-            rows.append(Option(Content.from_markup(f"[b]{title}[/b]"), disabled=True))
+            rows.append(Option(Content.from_markup("[b]$title[/b]", title=t(f"list.{key}")), disabled=True))
             self.row_categories.append(None)
             for entry in entries:
-                rows.append(Option(entry_prompt(entry)))
+                rows.append(Option(entry_prompt(entry, self.votes.get(entry.category))))
                 self.row_categories.append(entry.category)
         if not rows:
-            rows.append(Option("Your list is empty: choose Add item.", disabled=True))
+            rows.append(Option(t("list.empty"), disabled=True))
             self.row_categories.append(None)
         return rows
 
     @staticmethod
     def _first_entry(view: OptionList) -> int | None:
-        return next((i for i, row in enumerate(view.options) if not row.disabled), None)
+        return next((i for i, option in enumerate(view.options) if not option.disabled), None)
 
     def _refill(self) -> None:
         """Redraw the list after an edit, keeping the highlight near where it was."""
@@ -188,23 +182,35 @@ class ShoppingListScreen(KioskScreen):
 
     def _act(self, category: str, choice: str | None) -> None:
         if choice in ("up", "down"):
-            self.post_message(self.Feedback(category, "up" if choice == "up" else "down"))
-            self.notify("Thank you, noted.", timeout=3)
+            vote: Vote = "up" if choice == "up" else "down"
+            self.votes[category] = vote
+            self.post_message(self.Feedback(category, vote))
+            self.notify(t("list.thanks"), timeout=3)
+            self._refill()
         elif choice == "remove":
-            for entries in self.groups.values():
-                entries[:] = [e for e in entries if e.category != category]
+            if category in self.added:
+                self.added.remove(category)
+            else:
+                self.removed.add(category)
+            self.groups = self._merge()
             self._refill()
 
     def _add(self, category: str | None) -> None:
-        if category and category not in self.items:
-            self.groups["usual"].append(ListEntry(category, "added by you"))
-            self._refill()
+        if not category:
+            return
+        if category in self.items:
+            self.notify(t("list.already", item=category_name(category)), timeout=4)
+            return
+        self.added.append(category)
+        self.groups = self._merge()
+        self._refill()
+        self.notify(t("list.added_note", item=category_name(category)), timeout=3)
 
     @on(Button.Pressed)
     def _button(self, event: Button.Pressed) -> None:
         match event.button.id:
             case "add":
-                self.app.push_screen(AddItem(self._categories), self._add)
+                self.app.push_screen(AddItem(self._categories, self.items), self._add)
             case "route":
                 self.post_message(self.RouteWanted(self.items))
             case "offers":

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import re
+import socket
 import struct
 import subprocess
 import sys
 import termios
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ import pytest
 from edge.cli import main
 from edge.demo.broker import MosquittoBroker
 from kiosk.cli import daemon_address
+from kiosk.serve import EXTERNAL_URL
 from tests.conftest import REPO, run_daemon
 from tests.kiosk.kiosk_daemon_kit import KIOSK_TOKEN, kiosk_config
 
@@ -27,6 +31,13 @@ def test_countdown_below_twenty_seconds_is_refused(capsys: pytest.CaptureFixture
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "at least 20 s" in err
+
+
+def test_unknown_language_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["kiosk", "--language", "xx"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--language xx: not one of de, en" in err
 
 
 def test_missing_layout_is_one_line_not_a_traceback(
@@ -52,8 +63,9 @@ def test_serve_runs_the_same_kiosk_per_browser_tab_without_the_token_on_the_comm
     started: dict[str, Any] = {}
 
     class FakeServer:
-        def __init__(self, command: str, host: str, port: int, title: str) -> None:
-            started.update(command=command, host=host, port=port)
+        def __init__(self, command: str, host: str, port: int, title: str, templates_path: Path) -> None:
+            started.update(command=command, host=host, port=port, page=templates_path / "app_index.html")
+            started["page_text"] = started["page"].read_text(encoding="utf-8")
 
         def serve(self) -> None:
             started["served"] = True
@@ -83,6 +95,50 @@ def test_serve_runs_the_same_kiosk_per_browser_tab_without_the_token_on_the_comm
     assert "--serve" not in started["command"]
     assert "sekrit" not in started["command"]
     assert os.environ["STOREEDGE_KIOSK_TOKEN"] == "sekrit"
+    assert "fonts.googleapis.com" not in started["page_text"]
+    assert not started["page"].exists()  # the page's template folder goes when the server stops
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _get(url: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return str(response.read().decode("utf-8"))
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_serve_page_makes_no_request_outside_the_kiosk_server() -> None:
+    """Offline, as a store is: the page `--serve` sends has no URL but the kiosk server's own (no web
+    font from the internet), and the font it names is served from there."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge", "kiosk", "--api", "http://127.0.0.1:9", "--serve",
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, start_new_session=True,
+    )  # fmt: skip
+    try:
+        page = _get(f"http://127.0.0.1:{port}/", 30)
+        assert "<html" in page
+        assert EXTERNAL_URL.findall(page) == []
+        assert not re.findall(r"https?://(?!(?:127\.0\.0\.1|localhost)[:/])", page)
+        font = re.search(r'url\("(http://127\.0\.0\.1:\d+/static/fonts/RobotoMono-[^"]+\.ttf)"\)', page)
+        assert font is not None, "the page names the font on the kiosk server"
+        with urllib.request.urlopen(font.group(1), timeout=5) as response:
+            assert response.status == 200
+            assert len(response.read()) > 10_000
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def _read_until(fd: int, needle: bytes, timeout: float) -> bytes:

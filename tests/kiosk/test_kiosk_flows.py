@@ -12,8 +12,9 @@ from kiosk.schemas import AbTest, Consent, RouteView, StaffOverview
 from kiosk.screens.attract import AttractScreen
 from kiosk.screens.consent import ConsentScreen
 from kiosk.screens.dialogs import ForgetScreen, IdleWarningScreen
+from kiosk.screens.list_dialogs import AddItem, ItemActions
 from kiosk.screens.route import RouteScreen
-from kiosk.screens.shopping_list import AddItem, ItemActions, ShoppingListScreen
+from kiosk.screens.shopping_list import ShoppingListScreen
 from kiosk.screens.staff import StaffLoginScreen, StaffScreen
 from kiosk.widgets import ConnectionBanner
 from tests.kiosk.kiosk_testkit import (
@@ -47,15 +48,15 @@ async def test_scan_consent_list_route_with_arrows_and_enter_only() -> None:
         ]
         text = screen_text(app)
         assert "Running out" in text
-        assert "milk  (needed now)" in text
+        assert "Milk  (needed now)" in text
         assert "you buy milk about every 3 days; last time was 4 days ago" in text
-        assert "bread  (about 2 days left)" in text
+        assert "Bread  (about 2 days left)" in text
         await pilot.click("#route")
         await wait_for_screen(pilot, RouteScreen)
         assert api.calls[-1] == ("route", ["milk", "bread", "ice cream"])
         text = screen_text(app)
         assert "3 stops" in text
-        assert "1. bread - A2-1 (left)" in text
+        assert "1. Bread - aisle 2, left" in text  # wraps at 80 columns: "side" below
         assert "━" in text  # the route is drawn on the map
         await pilot.press("enter")  # "Back to my list" has the focus
         await wait_for_screen(pilot, ShoppingListScreen)
@@ -102,10 +103,10 @@ async def test_feedback_remove_and_add_edit_the_list_and_the_route() -> None:
         assert screen.items == ["milk", "ice cream"]
         await pilot.click("#add")
         await wait_for_screen(pilot, AddItem)
-        await pilot.press("down", "enter")  # eggs (bread, eggs, milk, rice)
+        await pilot.press(*"eg", "enter")  # typing filters: Eggs is the one match
         await wait_for_screen(pilot, ShoppingListScreen)
         assert screen.items == ["milk", "ice cream", "eggs"]
-        assert "added by you" in screen_text(app)
+        assert "Added by you" in screen_text(app)
         await pilot.click("#route")
         await wait_for_screen(pilot, RouteScreen)
         assert api.calls[-1] == ("route", ["milk", "ice cream", "eggs"])

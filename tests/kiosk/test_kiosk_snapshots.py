@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from kiosk.schemas import Consent
 from kiosk.screens.consent import ConsentScreen
 from kiosk.screens.dialogs import ForgetScreen, IdleWarningScreen
+from kiosk.screens.list_dialogs import AddItem
 from kiosk.screens.offers import OffersScreen
 from kiosk.screens.route import RouteScreen
 from kiosk.screens.shopping_list import ShoppingListScreen
@@ -39,6 +41,15 @@ async def shopping_list(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> No
     api.consent = Consent(True, True, 1)
     await pilot.press(*"12345", "enter")
     await wait_for_screen(pilot, ShoppingListScreen)
+
+
+async def add_item(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
+    await shopping_list(pilot, api, clock)
+    await pilot.click("#add")
+    await wait_for_screen(pilot, AddItem)
+    await pilot.press("r")  # filtered: Rice, then Bread (on the list)
+    pilot.app.screen.query_one("#filter", Input).cursor_blink = False  # a blinking cursor is a coin toss
+    await pilot.pause(0.5)  # let the modal's fade-in finish
 
 
 async def route(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
@@ -87,6 +98,7 @@ SCREENS: dict[str, Step] = {
     "attract": attract,
     "consent": consent,
     "list": shopping_list,
+    "add_item": add_item,
     "route": route,
     "offers": offers,
     "forget": forget,

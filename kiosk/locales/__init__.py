@@ -1,0 +1,1 @@
+"""The kiosk's shopper texts, one TOML catalogue per language (read by `kiosk.strings`)."""

@@ -1,0 +1,115 @@
+"""The shopping list's two dialogs: what to do with one entry, and adding an item (filter as you type)."""
+
+from __future__ import annotations
+
+from textual import events, on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+from kiosk.strings import category_name, t
+from kiosk.widgets import ARROW_FOCUS
+
+
+class ItemActions(ModalScreen[str]):
+    """What to do with one list entry: rate it or remove it."""
+
+    BINDINGS = [*ARROW_FOCUS, Binding("escape", "dismiss('back')", "Back", show=False)]
+
+    def __init__(self, category: str, *, votes: bool = True) -> None:
+        super().__init__()
+        self._category = category
+        self._votes = votes  # an unverified session cannot rate (a vote is about the household)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(
+                Content.from_markup("[b]$name[/b]", name=category_name(self._category)), classes="title"
+            )
+            if self._votes:
+                yield Button(t("item.up"), id="up")
+                yield Button(t("item.down"), id="down")
+            yield Button(t("item.remove"), id="remove")
+            yield Button(t("common.back"), id="back")
+
+    @on(Button.Pressed)
+    def _chosen(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id or "back")
+
+
+def matches(categories: list[str], typed: str) -> list[str]:
+    """The categories whose name (in the kiosk's language) or code contains `typed`; starts first."""
+    query = typed.strip().casefold()
+    if not query:
+        return list(categories)
+    found = [c for c in categories if query in category_name(c).casefold() or query in c.casefold()]
+    return sorted(found, key=lambda c: not category_name(c).casefold().startswith(query))
+
+
+class AddItem(ModalScreen[str | None]):
+    """Pick a category the store sells: type to filter, Enter adds the highlighted one."""
+
+    BINDINGS = [
+        Binding("escape", "dismiss(None)", "Back", show=False),
+        Binding("down", "to_list", "List", show=False),
+    ]
+
+    def __init__(self, categories: list[str], on_list: list[str]) -> None:
+        super().__init__()
+        self._categories = sorted(categories, key=lambda c: category_name(c).casefold())
+        self._on_list = set(on_list)
+        self.shown: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog tall"):
+            yield Static(t("add.title"), classes="title")
+            yield Input(placeholder=t("add.filter_placeholder"), id="filter", max_length=40)
+            yield Static("", id="no-match", classes="hint")
+            yield OptionList(id="categories")
+
+    def on_mount(self) -> None:
+        self._fill("")
+        self.query_one("#filter", Input).focus()
+
+    def _fill(self, typed: str) -> None:
+        self.shown = matches(self._categories, typed)
+        view = self.query_one("#categories", OptionList)
+        view.clear_options()
+        for code in self.shown:
+            prompt = Content(category_name(code))
+            if code in self._on_list:
+                prompt += Content(f"  {t('add.on_list')}")
+            view.add_option(Option(prompt))
+        view.highlighted = 0 if self.shown else None
+        nothing = self.query_one("#no-match", Static)
+        nothing.update(t("add.nothing"))
+        nothing.display = not self.shown
+
+    @on(Input.Changed, "#filter")
+    def _typed(self, event: Input.Changed) -> None:
+        self._fill(event.value)
+
+    @on(Input.Submitted, "#filter")
+    def _enter_in_filter(self) -> None:
+        view = self.query_one("#categories", OptionList)
+        if view.highlighted is not None and self.shown:
+            self.dismiss(self.shown[view.highlighted])
+
+    @on(OptionList.OptionSelected, "#categories")
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.shown[event.option_index])
+
+    def action_to_list(self) -> None:
+        self.query_one("#categories", OptionList).focus()
+
+    def on_key(self, event: events.Key) -> None:
+        # Typing while the list has the focus goes on filtering (a kiosk has no mouse to click back).
+        typed = self.query_one("#filter", Input)
+        if event.character and event.is_printable and self.focused is not typed:
+            typed.focus()
+            typed.insert_text_at_cursor(event.character)
+            event.stop()
