@@ -34,6 +34,7 @@ class StoreSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     # Offers for the kiosk until central pushes a `promotions` bundle (docs/customers.md); "" = none.
     promotions: str = "simulators/demo_store/promotions.json"
     timezone: str = "UTC"  # IANA name (e.g. "Europe/Berlin"): store-local days, nightly jobs, offers
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] = "EUR"  # ISO 4217: prices at the kiosk
 
 
 class MqttSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -311,6 +311,7 @@ class Daemon:
                 *([config.path(config.store.promotions)] if config.store.promotions else []),
             ),
             layout_text=self.live_layout.text,
+            currency=config.store.currency,
             unknown_households_per_day=config.privacy.unknown_households_per_day,
         )
         customers = CustomerApi(settings, db_path, self.writer, self.sessions, self.predictions, self.hooks)

@@ -87,6 +87,7 @@ class CustomerSettings:
     unknown_households_per_day: int
     promotion_paths: tuple[Path, ...]  # first existing wins (central's bundle, then [store] promotions)
     layout_text: Callable[[], str]  # the served layout's TOML, for kiosks' route maps (routing.parse_layout)
+    currency: str = "EUR"  # [store] currency: the kiosk shows prices in it
 
 
 class PromotionsSource:

@@ -52,6 +52,7 @@ class KioskInfo(msgspec.Struct, frozen=True):
     countdown_s: float
     session_s: float
     categories: list[str]
+    currency: str = "EUR"
 
 
 class SessionApi:
@@ -87,7 +88,9 @@ class SessionApi:
     async def kiosk_info(self, _request: web.Request) -> web.Response:
         s = self.settings
         return json_response(
-            KioskInfo(s.store_id, s.store_name, s.idle_s, s.countdown_s, s.session_s, list(s.categories))
+            KioskInfo(
+                s.store_id, s.store_name, s.idle_s, s.countdown_s, s.session_s, list(s.categories), s.currency
+            )
         )
 
     async def kiosk_layout(self, _request: web.Request) -> web.Response:

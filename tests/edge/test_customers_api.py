@@ -314,3 +314,10 @@ async def test_guessing_tokens_gets_an_address_throttled(config: Path) -> None:
             assert 1 <= int(resp.headers["Retry-After"]) <= 60
             assert "too many wrong tokens" in (await resp.json())["error"]
         assert (await call("GET", f"{d.url}/healthz", None))[0] == 200  # open routes are not throttled
+
+
+async def test_kiosk_info_says_the_stores_currency(tmp_path: Path, broker: MosquittoBroker) -> None:
+    path = write_config(tmp_path, broker, http={"kiosk_token": KIOSK_TOKEN}, store={"currency": "GBP"})
+    async with run_daemon(path) as d:
+        status, info = await call("GET", f"{d.url}/api/v1/kiosk/info", KIOSK_TOKEN)
+        assert (status, info["currency"]) == (200, "GBP")
