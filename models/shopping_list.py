@@ -169,17 +169,26 @@ def urgencies(n_purchases: npt.ArrayLike, p2: npt.ArrayLike, p7: npt.ArrayLike) 
     ).astype(np.str_)
 
 
+def shown_days(expected: npt.ArrayLike, p7: npt.ArrayLike, past: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """`shown_days_left` for many rows at once, NaN for "no number"."""
+    e = np.asarray(expected, dtype=np.float64)
+    seven = np.asarray(p7, dtype=np.float64)
+    return np.where(np.asarray(past, dtype=bool), np.where(seven >= 0.5, 0.0, np.nan), e)
+
+
 def list_ranks(
     query: npt.ArrayLike,
     n_purchases: npt.ArrayLike,
     probability: npt.ArrayLike,
     urgency: npt.ArrayLike,
     limit: int = 10,
+    days_left: npt.ArrayLike | None = None,
 ) -> npt.NDArray[np.int64]:
     """Many households' lists at once: each candidate row's 1-based place on its query's list, 0 when it
     is not on it. Per query the household's own categories (``n_purchases`` > 0), top ``limit`` by
-    probability (ties: row order), then ordered urgent -> upcoming -> usual, then by probability rounded
-    to 4 places as shown (ties: by probability, then row order): `build_shopping_list`'s order."""
+    probability (ties: row order), then ordered urgent -> upcoming -> usual; urgent and upcoming by the
+    days left shown (`shown_days`; none last), then by probability rounded to 4 places as shown (ties: by
+    probability, then row order): `build_shopping_list`'s order (`list_order`)."""
     q = np.asarray(query, dtype=np.int64)
     own = np.asarray(n_purchases, dtype=np.float64) > 0
     p = np.asarray(probability, dtype=np.float64)
@@ -192,7 +201,11 @@ def list_ranks(
     chosen = order[keep]
     bucket = np.asarray([URGENCY_ORDER[str(u)] for u in np.asarray(urgency)[chosen]], dtype=np.int64)
     shown = np.round(p[chosen], 4)
-    order2 = np.lexsort((rows[chosen], -p[chosen], -shown, bucket, q[chosen]))
+    soon = np.zeros(chosen.size)
+    if days_left is not None:
+        days = np.asarray(days_left, dtype=np.float64)[chosen]
+        soon = np.where(bucket < URGENCY_ORDER["usual"], np.where(np.isnan(days), np.inf, days), 0.0)
+    order2 = np.lexsort((rows[chosen], -p[chosen], -shown, soon, bucket, q[chosen]))
     final = chosen[order2]
     q_final = q[final]
     place = np.arange(final.size) - np.searchsorted(q_final, q_final, side="left") + 1

@@ -26,7 +26,7 @@ from models.inference import StoreModels
 from models.next_basket import basket_features, candidates
 from models.next_purchase import MIN_PURCHASES
 from models.shelf import HORIZON_MINUTES, PickStream, S, shelf_features
-from models.shopping_list import list_ranks, reasons, urgencies
+from models.shopping_list import list_ranks, reasons, shown_days, urgencies
 
 MS_PER_MINUTE = 60_000
 
@@ -124,16 +124,16 @@ def _score_group(
         confidence[forecast] = scores.confidence
         quantiles[forecast] = scores.days_quantiles
     urgency = urgencies(n, p[2], p[7])
-    rank = list_ranks(cands.query, n, probability, urgency, ctx.list_limit)
+    gap, recency = pair_x[:, F["interval_median"]], pair_x[:, F["recency_days"]]
+    with np.errstate(invalid="ignore"):
+        past = (n >= MIN_PURCHASES) & np.isfinite(gap) & np.isfinite(recency) & (recency >= gap)
+    rank = list_ranks(cands.query, n, probability, urgency, ctx.list_limit, shown_days(expected, p[7], past))
     names = history.households
     cats = stats.categories
     purchase_model = models.next_purchase.card.version
     basket_model = models.next_basket.card.version
     own = np.flatnonzero(n > 0)
     listed = own[rank[own] > 0]
-    gap, recency = pair_x[:, F["interval_median"]], pair_x[:, F["recency_days"]]
-    with np.errstate(invalid="ignore"):
-        past = (n >= MIN_PURCHASES) & np.isfinite(gap) & np.isfinite(recency) & (recency >= gap)
     words = dict.fromkeys(own.tolist())
     names_listed = [cats[c] for c in cands.category[listed].tolist()]
     words.update(

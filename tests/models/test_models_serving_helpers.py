@@ -13,9 +13,9 @@ from models.features import F, summarise
 from models.history import PurchaseHistory
 from models.inference import load_models
 from models.next_basket import basket_features, candidates
-from models.next_purchase import BIN_EDGES, HORIZON_DAYS, N_BINS, QUANTILES, scores_from_hazard
+from models.next_purchase import BIN_EDGES, HORIZON_DAYS, MIN_PURCHASES, N_BINS, QUANTILES, scores_from_hazard
 from models.shelf import PickStream, shelf_features
-from models.shopping_list import household_shopping_list, list_ranks, urgencies
+from models.shopping_list import household_shopping_list, list_ranks, past_gap, shown_days, urgencies
 
 MODELS = load_models()
 
@@ -58,8 +58,12 @@ def test_batch_lists_are_the_one_household_lists(small_history: PurchaseHistory)
     probability = MODELS.next_basket.score(x).probability
     purchase = MODELS.next_purchase.score(pair_x)
     n = pair_x[:, F["n_purchases"]]
-    urgency = urgencies(n, purchase.p_within_days(2), purchase.p_within_days(7))
-    rank = list_ranks(cands.query, n, probability, urgency, limit=8)
+    p7 = purchase.p_within_days(7)
+    urgency = urgencies(n, purchase.p_within_days(2), p7)
+    gap, recency = pair_x[:, F["interval_median"]], pair_x[:, F["recency_days"]]
+    past = [past_gap(float(a), float(b), float(c)) for a, b, c in zip(n, gap, recency, strict=True)]
+    days = shown_days(np.where(n >= MIN_PURCHASES, purchase.expected_days, np.nan), p7, past)
+    rank = list_ranks(cands.query, n, probability, urgency, limit=8, days_left=days)
     for q, household in enumerate(households):
         rows = np.flatnonzero((cands.query == q) & (rank > 0))
         batch = [(stats.categories[cands.category[r]], str(urgency[r])) for r in rows[np.argsort(rank[rows])]]
