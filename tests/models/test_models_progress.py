@@ -54,7 +54,7 @@ def _storeedge(*args: str) -> list[str]:
 
 def _piped(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        argv, capture_output=True, stdin=subprocess.DEVNULL, env=_env(), cwd=ROOT, timeout=60, check=False
+        argv, capture_output=True, stdin=subprocess.DEVNULL, env=_env(), cwd=ROOT, timeout=240, check=False
     )
 
 
@@ -82,7 +82,7 @@ def _stderr_on_a_terminal(argv: list[str]) -> tuple[int, bytes, bytes]:
         )
     finally:
         os.close(follower)
-    stdout, _ = proc.communicate(timeout=60)
+    stdout, _ = proc.communicate(timeout=240)
     reader.join(timeout=10)
     os.close(leader)
     return proc.returncode, stdout, bytes(seen)
