@@ -34,6 +34,7 @@ from sync.central_config import CentralConfig, CentralSection, StoreSection
 from sync.central_erasures import ErasureFeedRoute
 from sync.central_experiments import CentralExperimentRoutes
 from sync.central_pool import DB_ERRORS, CentralDb
+from sync.central_retrain_routes import RetrainRoutes
 from sync.central_rollout import CentralRollout, run_rollouts
 from sync.client import Backoff, StoreClient
 from sync.errors import BundleError, CentralConfigError, FeedError, MalformedPage, TransportError
@@ -240,12 +241,14 @@ class Central:
         self._tasks: list[asyncio.Task[None]] = []
         self._tokens = {s.id: s.token for s in config.stores}
         self.rollout: CentralRollout | None = None
+        self._key = None
         if config.central.signing_key_file:
             try:
-                key = load_private_key(config.path(config.central.signing_key_file))
+                self._key = load_private_key(config.path(config.central.signing_key_file))
             except BundleError as exc:
                 raise CentralConfigError(f"{config.origin}: [central] signing_key_file: {exc}") from exc
-            self.rollout = CentralRollout(self.db.run, self.bundle_dir, key)
+            self.rollout = CentralRollout(self.db.run, self.bundle_dir, self._key)
+        self.retrains: RetrainRoutes | None = None
 
     async def __aenter__(self) -> Central:
         c = self.config.central
@@ -283,6 +286,8 @@ class Central:
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
+        if self.retrains is not None:
+            await self.retrains.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -8,6 +8,7 @@ same commands on their own.
     storeedge central keygen --out keys/chain.key
     storeedge central sign-bundle --key keys/chain.key --kind model --version 3 --from models/out/ --config central.toml
     storeedge central status --config central.toml
+    storeedge central retrain --config central.toml --key keys/chain.key --cutoff 2026-11-02
 
 Errors go to stderr as one line naming the file and key at fault, exit code 2.
 """
@@ -22,13 +23,15 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
 from sync.bundle_signing import generate_key, load_private_key, publish_bundle
-from sync.central import Central, CentralDb
+from sync.central import Central
 from sync.central_config import load_central_config
 from sync.central_db import StoreRow, store_rows
+from sync.central_pool import CentralDb
 from sync.errors import SyncError
 
 EXAMPLES = {
@@ -37,11 +40,12 @@ EXAMPLES = {
     "sign-bundle": "example: storeedge central sign-bundle --key keys/chain.key --kind model --version 3"
     " --from build/model-v3/ --config central.toml",
     "status": "example: storeedge central status --config central.toml",
+    "retrain": "example: storeedge central retrain --config central.toml --key keys/chain.key --cutoff 2026-11-02",
 }
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Add central's subcommands (run, keygen, sign-bundle, status) to ``parser``."""
+    """Add central's subcommands (run, keygen, sign-bundle, status, retrain) to ``parser``."""
     commands = parser.add_subparsers(dest="central_command", required=True, metavar="SUBCOMMAND")
 
     run_cmd = commands.add_parser(
@@ -79,10 +83,42 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     status.add_argument("--config", type=Path, required=True, help="central's TOML config")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    retrain = commands.add_parser(
+        "retrain",
+        help="retrain the models on the chain's purchases before --cutoff; if the candidate is not worse than"
+        " the current models, publish a signed experiment for it (exit 0; 1 when worse, 2 on failure)",
+        epilog=EXAMPLES["retrain"],
+    )
+    retrain.add_argument(
+        "--config", type=Path, required=True, help="central's TOML config ([central] dsn, bundle_dir)"
+    )
+    retrain.add_argument("--key", type=Path, required=True, help="the chain's private key (from keygen)")
+    retrain.add_argument(
+        "--cutoff", required=True, type=_date, help="train before it, test after it (YYYY-MM-DD)"
+    )
+    retrain.add_argument("--timezone", default="UTC", help="the IANA time zone of the days (default UTC)")
+    retrain.add_argument(
+        "--models-dir",
+        type=Path,
+        help="where the candidate's models stay (default: [central] candidates_dir)",
+    )
+    retrain.add_argument(
+        "--replace-running",
+        action="store_true",
+        help="publish even while the newest experiment is still running (it is replaced on every store)",
+    )
+    retrain.add_argument("--json", action="store_true", help="print the report as JSON")
+
 
 def run(args: argparse.Namespace) -> int:
     """Run the parsed central subcommand; returns the exit code (2 with one line on stderr on error)."""
-    handlers = {"run": _cmd_run, "keygen": _cmd_keygen, "sign-bundle": _cmd_sign, "status": _cmd_status}
+    handlers = {
+        "run": _cmd_run,
+        "keygen": _cmd_keygen,
+        "sign-bundle": _cmd_sign,
+        "status": _cmd_status,
+        "retrain": _cmd_retrain,
+    }
     try:
         return handlers[args.central_command](args)
     except SyncError as exc:
@@ -185,6 +221,55 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 f" {item['changes']:>10} {f'{ago}s ago' if ago is not None else 'never':>10} {item['gaps']}"
             )
     return 0
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _cmd_retrain(args: argparse.Namespace) -> int:
+    """`sync.central_retrain.retrain` with the config's database and bundle directory; prints its report."""
+    import msgspec  # noqa: PLC0415
+
+    from sync.central_retrain import RetrainReport, retrain  # noqa: PLC0415  (imports the training stack: slow)
+
+    config = load_central_config(args.config)
+    key = load_private_key(args.key)
+    bundle_dir = config.path(config.central.bundle_dir)
+    models_dir = args.models_dir or config.path(config.central.candidates_dir)
+
+    async def main() -> RetrainReport:
+        db = CentralDb(config.central.dsn, config.origin, config.central.connect_timeout_s)
+        await db.open()
+        try:
+            return await retrain(
+                db.run,
+                bundle_dir,
+                key,
+                args.cutoff,
+                models_dir=models_dir,
+                timezone=args.timezone,
+                replace_running=args.replace_running,
+            )
+        finally:
+            await db.close()
+
+    report = asyncio.run(main())
+    if args.json:
+        print(msgspec.json.format(msgspec.json.encode(report)).decode())
+    elif report.decision == "failed":
+        print(f"storeedge central: error: retrain: {report.reason}", file=sys.stderr)
+    else:
+        print(f"retrain {report.cutoff}: {report.decision}: {report.reason} ({report.seconds} s)")
+        for name, figures in (("candidate", report.candidate_figures), ("current", report.current_figures)):
+            if figures is not None:
+                print(f"  {name:<9} recall@10 {figures.recall_at_10:.4f}  brier_7d {figures.brier_7d:.4f}")
+        if report.models_dir:
+            print(f"  candidate models: {report.models_dir}")
+    return {"published": 0, "worse": 1}.get(report.decision, 2)
 
 
 # -- logs ------------------------------------------------------------------------------------------
