@@ -250,23 +250,32 @@ class CustomerApi:
         due = [i.category for i in (*shopping.urgent, *shopping.upcoming)]
         return offers_for(promotions, now, due, [i.category for i in shopping.usual])
 
-    async def get_optimal_route(self, request: web.Request) -> web.Response:
-        household = request.match_info["id"]
+    async def _list_to_route(
+        self, request: web.Request
+    ) -> tuple[ShoppingList, list[str], bool] | web.Response:
+        """The household's list, its items and ``?accessible=`` for a route over it, or the error to send."""
         accessible = request.query.get("accessible", "false").lower()
         if accessible not in ("true", "false", "1", "0"):
             return error_response(400, "accessible: expected true or false")
-        shopping = await self._shopping_list(request, household)
+        shopping = await self._shopping_list(request, request.match_info["id"])
         if isinstance(shopping, web.Response):
             return shopping
         items = [i.category for i in (*shopping.urgent, *shopping.upcoming, *shopping.usual)]
         if not items:
             return error_response(404, "shopping list: empty, nothing to route")
+        return shopping, items, accessible in ("true", "1")
+
+    async def get_optimal_route(self, request: web.Request) -> web.Response:
+        found = await self._list_to_route(request)
+        if isinstance(found, web.Response):
+            return found
+        _shopping, items, accessible = found
         result = await plan_for(
             request.app[CONTEXT],
             items,
             request.query.get("from") or None,
             request.query.get("to") or None,
-            accessible in ("true", "1"),
+            accessible,
             True,
         )
         if isinstance(result, web.Response):
@@ -276,20 +285,15 @@ class CustomerApi:
     async def get_personalization(self, request: web.Request) -> web.Response:
         """The visit in one document (`edge.customers.visit`): route by section, skips, cold chain,
         offers, reminders."""
+        found = await self._list_to_route(request)
+        if isinstance(found, web.Response):
+            return found
+        shopping, items, step_free = found
         household = request.match_info["id"]
-        accessible = request.query.get("accessible", "false").lower()
-        if accessible not in ("true", "false", "1", "0"):
-            return error_response(400, "accessible: expected true or false")
-        shopping = await self._shopping_list(request, household)
-        if isinstance(shopping, web.Response):
-            return shopping
-        items = [i.category for i in (*shopping.urgent, *shopping.upcoming, *shopping.usual)]
-        if not items:
-            return error_response(404, "shopping list: empty, nothing to plan")
         ctx = request.app[CONTEXT]
         if ctx.layout is None:
             return error_response(503, "no store layout loaded: set [store] layout")
-        layout, step_free = ctx.layout(), accessible in ("true", "1")
+        layout = ctx.layout()
         congestion = {z.id: z.occupancy / z.capacity for z in await ctx.reader.zones() if z.capacity}
         start, end = request.query.get("from") or None, request.query.get("to") or None
         try:
