@@ -76,7 +76,7 @@ class CentralAssignmentView(msgspec.Struct, frozen=True):
     stores: list[StoreAssignment]
 
 
-class ArmStoreMetric(msgspec.Struct, frozen=True):
+class ArmMetric(msgspec.Struct, frozen=True):
     arm: str
     metric: str
     n: int
@@ -198,13 +198,13 @@ class CentralExperimentRoutes:
         now = int(time.time() * 1000)
         window = (started, now + 1)
 
-        async def q(c: asyncpg.Connection) -> list[ArmStoreMetric]:
-            out: list[ArmStoreMetric] = []
+        async def q(c: asyncpg.Connection) -> list[ArmMetric]:
+            out: list[ArmMetric] = []
             for name in spec.metrics:
                 values = await household_values(c, name, spec, window)
                 for arm, array in zip((a.key for a in spec.arms), values, strict=True):
                     s = summarise(array)
-                    out.append(ArmStoreMetric(arm, name, s.n, s.mean, s.ci_low, s.ci_high))
+                    out.append(ArmMetric(arm, name, s.n, s.mean, s.ci_low, s.ci_high))
             return out
 
         return _ok(await self._run(q))
@@ -293,12 +293,17 @@ def _since(request: web.Request) -> int | web.Response:
         return _error(400, str(exc))
 
 
-def _ok(value: object, status: int = 200) -> web.Response:
+def json_reply(value: object, status: int = 200) -> web.Response:
+    """A JSON response of central's admin routes (experiments, retraining)."""
     return web.Response(body=_json.encode(value), status=status, content_type="application/json")
 
 
+def _ok(value: object, status: int = 200) -> web.Response:
+    return json_reply(value, status)
+
+
 def _error(status: int, message: str) -> web.Response:
-    return web.Response(body=_json.encode({"error": message}), status=status, content_type="application/json")
+    return json_reply({"error": message}, status)
 
 
-__all__ = ["CentralExperimentRoutes", "RunDb"]  # RunDb: sync.central_pool's, named here too
+__all__ = ["CentralExperimentRoutes", "RunDb", "json_reply"]  # RunDb: sync.central_pool's, named here too

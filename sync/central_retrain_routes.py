@@ -19,9 +19,9 @@ import msgspec
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from sync.central_experiments import json_reply
 from sync.central_pool import RunDb
 
-_json = msgspec.json.Encoder()
 Cutoff = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 
 
@@ -64,29 +64,31 @@ class RetrainRoutes:
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def guarded(request: web.Request) -> web.Response:
             if not self._authorised(request):
-                return _reply({"error": "missing or wrong admin token"}, 401)
+                return json_reply({"error": "missing or wrong admin token"}, 401)
             return await handler(request)
 
         return guarded
 
     async def start(self, request: web.Request) -> web.Response:
         if self._key is None:
-            return _reply(
+            return json_reply(
                 {"error": "central has no signing key ([central] signing_key_file): it cannot publish"}, 409
             )
         try:
             body = msgspec.json.decode(await request.read(), type=RetrainRequest)
             cutoff = dt.date.fromisoformat(body.cutoff)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-            return _reply({"error": f"body: {exc}"}, 400)
+            return json_reply({"error": f"body: {exc}"}, 400)
         if any(r.state == "running" for r in self.runs):
-            return _reply({"error": "a retrain is running; wait for it (GET /api/v1/models/retrain)"}, 409)
+            return json_reply(
+                {"error": "a retrain is running; wait for it (GET /api/v1/models/retrain)"}, 409
+            )
         number = len(self.runs) + 1
         self.runs.append(RetrainRun(number, body.cutoff, int(time.time() * 1000), "running"))
         task = asyncio.create_task(self._retrain(number, cutoff, body.timezone, self._key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return _reply(self.runs[-1], 202)
+        return json_reply(self.runs[-1], 202)
 
     async def _retrain(self, number: int, cutoff: dt.date, timezone: str, key: Ed25519PrivateKey) -> None:
         from sync.central_retrain import retrain  # noqa: PLC0415 - the training stack, only when asked
@@ -98,13 +100,9 @@ class RetrainRoutes:
         self.runs[index] = msgspec.structs.replace(self.runs[index], state=report.decision, report=report)
 
     async def list_runs(self, _request: web.Request) -> web.Response:
-        return _reply(list(reversed(self.runs)))
+        return json_reply(list(reversed(self.runs)))
 
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def _reply(value: object, status: int = 200) -> web.Response:
-    return web.Response(body=_json.encode(value), status=status, content_type="application/json")

@@ -133,13 +133,16 @@ class ListOutcomeBody(msgspec.Struct, frozen=True):
     arm: str | None = None
 
 
+InteractionKind = Literal[
+    "list_viewed", "item_ticked", "suggestion_taken", "suggestion_declined", "route_asked", "offer_opened"
+]
+
+
 class InteractionBody(msgspec.Struct, frozen=True):
     """What a shopper did at the kiosk (with analytics consent), with what served its list."""
 
     household: Name
-    kind: Literal[
-        "list_viewed", "item_ticked", "suggestion_taken", "suggestion_declined", "route_asked", "offer_opened"
-    ]
+    kind: InteractionKind
     ts_ms: int
     subject: str | None = None
     basket_model_version: str | None = None

@@ -21,7 +21,7 @@ import sqlite3
 import time
 from datetime import tzinfo
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 from aiohttp import web
@@ -32,12 +32,10 @@ from edge.http.sessions import is_revoked
 from edge.store.db import ReadThread
 from edge.store.hooks import ConsentRecorded, HouseholdErased, HouseholdHooks
 from edge.store.writer import StoreWriter
+from sync.change_bodies import InteractionKind
 from sync.model_performance import window_start
 from sync.outbox import OutboxEntry, append
 
-InteractionKind = Literal[
-    "list_viewed", "item_ticked", "suggestion_taken", "suggestion_declined", "route_asked", "offer_opened"
-]
 INTERACTIONS_PER_DAY = 500
 _json = msgspec.json.Encoder()
 

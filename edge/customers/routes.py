@@ -25,7 +25,7 @@ from aiohttp import web
 from edge.customers import tables
 from edge.customers.offers import OffersView, Promotion, load_promotions, offers_for
 from edge.customers.tables import ConsentUpdate, FeedbackVote
-from edge.customers.visit import visit_plan
+from edge.customers.visit import ListEntry, VisitPlan, visit_plan
 from edge.errors import ConfigError
 from edge.http.access import log_access
 from edge.http.app import CONTEXT, PRINCIPAL
@@ -43,26 +43,17 @@ T = TypeVar("T")
 ENDED, LIMITED = "ended", "limited"
 
 
-class ListItem(Protocol):
-    @property
-    def category(self) -> str: ...
-    @property
-    def reason(self) -> str: ...
-    @property
-    def days_left(self) -> float | None: ...
-
-
 class ShoppingList(Protocol):
     @property
     def personalised(self) -> bool: ...
     @property
     def model_version(self) -> str | None: ...
     @property
-    def urgent(self) -> Sequence[ListItem]: ...
+    def urgent(self) -> Sequence[ListEntry]: ...
     @property
-    def upcoming(self) -> Sequence[ListItem]: ...
+    def upcoming(self) -> Sequence[ListEntry]: ...
     @property
-    def usual(self) -> Sequence[ListItem]: ...
+    def usual(self) -> Sequence[ListEntry]: ...
 
 
 class PredictionSource(Protocol):
@@ -296,19 +287,20 @@ class CustomerApi:
         layout = ctx.layout()
         congestion = {z.id: z.occupancy / z.capacity for z in await ctx.reader.zones() if z.capacity}
         start, end = request.query.get("from") or None, request.query.get("to") or None
-        try:
-            route = await asyncio.get_running_loop().run_in_executor(
-                None, lambda: plan_route(layout, items, start, end, step_free, True, congestion)
-            )
-        except RoutingError as exc:
-            return error_response(422, str(exc))
         offers = (await self._offers(shopping)).offers
         groups = {"urgent": shopping.urgent, "upcoming": shopping.upcoming, "usual": shopping.usual}
-        plan = visit_plan(
-            layout, route, groups, offers, household=household, personalised=shopping.personalised,
-            accessible=step_free,
-        )  # fmt: skip
-        return json_response(plan)
+
+        def plan() -> VisitPlan:  # shortest paths: CPU work, off the event loop
+            route = plan_route(layout, items, start, end, step_free, True, congestion)
+            return visit_plan(
+                layout, route, groups, offers, household=household, personalised=shopping.personalised,
+                accessible=step_free,
+            )  # fmt: skip
+
+        try:
+            return json_response(await asyncio.get_running_loop().run_in_executor(None, plan))
+        except RoutingError as exc:
+            return error_response(422, str(exc))
 
     async def post_feedback(self, request: web.Request) -> web.Response:
         household = request.match_info["id"]

@@ -19,15 +19,17 @@ from typing import Protocol
 
 import msgspec
 
+from models.shopping_list import URGENCY_ORDER
 from routing import Layout, Route
 from routing.graph import cost_graph
 from routing.planner import DEFAULT_PICK_SECONDS, DEFAULT_WALKING_SPEED_M_S
 
-PRIORITY = {"urgent": 0, "upcoming": 1, "usual": 2}
 COLD = {"chilled", "frozen"}
 
 
 class ListEntry(Protocol):
+    """A shopping-list item as the visit (and the shopper routes) read it."""
+
     @property
     def category(self) -> str: ...
     @property
@@ -98,7 +100,9 @@ def visit_plan(
             else:
                 picks.append(PickItem(category, found[1].reason, found[1].days_left))
         priority = min(
-            (entry[c][0] for c in stop.categories if c in entry), key=PRIORITY.__getitem__, default="usual"
+            (entry[c][0] for c in stop.categories if c in entry),
+            key=URGENCY_ORDER.__getitem__,
+            default="usual",
         )
         sections.append(
             SectionVisit(

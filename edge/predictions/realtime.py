@@ -73,9 +73,10 @@ def basket_associations(conn: sqlite3.Connection, since_ms: int) -> Associations
     baskets, categories = zip(*rows, strict=True)
     names, cat_code = np.unique(np.asarray(categories, dtype=object).astype(str), return_inverse=True)
     _, basket_code = np.unique(np.asarray(baskets, dtype=np.int64), return_inverse=True)
-    matrix = np.zeros((int(basket_code.max()) + 1, len(names)), dtype=np.int32)
-    matrix[basket_code, cat_code] = 1
-    pair = (matrix.T @ matrix).astype(np.int64)
+    # float32 so the product goes through BLAS; counts stay exact below 2**24 baskets
+    matrix = np.zeros((int(basket_code.max()) + 1, len(names)), dtype=np.float32)
+    matrix[basket_code, cat_code] = 1.0
+    pair = np.rint(matrix.T @ matrix).astype(np.int64)
     return Associations(tuple(str(n) for n in names), matrix.shape[0], np.diag(pair).copy(), pair, since_ms)
 
 
@@ -198,9 +199,11 @@ class RealtimeRecommender:
         own = await self._reads.run(lambda c: _own_list(c, household)) if household else None
         distances = None
         if body.position is not None and self._layout is not None:
-            layout = self._layout()
-            try:
-                distances = walking_distances(layout, body.position, set(layout.categories))
+            layout, position = self._layout(), body.position
+            try:  # a Dijkstra on a first look from this position: off the event loop
+                distances = await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: walking_distances(layout, position, set(layout.categories))
+                )
             except (ValueError, RoutingError) as exc:
                 return error_response(400, f"position: {exc}")
         table = self.table
