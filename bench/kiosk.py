@@ -4,7 +4,10 @@
    populated list (session opened, list fetched, screen mounted). The households have purchases and
    have consented already (a returning shopper: no consent screen in between). Between scans the kiosk
    is wiped back to the attract screen, as a shopper walking away would leave it.
-2. Alert -> staff screen: the MQTT reading that empties a shelf until the staff screen's live table
+2. Tick -> re-planned route: on the route screen, Space ticks the next stop off until the screen shows
+   the rest of the route planned again from that shelf (GET .../personalization?items=...&from=...);
+   beside it the same request alone and `GET /healthz`, alternating on one connection.
+3. Alert -> staff screen: the MQTT reading that empties a shelf until the staff screen's live table
    has the new alert, next to the same moment on a plain WebSocket client, so the kiosk's own share
    (client decode + table redraw) is visible.
 
@@ -46,6 +49,7 @@ from edge.demo.broker import MosquittoBroker  # noqa: E402
 from edge.demo.service import seed_demo_history  # noqa: E402
 from kiosk.app import KioskApp, build_app  # noqa: E402
 from kiosk.screens.attract import AttractScreen  # noqa: E402
+from kiosk.screens.route import RouteScreen  # noqa: E402
 from kiosk.screens.shopping_list import ShoppingListScreen  # noqa: E402
 from kiosk.screens.staff import StaffScreen  # noqa: E402
 from kiosk.settings import KioskSettings  # noqa: E402
@@ -57,6 +61,7 @@ CARDS = CardCheck(PSEUDONYM_KEY.encode())
 PLANOGRAM = load_planogram(REPO / "simulators" / "demo_store" / "planogram.toml")
 RESULTS = REPO / "bench" / "results" / "kiosk.json"
 GOALS_MS = {"scan_to_list": 300.0, "alert_to_staff_screen": 500.0, "realtime_recommendations": 50.0}
+BENCH_LIST = ["bread", "rice", "soup", "pasta", "eggs", "milk", "cheese", "ice cream"]
 
 
 def summary(latencies: list[float]) -> dict[str, float]:
@@ -268,6 +273,53 @@ async def realtime_recommendations(url: str, samples: int) -> dict[str, Any]:
     return {"realtime": summary(realtime), "healthz": summary(health)}
 
 
+async def tick_to_replanned_route(url: str, samples: int) -> dict[str, Any]:
+    """Space on the route screen (a real kiosk app at 120x40 on the real daemon) until the re-planned
+    route is in the screen; then the re-plan request alone next to `GET /healthz`, alternating."""
+    app = build_app(
+        KioskSettings(api=url, token=KIOSK_TOKEN, start_node="kiosk-1", idle_s=3600, countdown_s=60)
+    )
+    screen_ms: list[float] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(lambda: app.info is not None and app.layout is not None)
+        await pilot.press(*CARDS.barcode("LOY-900000"), "enter")
+        await until(lambda: isinstance(app.screen, ShoppingListScreen))
+        session = app.session
+        assert session is not None
+        while len(screen_ms) < samples:
+            app.show_route(list(BENCH_LIST))
+            await until(lambda: isinstance(app.screen, RouteScreen))
+            screen = app.screen
+            assert isinstance(screen, RouteScreen)
+            await pilot.pause(0.05)
+            while screen.visit.sections and len(screen_ms) < samples:
+                shown = screen.visit
+                started = time.perf_counter()
+                app.simulate_key("space")  # as a key from the terminal: no test-harness waits
+                await until(lambda shown=shown, screen=screen: screen.visit is not shown)
+                screen_ms.append((time.perf_counter() - started) * 1000)
+            screen.dismiss()
+            await until(lambda: isinstance(app.screen, ShoppingListScreen))
+    replan: list[float] = []
+    health: list[float] = []
+    headers = {"Authorization": f"Bearer {session.token}"}
+    path = f"{url}/api/v1/in-store/{session.customer}/personalization"
+    async with aiohttp.ClientSession() as http:
+        for i in range(samples):
+            left = BENCH_LIST[i % 4 :]
+            query = {"items": ",".join(left), "from": "A3-s2" if i % 2 else "kiosk-1"}
+            began = time.perf_counter()
+            async with http.get(path, params=query, headers=headers) as resp:
+                assert resp.status == 200, await resp.text()
+                await resp.read()
+            replan.append((time.perf_counter() - began) * 1000)
+            began = time.perf_counter()
+            async with http.get(f"{url}/healthz") as resp:
+                await resp.read()
+            health.append((time.perf_counter() - began) * 1000)
+    return {"screen": summary(screen_ms), "request": summary(replan), "healthz": summary(health)}
+
+
 async def run(scan_samples: int, alert_samples: int, tmp: Path) -> dict[str, Any]:
     with MosquittoBroker(tmp / "broker") as broker:
         config = write_config(
@@ -287,9 +339,15 @@ async def run(scan_samples: int, alert_samples: int, tmp: Path) -> dict[str, Any
             scans = await scan_to_list(daemon.url, broker.port, scan_samples, tmp)
             alerts = await alert_to_staff_screen(daemon.url, broker.port, alert_samples)
             live = await realtime_recommendations(daemon.url, scan_samples * 2)
+            ticks = await tick_to_replanned_route(daemon.url, scan_samples)
         finally:
             daemon.terminate()
-    return {"scan_to_list": scans, "alert_to_staff_screen": alerts, "realtime_recommendations": live}
+    return {
+        "scan_to_list": scans,
+        "alert_to_staff_screen": alerts,
+        "realtime_recommendations": live,
+        "tick_to_replanned_route": ticks,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -315,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         **measured,
     }
     s, a, r = report["scan_to_list"], report["alert_to_staff_screen"], report["realtime_recommendations"]
+    k = report["tick_to_replanned_route"]
     print(
         f"{'path':<46} {'samples':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'goal p99':>9}"
     )
@@ -327,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
         ("  kiosk's own share (screen - WebSocket)", a["kiosk_share"], None),
         ("live recommendations (POST .../realtime)", r["realtime"], GOALS_MS["realtime_recommendations"]),
         ("  GET /healthz, same connection (reference)", r["healthz"], None),
+        ("tick -> re-planned route on screen", k["screen"], None),
+        ("  the re-plan request alone (HTTP)", k["request"], None),
+        ("  GET /healthz, same connection (reference)", k["healthz"], None),
     ]
     for name, row, goal in rows:
         goal_text = f"< {goal:.0f}" if goal else ""

@@ -31,6 +31,7 @@ from kiosk.screens.staff import StaffLoginScreen, StaffScreen
 from kiosk.settings import KioskSettings
 from kiosk.strings import DEFAULT_CURRENCY, t, use
 from kiosk.theme import HIGH_CONTRAST
+from kiosk.visit import VisitView
 from routing import Layout, load_layout
 
 __all__ = ["KioskApp", "build_app"]
@@ -300,14 +301,21 @@ class KioskApp(App[int]):
         if not items:
             self.notify(t("app.empty_list"), timeout=4)
             return
-        route = await guard(self, lambda: self.api.route(session.token, items, self.settings.start_node))
-        if route is None or self.session is not session:
+        start = self.settings.start_node
+
+        async def replan(left: list[str], here: str | None, step_free: bool) -> VisitView | None:
+            return await guard(
+                self, lambda: self.api.visit(session, left, here or start, accessible=step_free)
+            )
+
+        visit = await replan(items, None, False)
+        if visit is None or self.session is not session:
             return
-        if self.settings.layout is None and not draws(self.layout, route):
+        if self.settings.layout is None and not draws(self.layout, visit.path):
             # The daemon routed on a layout this kiosk's map is not: central sent it a new one.
             await self._load_daemon_layout()
         if self.session is session:
-            await self.push_screen(RouteScreen(self.layout, route))
+            await self.push_screen(RouteScreen(self.layout, visit, items, replan))
 
     @on(ShoppingListScreen.OffersWanted)
     def _offers_wanted(self) -> None:

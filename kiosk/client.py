@@ -44,6 +44,7 @@ from kiosk.schemas import (
     Vote,
     ZoneOccupancy,
 )
+from kiosk.visit import VisitView
 from sensors.backoff import Backoff
 
 __all__ = ["KioskApi", "KioskClient", "StreamState"]
@@ -74,6 +75,9 @@ class KioskApi(Protocol):
     async def feedback(self, session: Session, category: str, vote: Vote) -> None: ...
     async def offers(self, session: Session) -> Offers: ...
     async def route(self, token: str, items: list[str], start: str | None = None) -> RouteView: ...
+    async def visit(
+        self, session: Session, items: list[str], start: str | None = None, *, accessible: bool = False
+    ) -> VisitView: ...
     async def forget(self, session: Session) -> None: ...
     async def verify_staff(self, token: str) -> None: ...
     async def acknowledge(self, token: str, alert_id: int, by: str = "kiosk") -> Alert: ...
@@ -167,6 +171,17 @@ class KioskClient:
         if start:
             body["from"] = start
         return await self._call("POST", "/api/v1/routes", token, RouteView, body=body)
+
+    async def visit(
+        self, session: Session, items: list[str], start: str | None = None, *, accessible: bool = False
+    ) -> VisitView:
+        """The visit document routed over ``items`` from ``start`` (a layout node; None: the daemon's
+        default), step-free if ``accessible``; used for the route screen and for each re-plan."""
+        params = {"items": ",".join(items), "accessible": "true" if accessible else "false"}
+        if start:
+            params["from"] = start
+        path = f"/api/v1/in-store/{_q(session.customer)}/personalization"
+        return await self._call("GET", path, session.token, VisitView, params=params)
 
     async def forget(self, session: Session) -> None:
         await self._call("DELETE", f"/api/v1/customers/{_q(session.customer)}", session.token, dict[str, Any])

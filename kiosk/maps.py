@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from kiosk.client import KioskApi
 from kiosk.errors import KioskError
-from kiosk.schemas import RouteView
 from routing import Layout, RoutingError, load_demo_layout, parse_layout
 
 __all__ = ["daemon_layout", "draws"]
@@ -15,9 +15,9 @@ __all__ = ["daemon_layout", "draws"]
 log = logging.getLogger(__name__)
 
 
-def draws(layout: Layout | None, route: RouteView) -> bool:
-    """Whether ``layout`` has every node the route walks through (so the map can show it)."""
-    return layout is not None and all(layout.has_node(node) for node in route.path)
+def draws(layout: Layout | None, path: Sequence[str]) -> bool:
+    """Whether ``layout`` has every node of a route's ``path`` (so the map can show it)."""
+    return layout is not None and all(layout.has_node(node) for node in path)
 
 
 async def daemon_layout(api: KioskApi, source: str, current: Layout | None) -> Layout | None:

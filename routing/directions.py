@@ -12,10 +12,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from routing.errors import InvalidArgumentError
 from routing.graph import Arc
 from routing.layout import Layout
 
-__all__ = ["Leg", "Side", "StopText", "describe_walk", "shelf_side", "turn_between"]
+__all__ = [
+    "Leg",
+    "Side",
+    "StopText",
+    "Turn",
+    "WalkStep",
+    "describe_walk",
+    "shelf_side",
+    "turn_between",
+    "walk_steps",
+]
 
 Side = Literal["left", "right"]
 Turn = Literal["straight", "left", "right", "around"]
@@ -193,3 +204,47 @@ def describe_walk(
         facing = _last_heading(layout, next_leg, facing)
     sentences.append(f"Pay at {end_label}.")
     return tuple(sentences)
+
+
+@dataclass(frozen=True, slots=True)
+class WalkStep:
+    """One leg of a walk for turn-by-turn directions, as data (the kiosk puts it into words):
+    which way to turn first, how far to walk, and where the leg ends."""
+
+    node: str  # where the leg ends: a stop's node or the end of the walk
+    place: str  # that node in words ("aisle 3", "checkout 4")
+    distance_m: float  # along the path; 0 for a stop at the same spot as the one before
+    turn: Turn | None  # relative to the way the walker faces; None at the start (no heading yet)
+
+
+def walk_steps(layout: Layout, path: Sequence[str], waypoints: Sequence[str]) -> tuple[WalkStep, ...]:
+    """Split a route's node `path` at its `waypoints` (stop nodes in visiting order, then the end) into
+    one step per waypoint. Consecutive path nodes must be joined by an edge; each waypoint must come on
+    the path at or after the one before it (legs are shortest paths, so the first match ends a leg)."""
+    lengths: dict[tuple[str, str], float] = {}
+    for edge in layout.edges:
+        lengths[(edge.source, edge.target)] = edge.length_m
+        lengths.setdefault((edge.target, edge.source), edge.length_m)
+    steps: list[WalkStep] = []
+    facing: Heading | None = None
+    index = 0
+    for waypoint in waypoints:
+        try:
+            end = path.index(waypoint, index)
+        except ValueError:
+            raise InvalidArgumentError(
+                f"waypoint {waypoint!r} is not on the path after node {index}"
+            ) from None
+        distance, turn = 0.0, None
+        for a, b in zip(path[index:end], path[index + 1 : end + 1], strict=True):
+            if (a, b) not in lengths:
+                raise InvalidArgumentError(f"path steps from {a!r} to {b!r}, which no edge joins")
+            first, second = layout.node(a), layout.node(b)
+            heading = (second.x - first.x, second.y - first.y)
+            if distance == 0.0 and facing is not None:
+                turn = turn_between(facing, heading)
+            distance += lengths[(a, b)]
+            facing = heading
+        steps.append(WalkStep(waypoint, layout.place_name(waypoint), distance, turn))
+        index = end
+    return tuple(steps)

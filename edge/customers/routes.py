@@ -25,7 +25,7 @@ from aiohttp import web
 from edge.customers import tables
 from edge.customers.offers import OffersView, Promotion, load_promotions, offers_for
 from edge.customers.tables import ConsentUpdate, FeedbackVote
-from edge.customers.visit import ListEntry, VisitPlan, visit_plan
+from edge.customers.visit import ListEntry, VisitPlan, parse_items, visit_plan
 from edge.errors import ConfigError
 from edge.http.access import log_access
 from edge.http.app import CONTEXT, PRINCIPAL
@@ -244,13 +244,23 @@ class CustomerApi:
     async def _list_to_route(
         self, request: web.Request
     ) -> tuple[ShoppingList, list[str], bool] | web.Response:
-        """The household's list, its items and ``?accessible=`` for a route over it, or the error to send."""
+        """The household's list, its items and ``?accessible=`` for a route over it, or the error to send.
+
+        ``?items=milk,bread`` routes those entries instead of the whole list (what is left after the
+        shopper ticked some off; empty: nothing left, walk to the checkout), and ``?from=`` re-plans
+        from where the shopper stands (a layout node, e.g. the last ticked item's)."""
         accessible = request.query.get("accessible", "false").lower()
         if accessible not in ("true", "false", "1", "0"):
             return error_response(400, "accessible: expected true or false")
+        try:  # the list as the shopper has it now (edited, items ticked off), if given
+            chosen = parse_items(request.query["items"]) if "items" in request.query else None
+        except ValueError as exc:
+            return error_response(400, str(exc))
         shopping = await self._shopping_list(request, request.match_info["id"])
         if isinstance(shopping, web.Response):
             return shopping
+        if chosen is not None:
+            return shopping, chosen, accessible in ("true", "1")
         items = [i.category for i in (*shopping.urgent, *shopping.upcoming, *shopping.usual)]
         if not items:
             return error_response(404, "shopping list: empty, nothing to route")

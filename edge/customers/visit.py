@@ -25,6 +25,8 @@ from routing.graph import cost_graph
 from routing.planner import DEFAULT_PICK_SECONDS, DEFAULT_WALKING_SPEED_M_S
 
 COLD = {"chilled", "frozen"}
+MAX_ROUTE_ITEMS = 200
+MAX_ITEM_CHARS = 100
 
 
 class ListEntry(Protocol):
@@ -53,6 +55,7 @@ class SectionVisit(msgspec.Struct, frozen=True):
     priority: str  # urgent, upcoming, usual: the most pressing of its items
     minutes_from_start: float
     items: list[PickItem]
+    node: str = ""  # the layout node the shopper stands at to pick (for the kiosk's map)
 
 
 class VisitPlan(msgspec.Struct, frozen=True):
@@ -67,6 +70,10 @@ class VisitPlan(msgspec.Struct, frozen=True):
     minutes: float
     directions: list[str]
     unreachable: list[str]
+    # The walk itself, so a kiosk can draw it on its map and re-plan from a stop (``?from=``).
+    start: str = ""
+    end: str = ""
+    path: list[str] = []
 
 
 def visit_plan(
@@ -114,6 +121,7 @@ def visit_plan(
                 priority,
                 round(minutes, 1),
                 picks,
+                stop.node,
             )
         )
     return VisitPlan(
@@ -128,7 +136,25 @@ def visit_plan(
         minutes=round(route.minutes, 1),
         directions=list(route.directions),
         unreachable=[u.item for u in route.unreachable],
+        start=route.start,
+        end=route.end,
+        path=list(route.path),
     )
+
+
+def parse_items(raw: str) -> list[str]:
+    """``?items=milk,bread``: the list entries left to route (empty: only the walk to a checkout).
+    Comma-separated, none blank, at most 200 of at most 100 characters; `ValueError` says what is wrong."""
+    if not raw.strip():
+        return []
+    items = [part.strip() for part in raw.split(",")]
+    if any(not item for item in items):
+        raise ValueError("items: expected comma-separated list entries, none blank")
+    if len(items) > MAX_ROUTE_ITEMS:
+        raise ValueError(f"items: at most {MAX_ROUTE_ITEMS} entries")
+    if any(len(item) > MAX_ITEM_CHARS for item in items):
+        raise ValueError(f"items: an entry is longer than {MAX_ITEM_CHARS} characters")
+    return items
 
 
 def _skipped_aisles(layout: Layout, path: Sequence[str]) -> list[str]:

@@ -32,6 +32,7 @@ from kiosk.schemas import (
 )
 from kiosk.screens.attract import AttractScreen
 from kiosk.settings import KioskSettings
+from kiosk.visit import PickView, SectionView, VisitView
 
 CUSTOMER = "hh_" + "ab" * 16
 STAFF = "staff-secret"
@@ -75,14 +76,47 @@ ALERT = Alert(
 )
 
 
-def real_route(items: list[str]) -> RouteView:
-    """The demo layout's real route for `items`, as the API would send it."""
+def real_route(items: list[str], start: str | None = None, *, accessible: bool = False) -> RouteView:
+    """The demo layout's real route for `items` (from kiosk-1 unless `start`), as the API would send it."""
     from routing import load_demo_layout, plan_route
 
-    route = plan_route(load_demo_layout(), items, start="kiosk-1")
+    route = plan_route(load_demo_layout(), items, start=start or "kiosk-1", accessible=accessible)
     import msgspec
 
     return msgspec.convert(route.to_dict(), RouteView)
+
+
+def visit_from_route(view: RouteView) -> VisitView:
+    """A route as the visit document (GET .../personalization) carries it, on the demo layout's words."""
+    from routing import load_demo_layout, normalize_name
+
+    layout = load_demo_layout()
+    sections = [
+        SectionView(
+            order=order,
+            section=stop.section,
+            place=layout.place_name(stop.node) if layout.has_node(stop.node) else stop.section,
+            side=stop.side,
+            storage=stop.storage,
+            priority="usual",
+            minutes_from_start=0.0,
+            items=[PickView(layout.resolve_item(i) or normalize_name(i), "on your list") for i in stop.items],
+            node=stop.node,
+        )
+        for order, stop in enumerate(view.stops, start=1)
+    ]
+    return VisitView(
+        household=CUSTOMER,
+        personalised=True,
+        sections=sections,
+        distance_m=view.distance_m,
+        minutes=view.minutes,
+        directions=view.directions,
+        unreachable=[gap.item for gap in view.unreachable],
+        start=view.start,
+        end=view.end,
+        path=view.path,
+    )
 
 
 @dataclass
@@ -129,7 +163,15 @@ class FakeApi:
 
     async def route(self, token: str, items: list[str], start: str | None = None) -> RouteView:
         self.calls.append(("route", list(items)))
-        return real_route(items)
+        return real_route(items, start)
+
+    async def visit(
+        self, session: Session, items: list[str], start: str | None = None, *, accessible: bool = False
+    ) -> VisitView:
+        self.calls.append(("visit", (list(items), start, accessible)))
+        if accessible:
+            return visit_from_route(real_route(items, start, accessible=True))
+        return visit_from_route(await self.route(session.token, items, start))
 
     async def forget(self, session: Session) -> None:
         self.calls.append(("forget", session.customer))

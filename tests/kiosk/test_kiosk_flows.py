@@ -56,9 +56,9 @@ async def test_scan_consent_list_route_with_arrows_and_enter_only() -> None:
         assert api.calls[-1] == ("route", ["milk", "bread", "ice cream"])
         text = screen_text(app)
         assert "3 stops" in text
-        assert "1. Bread - aisle 2, left" in text  # wraps at 80 columns: "side" below
+        assert "Bread on your left" in text
         assert "━" in text  # the route is drawn on the map
-        await pilot.press("enter")  # "Back to my list" has the focus
+        await pilot.press("right", "right", "right", "enter")  # the stops, Got it, Step-free, Back
         await wait_for_screen(pilot, ShoppingListScreen)
 
 

@@ -1,4 +1,5 @@
-"""The kiosk's pure parts: idle tracking, scanner framing, route conversion, the client's error mapping."""
+"""The kiosk's pure parts: idle tracking, scanner framing, the client's error mapping (the route map's:
+tests/kiosk/test_kiosk_route_map.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,9 @@ from kiosk.client import _api_error
 from kiosk.errors import ApiError, NotAuthorizedError
 from kiosk.idle import MIN_COUNTDOWN_S, IdlePhase, IdleTracker
 from kiosk.scanner import MAX_CODE_BYTES, split_codes
-from kiosk.screens.route import RouteMap, to_route
 from kiosk.screens.staff import alert_row
 from kiosk.widgets import days_left_text
-from routing import load_demo_layout, render_ascii
-from tests.kiosk.kiosk_testkit import ALERT, FakeClock, real_route
+from tests.kiosk.kiosk_testkit import ALERT, FakeClock
 
 
 def test_idle_tracker_warns_then_expires_and_input_resets_it() -> None:
@@ -67,24 +66,6 @@ def test_unfinished_code_stays_in_the_buffer() -> None:
     buffer = bytearray(b"12\r34")
     assert split_codes(buffer) == ["12"]
     assert buffer == b"34"
-
-
-def test_route_from_the_api_draws_like_the_planner_route() -> None:
-    from routing import plan_route
-
-    layout = load_demo_layout()
-    planned = plan_route(layout, ["milk", "bread", "ice cream"], start="kiosk-1")
-    view = real_route(["milk", "bread", "ice cream"])
-    assert render_ascii(layout, to_route(view), 70, 20) == render_ascii(layout, planned, 70, 20)
-
-
-def test_route_map_degrades_to_words_without_a_matching_layout() -> None:
-    view = real_route(["milk"])
-    assert "no store map" in RouteMap(None, view).draw(60, 20)
-    from msgspec.structs import replace
-
-    broken = replace(view, path=["nowhere", "else"])
-    assert "does not match" in RouteMap(load_demo_layout(), broken).draw(60, 20)
 
 
 def test_api_errors_are_typed() -> None:
