@@ -14,6 +14,7 @@ shopping list p99 < 50 ms. Prints a table and writes JSON (default bench/results
 
     .venv/bin/python bench/customers.py            # 2,000 households, 300 consenting
     .venv/bin/python bench/customers.py --quick    # 300 households, 60 consenting (about 30 s)
+    .venv/bin/python bench/customers.py --nightly  # the nightly rescore + customer scores, 20,000 households
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import json
 import os
 import platform
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -251,11 +253,89 @@ def print_table(results: dict[str, Any], kiosks: int) -> None:
     print(f"\nconsent -> every household scored: {results['consent_to_scored_s']} s")
 
 
+def nightly_benchmark(households: int, seed: int) -> dict[str, Any]:
+    """The nightly rescore of ``households`` (all consenting to both purposes; the issue's size: 20,000):
+    the next-purchase rescore (`PredictionService.full_rescore`, the shipped ONNX models) and, in the same
+    run on the same database, the customer scores that follow it (`CustomerScoring.rescore_all`: CLV,
+    churn and segment). Reported as seconds each and their ratio; goal: the whole run < 20 s."""
+    import numpy as np  # noqa: PLC0415 - the nightly part only
+
+    from bench.models import DEMO_PLANOGRAM, simulate, store_database  # noqa: PLC0415
+    from edge.config import parse_config  # noqa: PLC0415
+    from edge.customers.privacy import Pseudonymiser  # noqa: PLC0415
+    from edge.customers.scores import CustomerScoring  # noqa: PLC0415
+    from edge.metrics import IngestMetrics  # noqa: PLC0415
+    from edge.predictions.service import PredictionService, StoreClock  # noqa: PLC0415
+    from edge.store.apply import BatchApplier  # noqa: PLC0415
+    from edge.store.writer import StoreWriter  # noqa: PLC0415
+    from models.inference import TRAINED_DIR, load_models  # noqa: PLC0415
+    from sensors.planogram import load_planogram  # noqa: PLC0415
+
+    sim = simulate(households, 30, 365, seed=seed)
+    with tempfile.TemporaryDirectory(prefix="storeedge-bench-nightly-") as scratch:
+        db = Path(scratch) / "store.db"
+        lines = store_database(sim, db)
+        with sqlite3.connect(db) as conn:  # store_database leaves totals at 0 and grants one purpose
+            conn.execute(
+                "UPDATE purchases SET total = (SELECT coalesce(sum(qty * unit_price), 0) FROM purchase_items"
+                " WHERE purchase_id = purchases.id)"
+            )
+            conn.execute(
+                "INSERT INTO consents (household, purpose, granted, updated_ms)"
+                " SELECT household, 'analytics', 1, 0 FROM consents WHERE purpose = 'personalisation'"
+            )
+        end_s = (sim.start_epoch_day + sim.config.days) * 86_400.0 + 3 * 3600  # 03:00 after the last day
+        config = parse_config(
+            {"store": {"planogram": str(DEMO_PLANOGRAM), "timezone": "UTC"}, "database": {"path": str(db)}}
+        )
+
+        async def run() -> tuple[int, float, int, float]:
+            metrics = IngestMetrics()
+            applier = BatchApplier(load_planogram(DEMO_PLANOGRAM), Pseudonymiser(b"bench-key-0123456789"))
+            writer = StoreWriter(db, applier, metrics)
+            await writer.open()
+            task = asyncio.create_task(writer.run())
+            clock = StoreClock("UTC", now=lambda: end_s)
+            service = PredictionService(config, db, writer, metrics, load_models(), clock)
+            scoring = CustomerScoring(
+                db, writer, lambda: TRAINED_DIR, timezone=config.tz, history_days=config.models.history_days,
+                clv_horizon_days=config.models.clv_horizon_days,
+                batch_households=config.models.batch_households, now_ms=clock.now_ms,
+            )  # fmt: skip
+            report = await service.full_rescore()  # no follow-up hooked: timed apart, below
+            began = time.perf_counter()
+            scored = await scoring.rescore_all()
+            customers_s = time.perf_counter() - began
+            await scoring.close()
+            await service.close()
+            await writer.stop()
+            await task
+            await writer.close()
+            return report.households, report.seconds, scored, customers_s
+
+        predicted, predictions_s, scored, customers_s = asyncio.run(run())
+        segments = dict(
+            sqlite3.connect(db).execute("SELECT segment, count(*) FROM customer_scores GROUP BY 1")
+        )
+    return {
+        "households": households,
+        "history_lines": lines,
+        "next_purchase_rescore": {"households": predicted, "seconds": round(predictions_s, 2)},
+        "customer_scores": {"households": scored, "seconds": round(customers_s, 2), "segments": segments},
+        "customer_over_next_purchase": round(customers_s / predictions_s, 3),
+        "nightly_seconds": round(predictions_s + customers_s, 2),
+        "goal_seconds": 20.0,
+        "segment_share_max": round(float(np.max(list(segments.values()))) / max(scored, 1), 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--households", type=int, default=2000, help="seeded households (default 2000)")
+    parser.add_argument(
+        "--households", type=int, default=None, help="seeded households (default 2000; --nightly: 20,000)"
+    )
     parser.add_argument("--consenting", type=int, default=300, help="households that consent (default 300)")
     parser.add_argument("--kiosks", type=int, default=4, help="kiosks calling in parallel (default 4)")
     parser.add_argument("--seed", type=int, default=7)
@@ -265,7 +345,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="300 households, 60 consenting")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "customers.json")
+    parser.add_argument(
+        "--nightly",
+        action="store_true",
+        help="instead: the nightly rescore with the customer scores (CLV, churn, segment) of --households"
+        " (default 20,000) next to the next-purchase rescore, in one run",
+    )
     args = parser.parse_args()
+    if args.nightly:
+        nightly = nightly_benchmark(args.households or 20_000, args.seed)
+        print(json.dumps(nightly, indent=2))
+        out = args.out if args.out.name != "customers.json" else args.out.with_name("customer_scores.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"benchmark": "customer_scores", "results": nightly}, indent=2) + "\n")
+        return
+    args.households = args.households or 2000
     if args.quick:
         args.households, args.consenting = 300, 60
     workdir = Path(tempfile.mkdtemp(prefix="storeedge-bench-customers-"))

@@ -1,6 +1,6 @@
 """Study (accuracy, not speed): how far past GP-TopFreq can next-basket ranking get on this data?
 
-    python bench/next_basket_study.py                       # Complete Journey, cutoff 2017-10-01 (~10 min)
+    python bench/next_basket_study.py --train-every 3       # Complete Journey, cutoff 2017-10-01 (~30 min)
     python bench/next_basket_study.py --sample-households 300 --train-every 14   # a quick look
 
 Everything is measured in the *rolling* protocol of `models.evaluation.evaluate_next_basket_rolling`:
@@ -18,7 +18,11 @@ they differ in how the training rows are made and in which features they see:
   back; per day: e^(-days/14), e^(-days/60)) and whether it was in the last 1 / 3 / 5 trips;
 * ``+ neighbours``: adds the category's basket share among the household's 50 most similar households
   (cosine of basket-share vectors, recomputed every 28 days from the history before; TIFU-KNN's idea);
-* ``all``: all of the above.
+* ``all``: all of the above;
+* ``+ TIFU-KNN scores``: adds TIFU-KNN's own and neighbour vectors for the category, their mix (its
+  score) and that score's rank in the basket's candidates, and GP-TopFreq's rank (`tifu_features`);
+* ``LambdaRank``: the same rows ranked by LightGBM's LambdaRank (a listwise objective on NDCG, one
+  query per basket) instead of a pointwise classifier; skipped without lightgbm (the bench extra).
 
 Three references frame them: GP-TopFreq (the baseline), TIFU-KNN tuned on the days before the cutoff
 (`models.basket_baselines`, as `storeedge models evaluate` reports it), and an *oracle* that ranks each
@@ -47,8 +51,8 @@ if str(_BENCH_DIR.parent) not in sys.path:
 import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
 
-from models.basket_baselines import tifu_knn_ranker, tuned_tifu  # noqa: E402
-from models.basket_protocol import rolling_metrics  # noqa: E402
+from models.basket_baselines import TifuParams, tifu_knn_parts, tifu_knn_ranker, tuned_tifu  # noqa: E402
+from models.basket_protocol import basket_sequences, rolling_metrics  # noqa: E402
 from models.datasets import load_source  # noqa: E402
 from models.features import PairStats, summarise  # noqa: E402
 from models.history import PurchaseHistory, epoch_day  # noqa: E402
@@ -161,8 +165,30 @@ def neighbour_share(stats: PairStats) -> F64:
     )
 
 
+def within_query_rank(query: I64, score: F64) -> F32:
+    """Per row: its rank (0 = first) by ``score`` among the rows of its query."""
+    order = np.lexsort((-score, query))
+    starts = np.searchsorted(query[order], query[order], side="left")
+    rank = np.empty(query.size, dtype=np.float32)
+    rank[order] = np.arange(query.size) - starts
+    return rank
+
+
+def tifu_features(
+    history: PurchaseHistory, day: int, household: I64, category: I64, query: I64, params: TifuParams
+) -> F32:
+    """Per row: TIFU-KNN's own and neighbour vectors, their mix (its score) and that score's rank in the
+    query, from the baskets before ``day`` with the parameters tuned before the cutoff."""
+    households = np.unique(household)
+    own, neighbours = tifu_knn_parts(basket_sequences(history, day), households, params)
+    at = np.searchsorted(households, household)
+    mine, theirs = own[at, category], neighbours[at, category]
+    score = params.alpha * mine + (1 - params.alpha) * theirs
+    return np.column_stack((mine, theirs, score, within_query_rank(query, score))).astype(np.float32)
+
+
 def day_rows(
-    history: PurchaseHistory, day: int, neighbours: F64, rng: np.random.Generator | None
+    history: PurchaseHistory, day: int, neighbours: F64, rng: np.random.Generator | None, tifu: TifuParams
 ) -> Rows | None:
     """The candidate rows of ``day``'s baskets (one per household if ``rng``), ranked from before it."""
     stats = summarise(history, day)
@@ -189,6 +215,12 @@ def day_rows(
             "base": basket_features(stats, cands, float(day)),
             "decay": decayed_frequency(history, day, cands.household, cands.category),
             "neighbours": neighbours[cands.household, cands.category].astype(np.float32)[:, None],
+            "tifu": np.column_stack(
+                (
+                    tifu_features(history, day, cands.household, cands.category, cands.query, tifu),
+                    within_query_rank(cands.query, base - 1e-6 * base_tiebreak),
+                )
+            ),
         },
         baseline=base,
         baseline_tiebreak=base_tiebreak,
@@ -196,7 +228,9 @@ def day_rows(
     )
 
 
-def collect(history: PurchaseHistory, days: list[int], rng: np.random.Generator | None) -> Rows:
+def collect(
+    history: PurchaseHistory, days: list[int], rng: np.random.Generator | None, tifu: TifuParams
+) -> Rows:
     parts: list[Rows] = []
     neighbours: F64 | None = None
     block = None
@@ -205,7 +239,7 @@ def collect(history: PurchaseHistory, days: list[int], rng: np.random.Generator 
             block = day
             neighbours = neighbour_share(summarise(history, day))
         assert neighbours is not None
-        part = day_rows(history, day, neighbours, rng)
+        part = day_rows(history, day, neighbours, rng, tifu)
         if part is not None:
             parts.append(part)
     offsets = np.cumsum([0] + [p.household.size for p in parts[:-1]])
@@ -241,12 +275,43 @@ def oracle_score(rows: Rows) -> F64:
     return np.asarray(counts[key], dtype=np.float64)
 
 
+def lambdarank(train: Rows, test: Rows, groups: tuple[str, ...]) -> F64 | None:
+    """LightGBM's LambdaRank (listwise, NDCG@10) over the same rows; None without lightgbm."""
+    try:
+        import lightgbm  # noqa: PLC0415 - optional: the study's ranker row only
+    except ImportError:
+        return None
+    ranker = lightgbm.LGBMRanker(
+        objective="lambdarank",
+        n_estimators=400,
+        learning_rate=0.05,
+        num_leaves=31,
+        min_child_samples=200,
+        subsample=0.8,
+        subsample_freq=1,
+        colsample_bytree=0.8,
+        lambdarank_truncation_level=20,
+        n_jobs=1,
+        random_state=0,
+        verbose=-1,
+    )
+    x = np.hstack([train.groups[g] for g in groups])
+    ranker.fit(x, train.label.astype(np.int8), group=np.bincount(train.query))
+    return np.asarray(ranker.predict(np.hstack([test.groups[g] for g in groups])), dtype=np.float64)
+
+
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
     "fresh training": ("base",),
     "+ store trend": ("base", "trend"),
     "+ decayed frequency": ("base", "decay"),
     "+ neighbours": ("base", "neighbours"),
     "all": ("base", "trend", "decay", "neighbours"),
+    "+ TIFU-KNN scores": ("base", "tifu"),
+    "all + TIFU-KNN scores": ("base", "trend", "decay", "neighbours", "tifu"),
+}
+RANKER_SETS: dict[str, tuple[str, ...]] = {
+    "LambdaRank (LightGBM), base + TIFU-KNN": ("base", "tifu"),
+    "LambdaRank (LightGBM), all + TIFU-KNN": ("base", "trend", "decay", "neighbours", "tifu"),
 }
 
 
@@ -263,11 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     history = load_source(args.source, sample_households=args.sample_households)
     cutoff = epoch_day(args.cutoff)
-    test = collect(history, list(range(cutoff, history.last_day + 1)), None)
+    tuning = tuned_tifu(history, cutoff, history.last_day + 1)
+    test = collect(history, list(range(cutoff, history.last_day + 1)), None, tuning.params)
     train = collect(
         history,
         list(range(history.first_day + 56, cutoff, args.train_every)),
         np.random.default_rng(0),
+        tuning.params,
     )
     prepared_s = time.perf_counter() - began
     params = BoostingParams(max_iter=args.max_iter)
@@ -280,7 +347,6 @@ def main(argv: list[str] | None = None) -> int:
         model = params.classifier(0).fit(x, y.astype(np.int8))
         return lambda rows: np.asarray(model.predict_proba(rows)[:, 1], dtype=np.float64)
 
-    tuning = tuned_tifu(history, cutoff, history.last_day + 1)
     tifu = rolling_metrics(history, cutoff, history.last_day + 1, tifu_knn_ranker(tuning.params))
     results["TIFU-KNN (tuned before the cutoff)"] = {
         f"recall@{TOP_K}": tifu.recall,
@@ -294,6 +360,10 @@ def main(argv: list[str] | None = None) -> int:
         predict = fitted(np.hstack([train.groups[g] for g in groups]), train.label)
         score = predict(np.hstack([test.groups[g] for g in groups]))
         results[name] = metrics(test, score, test.popularity_tiebreak)
+    for name, groups in RANKER_SETS.items():
+        score = lambdarank(train, test, groups)
+        if score is not None:
+            results[name] = metrics(test, score, test.popularity_tiebreak)
 
     baseline = results["GP-TopFreq"]
     print(

@@ -181,6 +181,12 @@ def _chain_options(demo: argparse.ArgumentParser) -> None:
         metavar="N",
         help="stores in the chain, 1-8 (default 3); refused without --central (the plain demo runs one store)",
     )
+    demo.add_argument(
+        "--no-learning",
+        action="store_true",
+        help="with --central: leave out the learning loop (households shop, central retrains, an experiment "
+        "walks its steps in simulated days to a verdict; docs/experiments.md)",
+    )
 
 
 def _simulation_options(parser: argparse.ArgumentParser) -> None:

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from edge.errors import ConfigError, field_error
+from models.holiday_calendar import DEFAULT_COUNTRY, UnknownCountryError, check_country
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
@@ -35,6 +36,8 @@ class StoreSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     promotions: str = "simulators/demo_store/promotions.json"
     timezone: str = "UTC"  # IANA name (e.g. "Europe/Berlin"): store-local days, nightly jobs, offers
     currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] = "EUR"  # ISO 4217: prices at the kiosk
+    # ISO 3166 code: public holidays for the shelf forecasts (models.holiday_calendar); "" = none.
+    country: str = DEFAULT_COUNTRY
 
 
 class MqttSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -176,6 +179,8 @@ class ModelsSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     batch_households: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 2000  # per scoring + write step
     # How often a running experiment (the live `experiment` bundle) is analysed and its rollout decided.
     experiment_check_s: PositiveFloat = 3600.0
+    # Customer lifetime value horizon (docs/customers.md, "Insights"): discounted spend over these days.
+    clv_horizon_days: Annotated[int, msgspec.Meta(ge=30, le=3650)] = 365
 
 
 class LogSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -273,6 +278,10 @@ def _cross_checks(config: Config) -> list[str]:
         problems.append(
             f"[store] timezone: unknown time zone {config.store.timezone!r} (an IANA name like Europe/Berlin)"
         )
+    try:
+        check_country(config.store.country)
+    except UnknownCountryError as exc:
+        problems.append(f"[store] country: {exc}")
     names = [p.name or p.path for p in config.serial.ports]
     for index, name in enumerate(names):
         if names.index(name) != index:

@@ -16,6 +16,7 @@ from pathlib import Path
 from aiohttp import web
 
 from edge.config import Config
+from edge.customers.insights_routes import insights_api
 from edge.customers.interactions import InteractionRoutes
 from edge.customers.privacy import CardCheck, Pseudonymiser, load_pseudonym_key, load_session_key
 from edge.customers.routes import AuditedReads, CustomerApi, CustomerSettings
@@ -176,6 +177,16 @@ class Daemon:
         )
         self.customers, self.kiosk_sessions = self._customer_api(config, db_path, key)
         self.interactions = InteractionRoutes(self.writer, db_path, config.tz)
+        # CLV, churn and segments of households with analytics consent, after every full rescore.
+        self.insights = insights_api(
+            config,
+            db_path,
+            self.writer,
+            lambda: (self.predictions.models_dir if self.predictions else None) or model_directory(config),
+            self.customers.settings.promotion_paths,
+        )
+        if self.predictions is not None:
+            self.predictions.after_full_rescore.append(self.insights.scoring.rescore_all)
         self.realtime_reads = ReadThread(db_path, "realtime-reader")
         self.realtime = RealtimeRecommender(self.realtime_reads, self.live_layout.layout)
         self.http: HttpEndpoint | None = None
@@ -282,6 +293,7 @@ class Daemon:
         await self.customers.close()
         await self.kiosk_sessions.close()
         await self.interactions.close()
+        await self.insights.close()
         await self.realtime_reads.close()
         await self.writer.close()
         log.info("daemon_stopped", extra={"shutdown_ms": round((time.monotonic() - t_stop) * 1000)})
@@ -350,6 +362,7 @@ class Daemon:
                 *self.kiosk_sessions.routes(),
                 *self.customers.routes(),
                 *self.interactions.routes(),
+                *self.insights.routes(),
                 *self.realtime.routes(),
                 *(
                     ExperimentRoutes(self.experiments, self.experiments.reads, self.writer).routes()

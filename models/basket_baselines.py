@@ -162,15 +162,20 @@ def _neighbour_mean(vectors: F64, order: I64, k: int) -> F64:
     return np.asarray(weights @ vectors, dtype=np.float64)
 
 
-def tifu_knn_top(sequences: BasketSequences, households: I64, params: TifuParams, k: int = TOP_K) -> I64:
-    """TIFU-KNN's top ``k`` categories for each of ``households`` (rows in that order)."""
+def tifu_knn_parts(sequences: BasketSequences, households: I64, params: TifuParams) -> tuple[F64, F64]:
+    """For each of ``households`` (rows in that order) x every category: its own time-decayed repeat
+    vector and the mean vector of its nearest neighbours; TIFU-KNN's score mixes them by alpha."""
     vectors = tifu_vectors(
         sequences, params.group_size, params.within_decay, params.group_decay, params.grouping
     )
     order = _neighbour_order(vectors, households, params.neighbours)
-    score = params.alpha * vectors[households] + (1 - params.alpha) * _neighbour_mean(
-        vectors, order, params.neighbours
-    )
+    return vectors[households], _neighbour_mean(vectors, order, params.neighbours)
+
+
+def tifu_knn_top(sequences: BasketSequences, households: I64, params: TifuParams, k: int = TOP_K) -> I64:
+    """TIFU-KNN's top ``k`` categories for each of ``households`` (rows in that order)."""
+    own, neighbours = tifu_knn_parts(sequences, households, params)
+    score = params.alpha * own + (1 - params.alpha) * neighbours
     return top_categories(score, sequences.popularity(), k)
 
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
@@ -23,6 +23,7 @@ CARD_FILE = "card.json"
 INPUT_NAME = "features"  # the single float32 input of every exported model: rows x `ModelCard.features`
 MODEL_FILE = "model.onnx"
 CARD_FORMAT = 1
+T = TypeVar("T")
 ModelName = Literal["next_purchase", "next_basket", "shelf_depletion"]
 
 
@@ -106,3 +107,36 @@ def copy_model_set(source: Path, destination: Path, version: str, *, drop: str |
     if drop is not None:
         shutil.rmtree(destination / drop)
     return destination
+
+
+# ---------------------------------------------------------------------------------------------------
+# Customer models (no ONNX: closed forms the daemon evaluates with numpy and scipy; issue #15).
+
+CUSTOMERS_DIR = "customers"  # <model set>/customers/params.json (+ segments.json when segments ship)
+CUSTOMER_PARAMS_FILE = "params.json"
+SEGMENTS_FILE = "segments.json"  # `models.customers.segments.SegmentModel`
+
+
+def params_version(cutoff: str, data_sha256: str, params_json: bytes) -> str:
+    """`customers-2024-10-01-<data hash 8>-<params hash 8>`, like `model_version`."""
+    return f"customers-{cutoff}-{data_sha256[:8]}-{hashlib.sha256(params_json).hexdigest()[:8]}"
+
+
+def write_json_model(path: Path, model: msgspec.Struct) -> None:
+    """Write a msgspec model (customer params, segments) as indented JSON, creating its directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(msgspec.json.format(msgspec.json.encode(model), indent=2) + b"\n")
+
+
+def read_json_model(path: Path, kind: type[T]) -> T:
+    """A msgspec model written by `write_json_model`; a clear `ModelLoadError` naming file and field."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as exc:
+        raise ModelLoadError(f"{path}: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise ModelLoadError(f"{path}: not valid JSON: {exc}") from exc

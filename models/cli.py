@@ -28,7 +28,8 @@ from models.progress import progress_for
 SIM_START = date(2024, 1, 1)
 SIM_HOUSEHOLDS = 2000
 CDNOW = "cdnow"
-TASKS = ("models", "clv", "churn")
+SHELF_TASK = "shelf"  # the shelf-depletion model alone (models/shelf_task.py)
+TASKS = ("models", "clv", "churn", "segments", SHELF_TASK)
 SIM_DAYS = 365
 
 
@@ -76,7 +77,7 @@ def configure_parser(
             "--cutoff",
             required=name == "train",
             type=_cutoff,
-            help="first day of the test window (YYYY-MM-DD); --task clv/churn: optional (default: the source's)",
+            help="first day of the test window (YYYY-MM-DD); --task clv/churn/segments: optional (default: the source's)",
         )
         sub.add_argument("--seed", type=int, default=0, help="seed for sampling, training and the simulator")
         sub.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -93,13 +94,20 @@ def configure_parser(
         )
         if name == "train":
             sub.add_argument("--out", required=True, type=Path, help="directory for the trained models")
+            sub.add_argument(
+                "--task",
+                choices=("models", SHELF_TASK),
+                default="models",
+                help="models: the household and shelf models (default); shelf: only the shelf-depletion "
+                "model (writes <out>/shelf_depletion/; --source simulated)",
+            )
         else:
             sub.add_argument(
                 "--task",
                 choices=TASKS,
                 default="models",
-                help="models: the household and shelf models (default); clv, churn: the customer models "
-                "(docs/customer_models.md) on --source completejourney, cdnow or simulated",
+                help="models: the household and shelf models (default); clv, churn, segments: the customer "
+                "models (docs/customer_models.md) on --source completejourney, cdnow or simulated",
             )
     return commands
 
@@ -114,10 +122,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if getattr(args, "task", "models") == SHELF_TASK:
+        return _shelf_task(args)
     if getattr(args, "task", "models") != "models":
         return _customer_task(args)
     if args.cutoff is None:
         raise DatasetError("--cutoff: required (YYYY-MM-DD) for --task models")
+    from models.holiday_calendar import DEFAULT_COUNTRY  # noqa: PLC0415
     from models.pipeline import Provenance, TrainOptions, evaluate_models, export_models, train_models  # noqa: PLC0415
     from models.shelf import pick_stream_from_history  # noqa: PLC0415
 
@@ -135,7 +146,12 @@ def _run(args: argparse.Namespace) -> int:
         if args.source != SIMULATED and simulate is not None:
             progress.stage("simulating shelf picks")
         shelf_history = history if args.source == SIMULATED else _shelf_history(simulate, args, Path(scratch))
-        stream = pick_stream_from_history(shelf_history) if shelf_history is not None else None
+        # The simulated store is in the simulator's default country (its public holidays shape the picks).
+        stream = (
+            pick_stream_from_history(shelf_history, country=DEFAULT_COUNTRY)
+            if shelf_history is not None
+            else None
+        )
         options = TrainOptions(seed=args.seed)
         began = time.perf_counter()
         trained = train_models(history, cutoff, options, stream, progress)
@@ -171,10 +187,38 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shelf_task(args: argparse.Namespace) -> int:
+    """`models train|evaluate --task shelf`: the shelf-depletion model alone (`models.shelf_task`)."""
+    from models.shelf_task import run_shelf_task  # noqa: PLC0415
+
+    if args.source != SIMULATED:
+        raise DatasetError("--source: --task shelf trains on the household simulator: use --source simulated")
+    if args.cutoff is None:
+        raise DatasetError("--cutoff: required (YYYY-MM-DD) for --task shelf")
+    simulate: HistorySimulator | None = getattr(args, "models_simulate", None)
+    out = args.out if args.models_command == "train" else None
+    with (
+        progress_for(json=args.json, quiet=getattr(args, "quiet", False)) as progress,
+        tempfile.TemporaryDirectory(prefix="storeedge-models-") as scratch,
+    ):
+        progress.stage(f"loading {args.source}")
+        history = _load(args.source, simulate, args, Path(scratch))
+        cutoff = epoch_day(args.cutoff)
+        _check_cutoff(history, cutoff, args.cutoff)
+        report = run_shelf_task(history, cutoff, seed=args.seed, out_dir=out, progress=progress)
+    if args.json:
+        print(json.dumps(report, indent=2, default=float))
+    else:
+        timing = ", ".join(f"{k} {v}" for k, v in report["timing_seconds"].items())
+        print("\n".join([*_shelf_lines(report), "", f"seconds: {timing}"]))
+    return 0
+
+
 def _customer_task(args: argparse.Namespace) -> int:
-    """`models evaluate --task clv|churn`: the customer models against their baselines, in one run."""
+    """`models evaluate --task clv|churn|segments`: the customer models against their baselines, in one run."""
     from models.customers.evaluate import evaluate_churn, evaluate_clv  # noqa: PLC0415
-    from models.customers.report import format_churn, format_clv, report_json  # noqa: PLC0415
+    from models.customers.report import format_churn, format_clv, format_segments, report_json  # noqa: PLC0415
+    from models.customers.segments_evaluate import evaluate_segments  # noqa: PLC0415
 
     if args.source not in (SIMULATED, COMPLETEJOURNEY, CDNOW):
         raise DatasetError(f"--source: --task {args.task} takes completejourney, cdnow or simulated")
@@ -185,6 +229,10 @@ def _customer_task(args: argparse.Namespace) -> int:
             clv = evaluate_clv(args.source, history=history, cutoff=args.cutoff, seed=args.seed)
             text = format_clv(clv)
             raw = report_json(clv)
+        elif args.task == "segments":
+            segments = evaluate_segments(args.source, history=history, cutoff=args.cutoff, seed=args.seed)
+            text = format_segments(segments)
+            raw = report_json(segments)
         else:
             churn = evaluate_churn(args.source, history=history, cutoff=args.cutoff, seed=args.seed)
             text = format_churn(churn)
@@ -302,22 +350,33 @@ def _next_basket_lines(report: dict[str, Any]) -> list[str]:
     ]
 
 
+SHELF_KEYS = ("mae_minutes", "median_error_minutes", "within_30min", "within_20pct", "samples")
+SHELF_METHODS = (
+    ("model", "model"),
+    ("last-hour linear", "baseline"),
+    ("same hours last week", "baseline_last_week"),
+    ("same hours yesterday", "baseline_yesterday"),
+)
+
+
 def _shelf_lines(report: dict[str, Any]) -> list[str]:
+    """The shelf model next to its baselines: all samples, shelf moving, and by kind of day."""
     shelf = report.get("shelf_depletion", {})
     if not shelf.get("model"):
         return [f"shelf depletion: {shelf.get('note', 'not trained')}"]
-    return [
-        "shelf depletion (simulator ground truth; samples that empty within 24 h)",
-        *_table(
-            ("mae_minutes", "median_error_minutes", "within_30min", "within_20pct"),
-            [
-                ("model", shelf["model"]),
-                ("last-hour linear", shelf["baseline"]),
-                ("model, shelf moving", shelf["active_last_hour"]["model"]),
-                ("linear, shelf moving", shelf["active_last_hour"]["baseline"]),
-            ],
-        ),
+    holdout = shelf.get("holdout", {})
+    lines = [
+        "shelf depletion (simulator ground truth; samples that empty within 24 h; "
+        f"held out {holdout.get('first_day', '?')} to {holdout.get('last_day', '?')}, "
+        f"country {holdout.get('country') or '-'}, holidays {', '.join(holdout.get('holidays', [])) or 'none'})",
     ]
+    parts = [("", shelf), ("shelf moving (picks in the last hour)", shelf.get("active_last_hour", {}))]
+    parts += [(f"on {kind} days", values) for kind, values in shelf.get("by_day", {}).items()]
+    for title, part in parts:
+        rows = [(name, part[key]) for name, key in SHELF_METHODS if key in part]
+        if rows:
+            lines += ([title] if title else []) + _table(SHELF_KEYS, rows)
+    return lines
 
 
 def _probability_lines(np_report: dict[str, Any]) -> list[str]:

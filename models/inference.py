@@ -21,12 +21,12 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from models.cards import INPUT_NAME, ModelCard, read_model
+from models.cards import CARD_FILE, INPUT_NAME, ModelCard, read_card, read_model
 from models.errors import ModelLoadError
 from models.features import FEATURE_NAMES
 from models.next_basket import BASKET_FEATURES
 from models.next_purchase import HAZARD_FEATURES, N_BINS, NextPurchaseScores, hazard_rows, scores_from_hazard
-from models.shelf import SHELF_FEATURES, ShelfDepletionScores, depletion_from_log_minutes
+from models.shelf import SHELF_FEATURE_SETS, SHELF_FEATURES, ShelfDepletionScores, depletion_from_log_minutes
 
 TRAINED_DIR = Path(__file__).resolve().parent / "trained"
 RUN_CHUNK = 262_144
@@ -136,12 +136,20 @@ class NextBasketModel:
 
 
 class ShelfDepletionModel:
-    """Minutes until a shelf is empty: `score(shelf features) -> ShelfDepletionScores`."""
+    """Minutes until a shelf is empty: `score(shelf features) -> ShelfDepletionScores`.
+
+    ``score`` takes all of `SHELF_FEATURES`; the model gets the columns its card lists, one of
+    `SHELF_FEATURE_SETS` (a model trained before the holiday features still loads and scores)."""
 
     name = "shelf_depletion"
 
     def __init__(self, directory: Path, *, threads: int = 1) -> None:
-        self.onnx = OnnxModel(directory, expected_features=SHELF_FEATURES, threads=threads)
+        trained_with = read_card(directory / CARD_FILE).features
+        known = trained_with in SHELF_FEATURE_SETS.values()
+        self.onnx = OnnxModel(
+            directory, expected_features=trained_with if known else SHELF_FEATURES, threads=threads
+        )
+        self._columns = [SHELF_FEATURES.index(name) for name in self.onnx.card.features]
 
     @property
     def card(self) -> ModelCard:
@@ -149,7 +157,8 @@ class ShelfDepletionModel:
 
     def score(self, features: F32) -> ShelfDepletionScores:
         _check_width(features, len(SHELF_FEATURES), self.name)
-        return depletion_from_log_minutes(self.onnx.run(features), features)
+        own = features if len(self._columns) == len(SHELF_FEATURES) else features[:, self._columns]
+        return depletion_from_log_minutes(self.onnx.run(own), features)
 
 
 @dataclass(frozen=True, slots=True)

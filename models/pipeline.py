@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from models import shelf_pipeline
 from models.cards import ModelCard, write_model
+from models.customer_training import write_customer_models
 from models.errors import TrainingError
 from models.evaluation import evaluate_next_basket, evaluate_next_basket_rolling, evaluate_next_purchase
 from models.export import max_abs_difference, onnx_bytes
@@ -32,13 +34,12 @@ from models.next_basket import (
 )
 from models.next_purchase import BIN_EDGES, HAZARD_FEATURES, MIN_PURCHASES, PROBABILITY_DAYS, hazard_rows
 from models.progress import NO_PROGRESS, Progress
-from models.shelf import (
-    HORIZON_MINUTES,
-    SHELF_FEATURES,
-    PickStream,
-    depletion_from_log_minutes,
-    linear_baseline_minutes,
-    shelf_errors,
+from models.shelf import PickStream
+from models.shelf_pipeline import (
+    ShelfProvenance,
+    TrainedShelf,
+    export_shelf,
+    train_shelf,
 )
 from models.training import (
     BasketModel,
@@ -47,11 +48,9 @@ from models.training import (
     ShelfModel,
     fit_next_basket,
     fit_next_purchase,
-    fit_shelf,
     next_basket_rows,
     next_purchase_rows,
     positive_probability,
-    shelf_rows,
 )
 
 F32 = npt.NDArray[np.float32]
@@ -91,17 +90,6 @@ class TrainedModels:
     rows: dict[str, int]
     seconds: dict[str, float]
     options: TrainOptions
-
-
-def shelf_cutoff_minute(stream: PickStream, cutoff: int) -> int:
-    """The shelf split: the household cutoff if the stream spans it with room on both sides, else 3/4
-    through the stream."""
-    first, last = int(stream.minute.min()), int(stream.minute.max())
-    candidate = cutoff * MINUTES_PER_DAY
-    room = 8 * MINUTES_PER_DAY + HORIZON_MINUTES
-    if first + room <= candidate <= last - room:
-        return candidate
-    return first + (last - first) * 3 // 4
 
 
 def train_models(
@@ -146,22 +134,18 @@ def train_models(
     shelf: ShelfModel | None = None
     split: int | None = None
     if shelf_stream is not None and shelf_stream.minute.size:
-        began = time.perf_counter()
-        progress.stage("shelf depletion: training rows")
-        split = shelf_cutoff_minute(shelf_stream, cutoff)
-        start = int(shelf_stream.minute.min()) + 7 * MINUTES_PER_DAY
-        x, minutes = shelf_rows(
+        trained_shelf = train_shelf(
             shelf_stream,
-            start,
-            split - HORIZON_MINUTES,
+            cutoff,
+            params=options.params,
+            seed=options.seed,
             samples=options.shelf_samples,
             max_stock=options.shelf_max_stock,
-            seed=options.seed,
+            progress=progress,
         )
-        progress.stage("shelf depletion: fitting")
-        shelf = fit_shelf(x, minutes, options.params, options.seed)
-        seconds["shelf_depletion"] = time.perf_counter() - began
-        rows["shelf_depletion"] = int(x.shape[0])
+        shelf, split = trained_shelf.model, trained_shelf.split
+        seconds["shelf_depletion"] = trained_shelf.seconds
+        rows["shelf_depletion"] = trained_shelf.rows
     return TrainedModels(hazard, basket, shelf, split, rows, seconds, options)
 
 
@@ -193,31 +177,20 @@ def evaluate_models(
 
 
 def evaluate_shelf(stream: PickStream, split: int, trained: TrainedModels) -> dict[str, Any]:
+    """The shelf model next to its baselines (`models.shelf_evaluation`) on the weeks after the split."""
+    return shelf_pipeline.evaluate_shelf(stream, _trained_shelf(trained, split), seed=trained.options.seed)
+
+
+def _trained_shelf(trained: TrainedModels, split: int) -> TrainedShelf:
     assert trained.shelf_depletion is not None
-    end = int(stream.minute.max()) - HORIZON_MINUTES
-    if end <= split:
-        return {"model": {}, "baseline": {}, "note": "no full horizon of picks after the split"}
-    x, minutes = shelf_rows(
-        stream,
+    return TrainedShelf(
+        trained.shelf_depletion,
         split,
-        end,
-        samples=trained.options.shelf_samples // 3,
-        max_stock=trained.options.shelf_max_stock,
-        seed=trained.options.seed + 1,
+        trained.rows.get("shelf_depletion", 0),
+        trained.seconds.get("shelf_depletion", 0.0),
+        trained.options.shelf_samples,
+        trained.options.shelf_max_stock,
     )
-    predicted = depletion_from_log_minutes(trained.shelf_depletion.log_minutes(x), x).minutes
-    baseline = linear_baseline_minutes(x)
-    # Where the last hour had picks, the baseline has a rate to extrapolate (store open, shelf moving).
-    active = x[:, SHELF_FEATURES.index("picks_60m")] > 0
-    return {
-        "model": shelf_errors(predicted, minutes),
-        "baseline": shelf_errors(baseline, minutes),
-        "active_last_hour": {
-            "model": shelf_errors(predicted[active], minutes[active]),
-            "baseline": shelf_errors(baseline[active], minutes[active]),
-        },
-        "empty_within_horizon_share": float(np.mean(minutes < HORIZON_MINUTES)),
-    }
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -325,39 +298,25 @@ def export_models(
     )
     progress.advance()
     if trained.shelf_depletion is not None and shelf_stream is not None:
-        regressor = trained.shelf_depletion.regressor
-        shelf_model = onnx_bytes(
-            regressor, len(SHELF_FEATURES), classifier=False, doc="storeedge shelf depletion"
-        )
-        split = trained.shelf_cutoff_minute or 0
-        x, _ = shelf_rows(shelf_stream, split, split + 1440, samples=2000, max_stock=40, seed=99)
-        cards["shelf_depletion"] = _write(
+        cards["shelf_depletion"] = export_shelf(
+            _trained_shelf(trained, trained.shelf_cutoff_minute or 0),
+            shelf_stream,
             out_dir / "shelf_depletion",
-            ModelCard(
-                name="shelf_depletion",
-                version="-",
-                kind="regressor",
-                features=SHELF_FEATURES,
-                output="log1p(minutes until the shelf is empty), capped at the horizon",
-                training_data_sha256=provenance.shelf_data_sha256 or provenance.data_sha256,
+            report.get("shelf_depletion", {}),
+            ShelfProvenance(
                 source=provenance.shelf_source or provenance.source,
+                data_sha256=provenance.shelf_data_sha256 or provenance.data_sha256,
                 cutoff=cutoff_text,
                 seed=provenance.seed,
-                params={
-                    **params,
-                    "horizon_minutes": HORIZON_MINUTES,
-                    "split_minute": split,
-                    "training_rows": trained.rows["shelf_depletion"],
-                    "iterations": int(regressor.n_iter_),
-                },
-                metrics=report.get("shelf_depletion", {}),
             ),
-            shelf_model,
-            x,
-            trained.shelf_depletion.log_minutes(x),
-            ShelfDepletionModel,
+            params,
         )
         progress.advance()
+    # The customer models (closed forms, no ONNX): customers/params.json + segments.json, or why not.
+    report["customers"] = write_customer_models(
+        out_dir, parity_history, provenance.cutoff,
+        source=provenance.source, seed=provenance.seed, data_sha256=provenance.data_sha256,
+    )  # fmt: skip
     return cards
 
 

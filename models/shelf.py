@@ -14,10 +14,13 @@ time ``now`` with ``stock`` items, `shelf_features` builds `SHELF_FEATURES`:
 | `last_week_minutes`       | the same, as they went 7 days ago                                           |
 | `hour_of_day`, `hour_sin`, `hour_cos` | store-local time of day                                         |
 | `weekday`                 | Monday = 0                                                                  |
+| `holiday_today`, `holiday_eve`, `days_to_holiday` | the store's country's public holidays (`models.holiday_calendar`) |
 
 The model (a gradient-boosted regressor on log1p of the minutes, capped at `HORIZON_MINUTES`) is
 trained on simulator ground truth: at sampled times and stock levels, the true minutes until the
-shelf's future picks exhaust the stock. The baseline is linear extrapolation of the last hour.
+shelf's future picks exhaust the stock. The baselines are linear extrapolation of the last hour and
+seasonal-naive (`last_week_minutes`, `yesterday_minutes`). A model whose card lists fewer of these
+columns (e.g. `LEGACY_SHELF_FEATURES`, before the holiday features) is served with its own columns.
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ import numpy as np
 import numpy.typing as npt
 
 from models.history import PurchaseHistory
+from models.holiday_calendar import HOLIDAY_FEATURES, holiday_columns
 
 HORIZON_MINUTES = 24 * 60
 MS_PER_MINUTE = 60_000
-SHELF_FEATURES: tuple[str, ...] = (
+LEGACY_SHELF_FEATURES: tuple[str, ...] = (
     "stock",
     "picks_15m",
     "picks_60m",
@@ -46,7 +50,15 @@ SHELF_FEATURES: tuple[str, ...] = (
     "hour_cos",
     "weekday",
 )
+SHELF_FEATURES: tuple[str, ...] = (*LEGACY_SHELF_FEATURES, *HOLIDAY_FEATURES)
 S = {name: i for i, name in enumerate(SHELF_FEATURES)}
+# The feature sets a shelf model may have been trained with (its card lists one of them in order); the
+# daemon builds `SHELF_FEATURES` and hands each model its own columns.
+SHELF_FEATURE_SET = "holidays"  # the name of `SHELF_FEATURES`, written on the cards of new models
+SHELF_FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "base": LEGACY_SHELF_FEATURES,
+    SHELF_FEATURE_SET: SHELF_FEATURES,
+}
 
 I64 = npt.NDArray[np.int64]
 F32 = npt.NDArray[np.float32]
@@ -55,35 +67,56 @@ F64 = npt.NDArray[np.float64]
 
 @dataclass(frozen=True, slots=True, eq=False)
 class PickStream:
-    """Picks sorted by (shelf, minute): shelf code, minute since 1970-01-01 (store-local), items."""
+    """Picks sorted by (shelf, minute): shelf code, minute since 1970-01-01 (store-local), items; and the
+    store's country (ISO 3166, "" = no holiday calendar) for the holiday features."""
 
     shelves: tuple[str, ...]
     shelf: I64
     minute: I64
     count: F64
+    country: str = ""
 
     @classmethod
     def build(
-        cls, shelves: tuple[str, ...], shelf: npt.ArrayLike, minute: npt.ArrayLike, count: npt.ArrayLike
+        cls,
+        shelves: tuple[str, ...],
+        shelf: npt.ArrayLike,
+        minute: npt.ArrayLike,
+        count: npt.ArrayLike,
+        *,
+        country: str = "",
     ) -> PickStream:
         s = np.asarray(shelf, dtype=np.int64)
         m = np.asarray(minute, dtype=np.int64)
         c = np.asarray(count, dtype=np.float64)
         order = np.lexsort((m, s))
-        return cls(shelves, s[order], m[order], c[order])
+        return cls(shelves, s[order], m[order], c[order], country)
 
     @classmethod
     def from_ms(
-        cls, shelves: tuple[str, ...], shelf: npt.ArrayLike, ts_ms: npt.ArrayLike, count: npt.ArrayLike
+        cls,
+        shelves: tuple[str, ...],
+        shelf: npt.ArrayLike,
+        ts_ms: npt.ArrayLike,
+        count: npt.ArrayLike,
+        *,
+        country: str = "",
     ) -> PickStream:
         """From the daemon's pick events (epoch ms, already in store-local time)."""
-        return cls.build(shelves, shelf, np.asarray(ts_ms, dtype=np.int64) // MS_PER_MINUTE, count)
+        minute = np.asarray(ts_ms, dtype=np.int64) // MS_PER_MINUTE
+        return cls.build(shelves, shelf, minute, count, country=country)
+
+    def before(self, minute: int) -> PickStream:
+        """The picks strictly before ``minute`` (what was observable then)."""
+        keep = self.minute < minute
+        return PickStream(self.shelves, self.shelf[keep], self.minute[keep], self.count[keep], self.country)
 
 
-def pick_stream_from_history(history: PurchaseHistory) -> PickStream:
-    """Every basket line as a pick from its category's shelf (one shelf per category)."""
+def pick_stream_from_history(history: PurchaseHistory, *, country: str = "") -> PickStream:
+    """Every basket line as a pick from its category's shelf (one shelf per category); ``country``: where
+    the store is (the simulated source: `models.holiday_calendar.DEFAULT_COUNTRY`)."""
     minute = history.day.astype(np.int64) * 1440 + history.minute
-    return PickStream.build(history.categories, history.category, minute, history.qty)
+    return PickStream.build(history.categories, history.category, minute, history.qty, country=country)
 
 
 def _at(values: I64, index: I64) -> F64:
@@ -153,6 +186,7 @@ def shelf_features(
         "hour_sin": np.sin(2 * np.pi * hour / 24),
         "hour_cos": np.cos(2 * np.pi * hour / 24),
         "weekday": (day + 3) % 7,
+        **holiday_columns(day, stream.country),
     }
     matrix = np.empty((s.size, len(SHELF_FEATURES)), dtype=np.float32)
     for name, i in S.items():

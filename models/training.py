@@ -17,6 +17,7 @@ from sklearn.ensemble import (  # type: ignore[import-untyped,unused-ignore]
 )
 
 from models.errors import TrainingError
+from models.export import served_precision  # the fitted trees as onnxruntime evaluates them
 from models.features import PairStats, pair_features, summarise
 from models.history import PurchaseHistory
 from models.next_basket import Candidates, basket_features, candidates
@@ -156,7 +157,7 @@ class HazardModel:
 def fit_next_purchase(training: TrainingSet, params: BoostingParams, seed: int) -> HazardModel:
     if training.rows == 0 or training.y.min() == training.y.max():
         raise TrainingError("next purchase: the training rows have a single class; need more history")
-    return HazardModel(params.classifier(seed).fit(training.x, training.y))
+    return HazardModel(served_precision(params.classifier(seed).fit(training.x, training.y)))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -264,7 +265,7 @@ class BasketModel:
 def fit_next_basket(training: TrainingSet, params: BoostingParams, seed: int) -> BasketModel:
     if training.rows == 0 or training.y.min() == training.y.max():
         raise TrainingError("next basket: the training rows have a single class; need more history")
-    return BasketModel(params.classifier(seed).fit(training.x, training.y))
+    return BasketModel(served_precision(params.classifier(seed).fit(training.x, training.y)))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -282,10 +283,7 @@ def shelf_rows(
     shelf, minute, stock = sample_shelf_times(
         stream, start_minute, end_minute, samples=samples, max_stock=max_stock, seed=seed
     )
-    visible = stream.minute < end_minute + HORIZON_MINUTES
-    observed = PickStream(
-        stream.shelves, stream.shelf[visible], stream.minute[visible], stream.count[visible]
-    )
+    observed = stream.before(end_minute + HORIZON_MINUTES)
     return shelf_features(observed, shelf, minute, stock), true_minutes_to_empty(
         observed, shelf, minute, stock
     )
@@ -312,4 +310,4 @@ def fit_shelf(features: F32, minutes: F64, params: BoostingParams, seed: int) ->
         n_iter_no_change=10,
         random_state=seed,
     )
-    return ShelfModel(regressor.fit(features, target))
+    return ShelfModel(served_precision(regressor.fit(features, target)))

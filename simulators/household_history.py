@@ -6,7 +6,9 @@ and shops on its weekly rhythm, with noise (skipped or late trips, top-up trips 
 On a trip it buys what would run out before its next trip, in its usual pack count; a promotion pulls
 purchases forward and makes price-sensitive households stockpile. Part of its needs it buys elsewhere
 (store loyalty), so the store sees gaps. Households go on summer holidays, join late, move away
-(churn) and have babies. The store is closed on 25 December and 1 January.
+(churn) and have babies. Trips follow the store's calendar (`simulators.shopping_calendar`): busier
+Fridays and Saturdays, a quiet late-opening Sunday, closed on 25 December, 1 January and the country's
+public holidays, with extra trips on the eve of one.
 
 `simulate_households(config)` returns every basket line plus the truth; `write_history(sim, path)`
 writes the purchase-history format documented in `models/history.py` (its own writer: simulators may
@@ -41,6 +43,7 @@ from simulators.household_population import (
     category_profiles,
     make_population,
 )
+from simulators.shopping_calendar import ShoppingCalendar
 
 DEMO_PLANOGRAM = Path(__file__).resolve().parent / "demo_store" / "planogram.toml"
 EPOCH = date(1970, 1, 1)
@@ -49,8 +52,6 @@ HISTORY_FORMAT = "storeedge-purchase-history"
 HISTORY_VERSION = 1
 CSV_HEADER = ("household", "category", "date", "time", "basket", "qty", "price", "promo")
 
-OPEN_MINUTE, CLOSE_MINUTE = 7 * 60, 22 * 60
-CLOSED_DAYS = ((12, 25), (1, 1))
 FESTIVE_BOOST = 1.6  # use of festive categories in the festive weeks
 PROMO_WEEK_PROBABILITY = 0.10
 SHOW_PROBABILITY = 0.8  # a planned trip happens on its day
@@ -76,6 +77,9 @@ class HouseholdSimConfig:
     churn_per_year: float = 0.10
     babies_per_year: float = 0.04
     late_joiners: float = 0.08
+    calendar: ShoppingCalendar = field(
+        default_factory=ShoppingCalendar
+    )  # weekly shape, opening hours, public holidays
 
     def __post_init__(self) -> None:
         if self.households < 1:
@@ -253,23 +257,26 @@ class _Simulation:
         use = self.rate * demand[None, :] * rng.lognormal(0, 0.25, self.rate.shape)
         consuming = present & ~away
         self.stock[consuming] = np.maximum(0.0, self.stock[consuming] - use[consuming])
-        if (today.month, today.day) in CLOSED_DAYS:
-            self.late[:] = False
-            return
-
+        calendar = self.config.calendar
         planned = self.trip_weekdays[:, today.weekday()]
-        shows = planned & (rng.random(planned.shape) < SHOW_PROBABILITY)
+        if calendar.is_closed(today):
+            self.late = planned.copy()  # a trip planned for a closed day may happen the next day
+            return
+        traffic = calendar.traffic(today)
+        shows = planned & (rng.random(planned.shape) < SHOW_PROBABILITY * min(1.0, traffic))
         late = self.late & (rng.random(planned.shape) < LATE_PROBABILITY)
         self.late = planned & ~shows
         ran_out = np.any(self.uses & self.staple[None, :] & (self.stock < 0.5 * self.rate), axis=1)
-        topup = ~shows & ~late & ran_out & (rng.random(planned.shape) < TOPUP_PROBABILITY)
-        tomorrow = today + timedelta(days=1)
-        if (tomorrow.month, tomorrow.day) in CLOSED_DAYS:
-            topup |= rng.random(planned.shape) < 0.5
-        trip = consuming & (shows | late | topup)
+        topup = ~shows & ~late & ran_out & (rng.random(planned.shape) < min(1.0, TOPUP_PROBABILITY * traffic))
+        # A busy day (Friday, Saturday) brings extra full trips, as if planned: each household comes with
+        # its daily trip rate times the extra traffic; on the eve of a holiday, households stock up.
+        extra = max(0.0, traffic - 1) * self.trips_per_week / 7
+        extra += calendar.eve_extra_trip_probability if calendar.is_eve(today) else 0.0
+        stock_up = ~planned & (rng.random(planned.shape) < extra)
+        trip = consuming & (shows | late | topup | stock_up)
         rows = np.flatnonzero(trip)
         if rows.size:
-            self._shop(d, rows, regular=(shows | late)[rows])
+            self._shop(d, rows, regular=(shows | late | stock_up)[rows])
 
     def _life_changes(self, d: int) -> None:
         born = np.flatnonzero(self.baby == d)
@@ -316,9 +323,11 @@ class _Simulation:
         n_baskets = int(trip_has_lines.sum())
         basket_of_row[trip_has_lines] = np.arange(self.next_basket, self.next_basket + n_baskets)
         self.next_basket += n_baskets
-        minute_of_row = np.clip(
-            self.minute[rows] + rng.normal(0, 45, rows.size), OPEN_MINUTE, CLOSE_MINUTE - 1
-        ).astype(np.int64)
+        opens, closes = self.config.calendar.opening(self.config.start + timedelta(days=d))
+        wanted = self.minute[rows] + rng.normal(0, 45, rows.size)
+        # Before opening (Sunday's late start): in the first hours after it instead.
+        wanted = np.where(wanted < opens, opens + np.abs(rng.normal(0, 90, rows.size)), wanted)
+        minute_of_row = np.clip(wanted, opens, closes - 1).astype(np.int64)
         second_of_row = rng.integers(0, 60, rows.size)
         r, c = np.nonzero(here)
         if not r.size:

@@ -8,7 +8,8 @@ transaction, after the change log's COPY. What goes where:
   additive (n, sum, counters; min/max; the newest ``last``). When an aggregate replaces raw rows central
   already holds, their share is taken back (`take_back`) and the aggregate's added: the same minute as if
   only the aggregate had come.
-- ``purchase`` -> ``purchases`` + ``purchase_items`` (+ ``households``); ``consent`` -> ``consents``;
+- ``purchase`` -> ``purchases`` + ``purchase_items`` (+ ``households``); ``consent`` -> ``consents``
+  (withdrawing ``analytics`` deletes the household's ``customer_interactions`` up to then);
   ``alert``, ``device_status`` -> their tables; ``list_feedback``, ``prediction_outcome``, ``list_outcome``,
   ``experiment``, ``bundle`` -> their append-only tables (`sync.central_append`).
 - ``erasure`` -> a row in ``erasures`` (the feed every store polls) and the household erased at central:
@@ -171,6 +172,8 @@ class PageWarehouse:
     _alerts: dict[int, tuple[Any, ...]] = field(default_factory=dict)
     _devices: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     _erasures: list[tuple[str, int, int | None]] = field(default_factory=list)
+    # household -> newest analytics withdrawal: what analytics consent allowed goes with it (interactions)
+    _analytics_withdrawn: dict[str, int] = field(default_factory=dict)
     _quarantine: list[tuple[Any, ...]] = field(default_factory=list)
 
     def add(
@@ -216,6 +219,9 @@ class PageWarehouse:
                 key = (body.household, purpose)
                 if key not in self._consents or self._consents[key][3] <= body.ts_ms:
                     self._consents[key] = (body.household, purpose, granted, body.ts_ms, self.store)
+            if not body.analytics:
+                held_ms = self._analytics_withdrawn.get(body.household, -1)
+                self._analytics_withdrawn[body.household] = max(held_ms, body.ts_ms)
         elif isinstance(body, AlertBody):
             held = self._alerts.get(body.id)
             if held is None or held[7] <= body.updated_ms:
@@ -325,6 +331,11 @@ class PageWarehouse:
         for table in APPEND_TABLES.values():
             await insert(
                 conn, table.table, table.columns, self._appends.get(table.table, []), "ON CONFLICT DO NOTHING"
+            )
+        if self._analytics_withdrawn:  # after the appends: this page's earlier interactions go too
+            await conn.executemany(
+                "DELETE FROM customer_interactions WHERE household = $1 AND ts_ms <= $2",
+                list(self._analytics_withdrawn.items()),
             )
         await insert(conn, "alerts", ALERTS, list(self._alerts.values()),
                       "ON CONFLICT (store, id) DO UPDATE SET severity = excluded.severity,"

@@ -34,6 +34,7 @@ import aiohttp
 from edge.config import Config, load_config
 from edge.customers.privacy import CardCheck
 from edge.demo.broker import MosquittoBroker, find_mosquitto, free_port
+from edge.demo.loop import DEMO_PSEUDONYM_KEY, LearningLoop, start_simulated_time
 from edge.demo.postgres import PgCluster, pg_bin
 from edge.demo.seed import store_pseudonym_key
 from edge.demo.service import (
@@ -87,10 +88,13 @@ class Chain:
 
 def store_config(
     base: Config, store_dir: Path, *, store_id: str, broker_port: int, central_url: str, public_key: str,
-    chain_key: Path,
+    chain_key: Path, learning: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """The single-store demo's config for one store of the chain: its own id, sync token and bundle dir;
-    the chain's pseudonym key and bundle-signing key; central as its bundle source."""
+    the chain's pseudonym key and bundle-signing key; central as its bundle source. With ``learning``
+    (`edge.demo.loop`): the tills' simulated baskets from 2026 are accepted and kept whenever the demo
+    runs, central's bundles are looked for every second, and central decides the experiment (the store
+    rescores when its step changes, not on a timer)."""
     raw = demo_config(base, store_dir, broker_port)
     raw["store"]["id"] = store_id
     raw["store"]["name"] = f"Demo Store {store_id}"
@@ -102,6 +106,11 @@ def store_config(
         public_key=public_key,
         bundle_dir=str((store_dir / "bundles").resolve()),
     )
+    if learning:
+        raw["sync"]["bundle_poll_s"] = 1.0
+        raw["thresholds"]["max_reading_age_s"] = 40 * 365 * 86_400.0
+        raw["retention"]["readings_days"] = 40 * 365.0
+        raw["models"].update(experiment_check_s=86_400.0, rescore_interval_s=86_400.0)
     return raw
 
 
@@ -130,7 +139,9 @@ def _prepare_stores(
     chain_key = chain.workdir / "chain-pseudonym.key"
     fd = os.open(chain_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_hex(32))
+        # the learning loop's simulated households must get the same pseudonyms on every run: the retrain
+        # trains on them in pseudonym order (edge.demo.loop.DEMO_PSEUDONYM_KEY)
+        out.write(secrets.token_hex(32) if args.no_learning else DEMO_PSEUDONYM_KEY)
     public_key = generate_key(chain.workdir / "chain-signing.key")
     raws = []
     for n in range(1, args.stores + 1):
@@ -139,7 +150,7 @@ def _prepare_stores(
         store_dir.mkdir()
         raw = store_config(
             base, store_dir, store_id=store_id, broker_port=broker_port, central_url=chain.central_url,
-            public_key=public_key, chain_key=chain_key,
+            public_key=public_key, chain_key=chain_key, learning=not args.no_learning,
         )  # fmt: skip
         config_path = store_dir / "storeedge.toml"
         config_path.write_text(to_toml(raw))
@@ -229,10 +240,7 @@ async def run_chain(args: argparse.Namespace) -> int:
     pg_bin("initdb")  # before anything starts: say how to install what is missing
     if not args.external_broker:
         find_mosquitto()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = _stop_on_signals()
     base, workdir = prepare_workdir(args)
     chain = Chain(workdir.resolve(), free_port())  # configs name absolute paths: they sit in subfolders
     cluster = PgCluster()
@@ -244,24 +252,26 @@ async def run_chain(args: argparse.Namespace) -> int:
             broker.start()
         # initdb and the stores' seeding overlap (both take a second or two); both end before a failure of
         # either is raised, so the cleanup below never races a thread still creating the cluster
-        created, raws = await asyncio.gather(
-            asyncio.to_thread(cluster.create),
-            asyncio.to_thread(_prepare_stores, args, base, chain, broker.port if broker else base.mqtt.port),
-            return_exceptions=True,
-        )
-        if isinstance(created, BaseException):
-            raise created
-        if isinstance(raws, BaseException):
-            raise raws
+        raws = await _prepare(args, base, chain, cluster, broker.port if broker else base.mqtt.port)
         dsn = cluster.create_database(CENTRAL_DATABASE)
         (workdir / "central.toml").write_text(central_toml(chain, dsn, raws))
-        await _start_daemons(chain, stop)
+        clock_file = None if args.no_learning else start_simulated_time(chain.workdir)
+        await _start_daemons(chain, stop, clock_file)
         central_config = load_central_config(workdir / "central.toml")
         configure_logging(central_config.log.level, central_config.log.format, stream=log_file)
         async with Central(central_config) as central:
             for n, store in enumerate(chain.stores, start=1):
                 store.simulator = spawn(_simulator_argv(args, store, n), store.dir / "simulator.log")
-            await watch.run(args, chain, central, banner(chain, dsn, cluster.dir), stop)
+            if clock_file is not None:
+                stores = [(s.id, s.url, s.staff_token, s.config_path) for s in chain.stores]
+                port = broker.port if broker else base.mqtt.port
+                watch.start_loop(
+                    LearningLoop.for_chain(stores, central, chain.central_url, chain.workdir, port)
+                )
+            try:
+                await watch.run(args, chain, central, banner(chain, dsn, cluster.dir), stop)
+            finally:
+                await watch.stop_loop()
             _terminate_all([s.simulator for s in chain.stores if s.simulator], 10)
             await asyncio.sleep(central_config.central.poll_interval_s + 0.5)  # the last changes arrive
             with contextlib.suppress(*DB_ERRORS):
@@ -279,11 +289,40 @@ async def run_chain(args: argparse.Namespace) -> int:
     return 0 if all(s.daemon.returncode == 0 for s in chain.stores if s.daemon is not None) else 1
 
 
-async def _start_daemons(chain: Chain, stop: asyncio.Event) -> None:
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _prepare(
+    args: argparse.Namespace, base: Config, chain: Chain, cluster: PgCluster, broker_port: int
+) -> list[dict[str, Any]]:
+    created, raws = await asyncio.gather(
+        asyncio.to_thread(cluster.create),
+        asyncio.to_thread(_prepare_stores, args, base, chain, broker_port),
+        return_exceptions=True,
+    )
+    if isinstance(created, BaseException):
+        raise created
+    if isinstance(raws, BaseException):
+        raise raws
+    configs: list[dict[str, Any]] = raws
+    return configs
+
+
+async def _start_daemons(chain: Chain, stop: asyncio.Event, clock_file: Path | None) -> None:
+    """Each store's daemon; on the demo's simulated time (`edge.clocked_daemon`) with ``clock_file``."""
     if stop.is_set():
         raise _Stopped
     for store in chain.stores:
-        argv = [sys.executable, "-m", "edge", "run", "--config", str(store.config_path)]
+        if clock_file is None:
+            argv = [sys.executable, "-m", "edge", "run", "--config", str(store.config_path)]
+        else:
+            argv = [sys.executable, "-m", "edge.clocked_daemon", "--config", str(store.config_path),
+                    "--clock-file", str(clock_file)]  # fmt: skip
         store.daemon = spawn(argv, store.dir / "daemon.log")
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         await asyncio.gather(
@@ -300,6 +339,20 @@ class _Watch:
     started: float
     final: CentralStatusView | None = None
     synced_after: float | None = None  # seconds from the command until central had every store's changes
+    loop: LearningLoop | None = None
+    loop_task: asyncio.Task[None] | None = None
+
+    def start_loop(self, loop: LearningLoop) -> None:
+        self.loop = loop
+        self.loop_task = asyncio.create_task(loop.run(), name="learning-loop")
+
+    async def stop_loop(self) -> None:
+        """Cancel the learning loop if it still runs (a bug in it is raised here, not lost)."""
+        if self.loop_task is None:
+            return
+        self.loop_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.loop_task
 
     async def run(
         self, args: argparse.Namespace, chain: Chain, central: Central, text: str, stop: asyncio.Event
@@ -325,6 +378,8 @@ class _Watch:
                 continue
             printed = time.monotonic()
             table = render(self.final, time.monotonic() - self.started, self.synced_after)
+            if interactive and self.loop is not None:  # the loop's lines are printed as they happen too
+                table += "\n\nlearning loop\n" + "\n".join(self.loop.lines or ["starting"])
             print(("\x1b[2J\x1b[H" + text + "\n\n" + table) if interactive else table + "\n", flush=True)
 
 
@@ -353,6 +408,8 @@ def _summary(chain: Chain, watch: _Watch, cluster: PgCluster) -> dict[str, Any]:
         "stores": stores,
         "central": chain.central_url,
         "all_stores_at_central_after_s": watch.synced_after,
+        "learning": watch.loop.lines if watch.loop else None,
+        "learning_verdict": watch.loop.verdict if watch.loop else None,
         "postgres_dir": str(cluster.dir),
         "postgres_removed": not cluster.dir.exists(),
         "workdir": str(chain.workdir),

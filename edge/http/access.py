@@ -43,6 +43,8 @@ VERIFIED_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("DELETE", "/api/v1/customers/{id}"),
         ("POST", "/api/v1/recommendations/shopping-list/{id}/feedback"),
         ("POST", "/api/v1/in-store/interaction-tracking"),  # for the session's own household
+        ("GET", "/api/v1/customers/{id}/insights"),  # analytics consent (edge.customers.insights_routes)
+        ("POST", "/api/v1/customers/{id}/analyze"),
     }
 )
 SESSION_ROUTES: frozenset[tuple[str, str]] = VERIFIED_ROUTES | frozenset(

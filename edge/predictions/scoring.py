@@ -185,14 +185,15 @@ class ShelfForecast:
 
 
 def forecast_shelves(
-    models: StoreModels, picks: ShelfPicks, now_ms: int, utc_offset_min: int
+    models: StoreModels, picks: ShelfPicks, now_ms: int, utc_offset_min: int, country: str = ""
 ) -> list[ShelfForecast]:
-    """Minutes until each shelf is empty, from its picks (store-local minutes) and its items now."""
+    """Minutes until each shelf is empty, from its picks (store-local minutes), its items now and the
+    public holidays of ``country`` (ISO 3166, "" = none)."""
     if not picks.shelves:
         return []
     offset_min = utc_offset_min
     stream = PickStream.build(
-        picks.shelves, picks.pick_shelf, picks.pick_minute + offset_min, picks.pick_items
+        picks.shelves, picks.pick_shelf, picks.pick_minute + offset_min, picks.pick_items, country=country
     )
     codes = np.arange(len(picks.shelves), dtype=np.int64)
     now_minute = now_ms / MS_PER_MINUTE + offset_min

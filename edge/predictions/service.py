@@ -184,9 +184,12 @@ class PredictionService:
             self._metrics.shelf_runs,
             warning_min=config.thresholds.stockout_warning_min,
             interval_s=self._settings.shelf_forecast_interval_s,
+            country=config.store.country,
         )
         # Who is served by which models (a running experiment, `edge.experiments`); None: the store's own.
         self.arms: ArmPlanner | None = None
+        # Run after every full rescore, in order (the daemon adds the customer scores, edge.customers.scores).
+        self.after_full_rescore: list[Callable[[], Awaitable[object]]] = []
 
     # -- wiring ----------------------------------------------------------------------------------------
     def tasks(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
@@ -390,6 +393,11 @@ class PredictionService:
             self.stages.score_s - stages_before.score_s,
             self.stages.write_s - stages_before.write_s,
         )
+        for follow_up in self.after_full_rescore:
+            try:
+                await follow_up()
+            except Exception:  # one failing follow-up must not stop the nightly schedule
+                log.exception("full_rescore_follow_up_failed")
         return RescoreReport(total_h, total_rows, seconds, stages)
 
     # -- tasks -----------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 shelf-depletion model runs on every shelf with a settled count; the forecasts are cached in
 ``shelf_forecasts`` and the ``stockout_predicted`` alert opens when a shelf is forecast empty within
 ``[thresholds] stockout_warning_min`` and clears once the forecast is past twice that (restocked) or the
-shelf is empty (the ``empty_shelf`` alert takes over).
+shelf is empty (the ``empty_shelf`` alert takes over). The features include the public holidays of
+``[store] country`` (`models.holiday_calendar`), computed as in training; a model trained without them
+gets the columns its card lists.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class ShelfForecaster:
         *,
         warning_min: float,
         interval_s: float,
+        country: str = "",
     ) -> None:
         self._writer = writer
         self._reads = reads
@@ -48,6 +51,7 @@ class ShelfForecaster:
         self._runs = runs
         self._warning_min = warning_min
         self._interval_s = interval_s
+        self._country = country
 
     async def forecast_once(self) -> list[ShelfForecast]:
         """Forecast every shelf, cache the forecasts and raise or clear `stockout_predicted`."""
@@ -56,7 +60,7 @@ class ShelfForecaster:
         loop = asyncio.get_running_loop()
         offset = self._clock.utc_offset_min(now)
         forecasts = await loop.run_in_executor(
-            self._pool, forecast_shelves, self._models(), picks, now, offset
+            self._pool, forecast_shelves, self._models(), picks, now, offset, self._country
         )
         version = self._models().shelf_depletion.card.version
         warning = self._warning_min

@@ -378,3 +378,21 @@ def _v14(conn: sqlite3.Connection) -> None:
         "CREATE INDEX customer_interactions_household ON customer_interactions (household, recorded_ms)"
     )
     conn.execute("CREATE INDEX customer_interactions_ts ON customer_interactions (ts_ms)")
+
+
+@migration(15, "customer_scores")
+def _v15(conn: sqlite3.Connection) -> None:
+    # edge/customers/scores.py and insights*.py: CLV, churn and segment per household, and its cached
+    # insights document; analytics consent only, deleted with it (docs/customers.md, "Insights").
+    conn.execute(
+        """CREATE TABLE customer_scores (
+            household TEXT PRIMARY KEY, expected_trips_90d REAL NOT NULL, expected_spend_90d REAL NOT NULL,
+            p_alive REAL NOT NULL, p_churn REAL NOT NULL, churn_band TEXT NOT NULL, churn_reason TEXT NOT NULL,
+            clv REAL NOT NULL, clv_horizon_days INTEGER NOT NULL, segment TEXT, model_version TEXT NOT NULL,
+            segments_version TEXT, scored_ms INTEGER NOT NULL)"""
+    )
+    conn.execute("CREATE INDEX customer_scores_segment ON customer_scores (segment)")
+    conn.execute(
+        "CREATE TABLE customer_insights (household TEXT PRIMARY KEY, document TEXT NOT NULL,"
+        " computed_ms INTEGER NOT NULL)"
+    )

@@ -34,7 +34,7 @@ from typing import Literal
 import aiohttp
 import msgspec
 
-from edge.customers import interactions, tables
+from edge.customers import interactions, score_tables, tables
 from edge.http.sessions import Revocation, SessionSigner, record_revocation
 from edge.predictions import outcomes as prediction_outcomes
 from edge.store import quarantine
@@ -70,10 +70,11 @@ class AppliedEntry:
 def store_household_hooks() -> HouseholdHooks:
     """The store's household hooks, in order, the one list of them: the daemon's (`edge.daemon`) and a
     `SyncService` built without the daemon's. Predictions record outcomes, queue rescores and drop the
-    profile; interactions go with the analytics consent; the quarantine forgets the household's rows."""
+    profile; interactions, customer scores and insights go with the analytics consent; the quarantine forgets the household's rows."""
     hooks = HouseholdHooks()
     prediction_outcomes.register_hooks(hooks)
     interactions.register_hooks(hooks)
+    score_tables.register_hooks(hooks)
     quarantine.register_hooks(hooks)
     return hooks
 

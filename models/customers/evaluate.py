@@ -32,6 +32,13 @@ from models.customers.btyd import (
 from models.customers.cdnow import CALIBRATION_END, CDNOW, HOLDOUT_DAYS
 from models.customers.rfm import Purchases, load_purchases
 from models.customers.scoring import CustomerModelParams
+from models.customers.segments_breakdown import (
+    SegmentChurnRow,
+    SegmentClvRow,
+    churn_by_segment,
+    clv_by_segment,
+)
+from models.customers.segments_evaluate import segment_source
 from models.errors import DatasetError
 from models.history import PurchaseHistory, day_date, epoch_day
 from models.metrics import ece
@@ -85,6 +92,7 @@ class ClvReport(msgspec.Struct, frozen=True, kw_only=True):
     spend_mae_vs_baseline: Estimate  # selected model minus the spend baseline (< 0: better)
     goals: dict[str, bool]
     seconds: float
+    by_segment: list[SegmentClvRow] = []  # the selected model and the own-recent baselines per segment
 
 
 class ChurnRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -110,6 +118,7 @@ class ChurnReport(msgspec.Struct, frozen=True, kw_only=True):
     rows: list[ChurnRow]
     goal_met: bool  # the selected model's P(churn) beats every baseline with the CI of the gap above 0
     seconds: float
+    by_segment: list[SegmentChurnRow] = []  # AUCs per segment (the selected model's P(no trip))
 
 
 def _calibration(
@@ -169,6 +178,7 @@ def evaluate_clv(
     candidates: Candidates = CANDIDATES,
     seed: int = 0,
     bootstrap: int = 1000,
+    by_segment: bool = True,
 ) -> ClvReport:
     """Trips (and spend) per customer in the holdout after the cutoff vs the models' expectations.
 
@@ -200,6 +210,8 @@ def evaluate_clv(
         spend_err[name] = np.abs(spend_pred - s.holdout_spend)
         mae, rmse, corr = _errors(pred, y, seed, bootstrap)
         err = spend_err[name]
+        if name == selected:
+            chosen_trips, chosen_spend = pred, spend_pred
         rows.append(
             ClvRow(
                 name=name,
@@ -229,6 +241,18 @@ def evaluate_clv(
         spend = _bootstrap(y.size, seed, bootstrap, _resampled_mean(err), float(err.mean()))
         rows.append(ClvRow(name=name, role="baseline", mae=mae, rmse=rmse, corr=corr, spend_mae=spend))
     gap = spend_err[selected] - spend_base_err
+    segment_rows = []
+    if by_segment:
+        segment_rows = clv_by_segment(
+            segment_source(source, history, end, seed),
+            s.customers,
+            actual_trips=y,
+            predicted_trips=chosen_trips,
+            baseline_trips=own_trips,
+            actual_spend=s.holdout_spend,
+            predicted_spend=chosen_spend,
+            baseline_spend=(s.spend_recent - first_inside * s.first_spend) * scale,
+        )
     chosen = next(r for r in rows if r.name == selected)
     goals = {
         "spend_mae_beats_own_recent_spend": _bootstrap(
@@ -258,6 +282,7 @@ def evaluate_clv(
         ),
         goals=goals,
         seconds=round(time.perf_counter() - began, 2),
+        by_segment=segment_rows,
     )
 
 
@@ -280,6 +305,7 @@ def evaluate_churn(
     candidates: Candidates = CANDIDATES,
     seed: int = 0,
     bootstrap: int = 1000,
+    by_segment: bool = True,
 ) -> ChurnReport:
     """Churn = no trip in the ``window_days`` after the cutoff (default: 90 days before the data's end,
     the CLV task's cutoff; CDNOW: 1997-10-01). Scores of customers with a trip before the cutoff:
@@ -335,6 +361,15 @@ def evaluate_churn(
             )
         )
     chosen = next(r for r in rows if r.name == f"{selected} P(no trip)")
+    segment_rows = []
+    if by_segment:
+        segment_rows = churn_by_segment(
+            segment_source(source, history, end, seed),
+            s.customers,
+            churned=label,
+            model_score=scores[f"{selected} P(no trip)"],
+            baseline_scores=baselines,
+        )
     return ChurnReport(
         source=source,
         cutoff=day_date(end).isoformat(),
@@ -348,6 +383,7 @@ def evaluate_churn(
         rows=rows,
         goal_met=all(g.low > 0 for g in chosen.auc_minus_baseline.values()),
         seconds=round(time.perf_counter() - began, 2),
+        by_segment=segment_rows,
     )
 
 

@@ -26,6 +26,8 @@ from edge.config import load_config, parse_config
 from edge.demo import postgres
 from edge.demo.chain import Chain, ChainStore, central_toml, store_config
 from edge.demo.service import REPO_EXAMPLE
+from edge.demo.sim_clock import SimulatedNow, SimulatedTime
+from edge.predictions.clock import StoreClock
 from sync.central_config import load_central_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,7 +80,7 @@ def test_chain_demo_brings_three_stores_to_central_and_leaves_nothing(tmp_path: 
     stderr = (tmp_path / "stderr").open("w")  # the child's own copy stays open; ours is closed below
     demo = subprocess.Popen(
         [sys.executable, "-m", "edge", "demo", "--stores", "3", "--central", "--workdir", str(workdir),
-         "--refresh", "1", "--speed", "600"],
+         "--refresh", "1", "--speed", "600", "--no-learning"],
         stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=REPO,
     )  # fmt: skip
     stderr.close()
@@ -129,7 +131,7 @@ def test_chain_demo_brings_three_stores_to_central_and_leaves_nothing(tmp_path: 
     rest = []
     while line := out.get(timeout=5):
         rest.append(line)
-    text = "".join(rest)
+    text = "\n" + "".join(rest)  # the summary may come right after the last learning line
     assert demo.returncode == 0, text[-3000:] + (tmp_path / "stderr").read_text()[-3000:]
     summary = json.loads(text[text.index("\n{") + 1 :])
     assert summary["postgres_removed"] is True
@@ -141,6 +143,86 @@ def test_chain_demo_brings_three_stores_to_central_and_leaves_nothing(tmp_path: 
         log = (workdir / store / "daemon.log").read_text()
         assert "daemon_stopped" in log
         assert "Traceback" not in log
+
+
+def _learning_lines(tmp_path: Path, until: str, timeout: float) -> tuple[list[str], dict[str, Any]]:
+    """Run the chain demo with its learning loop (two stores) until it prints a learning line matching
+    ``until`` (or the loop stops), then SIGTERM it: the learning lines and the JSON summary."""
+    workdir = tmp_path / "chain"
+    started = time.monotonic()
+    stderr = (tmp_path / "stderr").open("w")
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "edge", "demo", "--stores", "2", "--central", "--workdir", str(workdir),
+         "--refresh", "30"],
+        stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=REPO,
+    )  # fmt: skip
+    stderr.close()
+    out = _lines(demo.stdout)
+    learning: list[str] = []
+    try:
+        while not learning or not re.search(until, learning[-1]):
+            line = out.get(timeout=max(0.1, timeout - (time.monotonic() - started)))
+            assert line, "the demo ended: " + "".join(learning) + (tmp_path / "stderr").read_text()[-3000:]
+            if line.startswith("learning: "):
+                learning.append(line.strip())
+                assert "learning loop stopped" not in line, learning
+                assert "learning loop failed" not in line, learning
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        try:
+            demo.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            raise
+    rest = []
+    while line := out.get(timeout=5):
+        rest.append(line)
+    text = "\n" + "".join(rest)  # the summary may come right after the last learning line
+    assert demo.returncode == 0, text[-3000:] + (tmp_path / "stderr").read_text()[-3000:]
+    summary = json.loads(text[text.index("\n{") + 1 :])
+    assert not _processes_naming(str(workdir)), "left running"
+    return learning, summary
+
+
+def _check_started(learning: list[str]) -> None:
+    text = "\n".join(learning)
+    assert re.search(r"\d+ simulated households shop at 2 stores: \d+ baskets", text), text
+    assert re.search(r"central retrained on \d+ consenting households .* published experiment \S+", text), (
+        text
+    )
+    served = [line for line in learning if " served: " in line]
+    assert served, text
+    # the first step on every store, as each store's staff API shows it, and on central's page
+    assert re.search(
+        r"store-1 step 0 at 10% .*store-2 step 0 at 10% .*on central's operations page", served[0]
+    )
+    # some lists come from the challenger on each store, most from the control
+    for found in re.findall(r"\((\d+)/(\d+) lists from the challenger\)", served[0]):
+        challenger, lists = map(int, found)
+        assert 0 < challenger < lists / 4, served[0]
+
+
+def test_chain_demo_starts_the_learning_loop_and_takes_a_step(tmp_path: Path) -> None:
+    learning, summary = _learning_lines(tmp_path, r"central looks at .*: (advance|promote|rollback)", 900)
+    _check_started(learning)
+    assert re.search(r"advance -> step 1 \(25% challenger\)", learning[-1]), learning
+    assert summary["learning"] == [line.removeprefix("learning: ") for line in learning]
+    assert summary["learning_verdict"] is None
+
+
+@pytest.mark.slow
+def test_chain_demo_learning_loop_reaches_a_verdict_on_every_store(tmp_path: Path) -> None:
+    learning, summary = _learning_lines(tmp_path, r"on every store; each serves", 1500)
+    _check_started(learning)
+    looks = [line for line in learning if "central looks at" in line]
+    steps = [re.search(r"-> step (\d)", line)[1] for line in looks]  # type: ignore[index]
+    assert sorted(set(steps)) == ["1", "2", "3"], looks
+    # the shoppers follow the challenger's lists more closely: central promotes it
+    assert "promote -> step 3 (100% challenger)" in looks[-1], looks
+    assert re.search(
+        r"promoted on every store; each serves the winner .*: store-1 \S+, store-2 \S+$", learning[-1]
+    )
+    assert summary["learning_verdict"] == "promote"
 
 
 def test_stores_without_central_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
@@ -184,3 +266,18 @@ def test_store_and_central_configs_are_valid(tmp_path: Path) -> None:
         ("store-2", raws[1]["sync"]["token"]),
     ]
     assert tomllib.loads((tmp_path / "central.toml").read_text())["central"]["port"] == 8090
+
+
+def test_the_stores_clock_follows_the_demos_simulated_time(tmp_path: Path) -> None:
+    path = tmp_path / "simulated-time"
+    now = SimulatedNow(path)
+    before = time.time()
+    assert before <= now() <= time.time()  # no file yet: the real clock
+    moment_ms = 1_790_000_000_000  # 2026-09-21
+    for shift_ms in (0, 8 * 86_400_000, 9 * 86_400_000 + 3_600_000):  # the loop only moves forwards
+        began = time.time()
+        SimulatedTime(path).set(moment_ms + shift_ms)
+        read = now() * 1000
+        assert moment_ms + shift_ms <= read <= moment_ms + shift_ms + (time.time() - began) * 1000 + 1
+        clock = StoreClock("UTC", now)
+        assert clock.now_ms() // 86_400_000 == (moment_ms + shift_ms) // 86_400_000

@@ -58,8 +58,8 @@ def test_customer_tasks_name_what_is_at_fault(capsys: pytest.CaptureFixture[str]
     assert code == 2
     assert "--cutoff: required" in err
     with pytest.raises(SystemExit):
-        _parser().parse_args(["evaluate", "--task", "segments", "--source", "cdnow"])
-    assert "invalid choice: 'segments'" in capsys.readouterr().err
+        _parser().parse_args(["evaluate", "--task", "insights", "--source", "cdnow"])
+    assert "invalid choice: 'insights'" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # a minute: every candidate model fitted, 1,000 bootstrap rounds
