@@ -30,13 +30,15 @@ from edge.http.sessions import SessionSigner, load_revocations
 from edge.ingest.receipts import TillReceipts
 from edge.ingest.service import MqttIngest, SerialIngest
 from edge.metrics import IngestMetrics
+from edge.predictions.model_set import load_store_models, model_directory
 from edge.predictions.realtime import RealtimeRecommender
-from edge.predictions.service import PredictionService, load_store_models, model_directory
+from edge.predictions.service import PredictionService
 from edge.state.bus import AlertBus
 from edge.state.rules import StoreRules
 from edge.state.silence import SilenceCheck
 from edge.store.apply import BatchApplier, load_planogram_job
 from edge.store.db import ReadThread
+from edge.store.history_refresh import HistoryCache
 from edge.store.housekeeping import run_housekeeping
 from edge.store.reader import StoreReader
 from edge.store.writer import StoreWriter
@@ -150,6 +152,8 @@ class Daemon:
             )
             for p in config.serial.ports
         ]
+        # The purchase history packed per household: read by the nightly rescore and customer scores.
+        self.history = HistoryCache(db_path, self.writer)
         self.predictions = (
             PredictionService(
                 config,
@@ -158,6 +162,7 @@ class Daemon:
                 self.metrics,
                 load_store_models(config, models_dir := model_directory(config)),
                 models_dir=models_dir,
+                history=self.history,
             )
             if config.models.enabled
             else None
@@ -184,6 +189,7 @@ class Daemon:
             self.writer,
             lambda: (self.predictions.models_dir if self.predictions else None) or model_directory(config),
             self.customers.settings.promotion_paths,
+            self.history,
         )
         if self.predictions is not None:
             self.predictions.after_full_rescore.append(self.insights.scoring.rescore_all)
@@ -294,6 +300,7 @@ class Daemon:
         await self.kiosk_sessions.close()
         await self.interactions.close()
         await self.insights.close()
+        await self.history.close()
         await self.realtime_reads.close()
         await self.writer.close()
         log.info("daemon_stopped", extra={"shutdown_ms": round((time.monotonic() - t_stop) * 1000)})

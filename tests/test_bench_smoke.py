@@ -52,6 +52,9 @@ def test_benchmark_runs_and_writes_json(script: str, args: list[str], tmp_path: 
         # Issue #14: one arm against two (a 50/50 experiment) on 200 households: full rescores, the
         # shopping list on demand and cached, and the RSS of one and two sets of models (fresh processes).
         ("experiments.py", ["--smoke", "--out"], "two/one", "full_rescore"),
+        # The nightly jobs on 200 households: next purchase and customer scores, read line by line from
+        # the tables, then through the packed history built (cold) and refreshed (warm).
+        ("customers.py", ["--nightly", "--households", "200", "--out"], "warm_over_uncached", "results"),
         # The next-basket study on 80 Complete Journey households, a training day every 4 weeks.
         (
             "next_basket_study.py",

@@ -32,6 +32,7 @@ from edge.customers.routes import AuditedReads, PromotionsSource
 from edge.customers.scores import CustomerModels, CustomerScoring
 from edge.http.responses import Handler, error_response, json_response
 from edge.store.db import ReadThread
+from edge.store.history_refresh import HistoryCache
 from edge.store.writer import StoreWriter
 from models.customers.segments import Segment
 
@@ -240,8 +241,10 @@ def insights_api(
     writer: StoreWriter,
     model_dir: Callable[[], Path],
     promotion_paths: Sequence[Path],
+    history: HistoryCache | None = None,
 ) -> InsightsApi:
-    """The customer scores and the insights routes as the daemon wires them (`edge.daemon`)."""
+    """The customer scores and the insights routes as the daemon wires them (`edge.daemon`; ``history``:
+    the packed purchase history it shares with the prediction service)."""
     m = config.models
     scoring = CustomerScoring(
         db_path,
@@ -251,6 +254,7 @@ def insights_api(
         history_days=m.history_days,
         clv_horizon_days=m.clv_horizon_days,
         batch_households=m.batch_households,
+        history=history,
     )
     return InsightsApi(
         scoring,

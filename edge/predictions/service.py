@@ -31,17 +31,18 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from edge.config import Config
 from edge.errors import ConfigError
-from edge.metrics import Counter, Gauge, IngestMetrics
+from edge.metrics import IngestMetrics
 from edge.predictions.arms import ArmCost, ArmPlanner, score_arms
 from edge.predictions.clock import StoreClock, nightly_wait_ms
 from edge.predictions.lists import HouseholdLists
+from edge.predictions.model_set import load_store_models, model_directory
 from edge.predictions.outcomes import prune_outcomes
+from edge.predictions.runs import PredictionMetrics, RescoreReport, StageSeconds
 from edge.predictions.scoring import (
     ScoredHouseholds,
     ScoringContext,
@@ -58,6 +59,7 @@ from edge.predictions.tables import (
     drop_unconsented,
     last_full_run_ms,
     load_lines,
+    load_lines_cached,
     record_arm_costs,
     record_run,
     store_categories,
@@ -69,73 +71,13 @@ from edge.predictions.views import (
     ShoppingListView,
 )
 from edge.store.db import ReadThread
+from edge.store.history_refresh import HistoryCache
 from edge.store.writer import StoreWriter
-from models import ModelsError, StoreModels, load_models
-from models.inference import TRAINED_DIR
+from models import StoreModels
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 AGGREGATES_TTL_MS = 3_600_000
-
-
-def model_directory(config: Config) -> Path:
-    """Where the served models are: the live `model` bundle from central when there is one (it passed
-    `edge.uplink.bundle_checks.check_store_models` before activation), else ``[models] dir`` (default: the
-    models shipped in the package). Resolved, so a bundle swap shows as a new path."""
-    live = config.path(config.sync.bundle_dir) / "model" / "current"
-    if (live / "next_purchase" / "model.onnx").is_file():
-        return live.resolve()
-    return (config.path(config.models.dir) if config.models.dir else TRAINED_DIR).resolve()
-
-
-def load_store_models(config: Config, directory: Path | None = None) -> StoreModels:
-    """The models in ``directory`` (default: `model_directory`)."""
-    try:
-        return load_models(directory or model_directory(config), threads=config.models.threads)
-    except ModelsError as exc:
-        raise ConfigError(f"[models] dir: {exc}") from exc
-
-
-@dataclass(frozen=True, slots=True)
-class RescoreReport:
-    households: int  # scored and written (with consent at write time)
-    rows: int
-    seconds: float
-    stages: StageSeconds | None = None  # where a full run's time went
-
-
-@dataclass(slots=True)
-class StageSeconds:
-    """Wall time spent reading history, scoring and writing (reads overlap scoring in a full run)."""
-
-    read_s: float = 0.0
-    score_s: float = 0.0
-    write_s: float = 0.0
-
-
-class PredictionMetrics:
-    def __init__(self, metrics: IngestMetrics) -> None:
-        r = metrics.registry
-        self.scored = r.register(
-            Counter(
-                "storeedge_predictions_households_scored_total",
-                "Households scored, by trigger (full, change, demand).",
-                ("trigger",),
-            )
-        )
-        self.full_seconds = r.register(
-            Gauge("storeedge_predictions_full_rescore_seconds", "Duration of the last full rescore.")
-        )
-        self.lists = r.register(
-            Counter(
-                "storeedge_shopping_lists_total",
-                "Shopping lists served, by kind (personalised, generic).",
-                ("kind",),
-            )
-        )
-        self.shelf_runs = r.register(
-            Counter("storeedge_shelf_forecast_runs_total", "Shelf forecast passes over every shelf.")
-        )
 
 
 class PredictionService:
@@ -148,8 +90,12 @@ class PredictionService:
         models: StoreModels,
         clock: StoreClock | None = None,
         models_dir: Path | None = None,
+        history: HistoryCache | None = None,
     ) -> None:
         self._config = config
+        # The packed purchase history the full rescore reads (shared with the customer scores).
+        self._own_history = history is None
+        self.history = history or HistoryCache(db_path, writer)
         # Where `models` came from; when set, a task watches for a newer `model` bundle and swaps to it.
         self.models_dir = models_dir
         self._settings = config.models
@@ -203,6 +149,8 @@ class PredictionService:
         return tasks
 
     async def close(self) -> None:
+        if self._own_history:
+            await self.history.close()
         await self._batch_reads.close()
         await self._live_reads.close()
         self._batch_pool.shutdown(wait=True)
@@ -252,12 +200,16 @@ class PredictionService:
             now_ms, self.clock.utc_offset_min(now_ms), self._settings.list_limit, cached[1], cached[2]
         )
 
-    async def _read(self, households: list[str], reads: ReadThread) -> tuple[ScoringContext, HouseholdLines]:
+    async def _read(
+        self, households: list[str], reads: ReadThread, packed: bool = False
+    ) -> tuple[ScoringContext, HouseholdLines]:
+        """The households' lines; ``packed``: through the history cache (the full rescore refreshed it)."""
         now = self.clock.now_ms()
         ctx = await self._context(now)
         since = now - self._settings.history_days * MS_PER_DAY
         began = time.perf_counter()
-        lines = await reads.run(lambda c: load_lines(c, households, ctx.categories, since))
+        load = load_lines_cached if packed else load_lines
+        lines = await reads.run(lambda c: load(c, households, ctx.categories, since))
         self.stages.read_s += time.perf_counter() - began
         return ctx, lines
 
@@ -348,6 +300,7 @@ class PredictionService:
         households = await self._batch_reads.run(consented_households)
         keep_from = started_ms - self._settings.history_days * MS_PER_DAY
         await self._writer.run_job(lambda c: (drop_unconsented(c), prune_outcomes(c, keep_from)))
+        await self.history.refresh(keep_from)
         step = self._settings.batch_households
         chunks = [households[start : start + step] for start in range(0, len(households), step)]
         total_h = total_rows = 0
@@ -355,14 +308,18 @@ class PredictionService:
         # one). A three-stage pipeline: the next step's read and the previous step's write overlap this
         # step's scoring (steps are disjoint households, so their writes commute; one write in flight).
         async with self._scoring:
-            pending = asyncio.ensure_future(self._read(chunks[0], self._batch_reads)) if chunks else None
+            pending = (
+                asyncio.ensure_future(self._read(chunks[0], self._batch_reads, True)) if chunks else None
+            )
             writing: asyncio.Future[tuple[int, int]] | None = None
             try:
                 for index, chunk in enumerate(chunks):
                     assert pending is not None
                     read = await pending
                     if index + 1 < len(chunks):
-                        pending = asyncio.ensure_future(self._read(chunks[index + 1], self._batch_reads))
+                        pending = asyncio.ensure_future(
+                            self._read(chunks[index + 1], self._batch_reads, True)
+                        )
                     scored = await self._score_read(read, self._batch_pool)
                     if writing is not None:
                         h, rows = await writing

@@ -396,3 +396,16 @@ def _v15(conn: sqlite3.Connection) -> None:
         "CREATE TABLE customer_insights (household TEXT PRIMARY KEY, document TEXT NOT NULL,"
         " computed_ms INTEGER NOT NULL)"
     )
+
+
+@migration(16, "history_chunks")
+def _v16(conn: sqlite3.Connection) -> None:
+    # edge/store/history_cache.py: the households' purchases packed per household for the nightly jobs.
+    conn.execute(
+        "CREATE TABLE history_chunks (household TEXT NOT NULL, first_id INTEGER NOT NULL,"
+        " last_id INTEGER NOT NULL, categories TEXT NOT NULL, lines BLOB NOT NULL, trips BLOB NOT NULL,"
+        " PRIMARY KEY (household, first_id)) WITHOUT ROWID"
+    )
+    conn.execute(
+        "CREATE TABLE history_cache_state (id INTEGER PRIMARY KEY CHECK (id = 1), upto_id INTEGER NOT NULL)"
+    )

@@ -37,7 +37,7 @@ import msgspec
 from edge.customers import interactions, score_tables, tables
 from edge.http.sessions import Revocation, SessionSigner, record_revocation
 from edge.predictions import outcomes as prediction_outcomes
-from edge.store import quarantine
+from edge.store import history_cache, quarantine
 from edge.store.hooks import HouseholdHooks
 from edge.store.writer import StoreWriter
 from sync.client import Backoff
@@ -70,12 +70,14 @@ class AppliedEntry:
 def store_household_hooks() -> HouseholdHooks:
     """The store's household hooks, in order, the one list of them: the daemon's (`edge.daemon`) and a
     `SyncService` built without the daemon's. Predictions record outcomes, queue rescores and drop the
-    profile; interactions, customer scores and insights go with the analytics consent; the quarantine forgets the household's rows."""
+    profile; interactions, customer scores and insights go with the analytics consent; the quarantine
+    forgets the household's rows, the history cache its packed purchases."""
     hooks = HouseholdHooks()
     prediction_outcomes.register_hooks(hooks)
     interactions.register_hooks(hooks)
     score_tables.register_hooks(hooks)
     quarantine.register_hooks(hooks)
+    history_cache.register_hooks(hooks)
     return hooks
 
 

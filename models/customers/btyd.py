@@ -216,11 +216,19 @@ def p_no_trip(model: TripModel, t: Arr, x: Arr, t_x: Arr, T: Arr, z: Arr | None 
     shape_l, rate_l, shape_m, rate_m, h = np.broadcast_arrays(
         r + x, alpha + T, p["s"], p["beta"] + T, horizon
     )
-    lam = gammaincinv(shape_l[..., None, None], u[:, None]) / rate_l[..., None, None]
-    mu = gammaincinv(shape_m[..., None, None], u[None, :]) / rate_m[..., None, None]
+    lam = _gamma_quantiles(shape_l, u)[..., :, None] / rate_l[..., None, None]
+    mu = _gamma_quantiles(shape_m, u)[..., None, :] / rate_m[..., None, None]
     f = (mu + lam * np.exp(-(lam + mu) * h[..., None, None])) / (lam + mu)
     quiet = np.einsum("...ij,i,j->...", f, w, w)
     return np.asarray(1.0 - alive + alive * quiet, dtype=np.float64)
+
+
+def _gamma_quantiles(shape: F64, u: F64) -> F64:
+    """gammaincinv(shape, u) for every shape (any array) and node: computed once per distinct shape
+    (the posterior shapes r + x take few values: x counts trips), which is most of the time spent."""
+    distinct, where = np.unique(shape, return_inverse=True)
+    table = gammaincinv(distinct[:, None], u[None, :])
+    return np.asarray(table[where.reshape(shape.shape)], dtype=np.float64)
 
 
 def _legendre_unit(n: int) -> tuple[F64, F64]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -67,9 +68,9 @@ class BasketLines:
     midnight) and the features built from them are constant.
     """
 
-    household: npt.NDArray[np.str_]
+    household: npt.NDArray[Any]  # ids: strings, or integer codes (sort several times faster)
     ts: F64
-    category: npt.NDArray[np.str_]
+    category: npt.NDArray[Any]  # names or integer codes
     spend: F64
     promoted: npt.NDArray[np.bool_]
     lacks: tuple[str, ...] = ()
@@ -171,7 +172,9 @@ def segment_features(lines: BasketLines, end: float) -> tuple[npt.NDArray[np.str
     line_count = np.bincount(hh, minlength=n).astype(np.float64)
     hour = (trip_ts - trip_day * SECONDS_PER_DAY) / 3600.0
     weekday = (trip_day + 3) % 7  # Monday = 0; 1970-01-01 was a Thursday
-    pairs = np.unique(np.stack([hh, np.unique(lines.category, return_inverse=True)[1]], axis=1), axis=0)
+    category = np.unique(lines.category, return_inverse=True)[1].astype(np.int64)
+    width = int(category.max()) + 1 if category.size else 1
+    pair_household = np.unique(hh.astype(np.int64) * width + category) // width  # (household, category) once
     recent_start = end - TREND_DAYS * SECONDS_PER_DAY
     recent = lines.ts >= recent_start
     spend_recent = np.bincount(hh[recent], weights=lines.spend[recent], minlength=n)
@@ -188,7 +191,7 @@ def segment_features(lines: BasketLines, end: float) -> tuple[npt.NDArray[np.str
         "trips_per_week": trips / tenure_weeks,
         "spend_per_week": spend / tenure_weeks,
         "basket_lines": line_count / trips,
-        "category_breadth": np.bincount(pairs[:, 0], minlength=n).astype(np.float64),
+        "category_breadth": np.bincount(pair_household, minlength=n).astype(np.float64),
         "promo_share": np.bincount(hh, weights=lines.promoted.astype(np.float64), minlength=n) / line_count,
         "day_part": np.bincount(
             trip_hh, weights=(hour >= EVENING_HOUR) * 1.0 - (hour < MORNING_HOUR), minlength=n

@@ -20,7 +20,8 @@ from edge.experiments.planner import ExperimentState
 from edge.experiments.service import ExperimentService
 from edge.metrics import IngestMetrics
 from edge.predictions.clock import StoreClock
-from edge.predictions.service import PredictionService, load_store_models
+from edge.predictions.model_set import load_store_models
+from edge.predictions.service import PredictionService
 from edge.store.writer import StoreWriter
 from models.experiments.bucketing import assign
 from models.experiments.rollout import STEPS

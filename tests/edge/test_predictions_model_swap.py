@@ -9,7 +9,8 @@ import pytest
 
 from edge.config import parse_config
 from edge.metrics import IngestMetrics
-from edge.predictions.service import PredictionService, load_store_models, model_directory
+from edge.predictions.model_set import load_store_models, model_directory
+from edge.predictions.service import PredictionService
 from edge.store.writer import StoreWriter
 from edge.uplink.bundle_checks import check_layout, check_promotions, check_store_models
 from models.cards import copy_model_set
