@@ -49,6 +49,7 @@ bench: setup mosquitto postgresql
 	$(BIN)/python bench/customers.py $(BENCH_ARGS)
 	$(BIN)/python bench/experiments.py $(BENCH_ARGS)
 	$(BIN)/python bench/kiosk.py $(BENCH_ARGS)
+	$(BIN)/python bench/cli_startup.py $(BENCH_ARGS)
 
 # Retrain the shipped models (models/trained/) from the household simulator: deterministic from the seed.
 models: setup

@@ -1,8 +1,9 @@
 """Benchmark: storeedge's route planner against classic baselines on the three shipped layouts.
 
-    python bench/routing.py            # full run (a few minutes on the 2-core store box)
-    python bench/routing.py --quick    # a small subset, under 30 s
+    python bench/routing.py            # full run (several minutes on the 2-core store box)
+    python bench/routing.py --quick    # a small subset, under a minute
     python -m bench.routing --quick    # the same, as a module
+    python bench/routing.py --section validation   # one section: baselines, validation, exact, places
 
 For each layout and list size (5, 10, 15, 25, 40, 60 random categories, fixed seed) it plans the
 route with storeedge, then orders the *same stops* with the baselines, and prints two tables (metres,
@@ -26,6 +27,10 @@ How the comparison is kept fair:
 * OR-Tools (if installed) uses guided local search with a time limit, with the same dummy-end trick.
 * storeedge is timed with the layout's shortest-path cache warm for the list's stops, as in a running
   daemon; baselines are timed on the ready-made distance matrix.
+
+Further sections (issue #18): layout validation time against layout size (bench/routing_scale.py),
+exact solving time at 15 and 16 stops, and the choice of places for categories sold in several places
+against the exact solver and against OR-Tools choosing places itself (bench/routing_places.py).
 """
 
 from __future__ import annotations
@@ -52,6 +57,14 @@ sys.path.insert(0, str(_BENCH_DIR.parent))
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench.routing_places import (  # noqa: E402
+    print_exact,
+    print_places,
+    run_exact,
+    run_long,
+    run_seventeen,
+)
+from bench.routing_scale import print_validation, run_validation  # noqa: E402
 from routing import Layout, NodeKind, load_bundled_layout, load_demo_layout, plan_route  # noqa: E402
 from routing.graph import cost_graph  # noqa: E402
 from routing.ordering import lkh_available  # noqa: E402
@@ -60,6 +73,7 @@ SIZES = (5, 10, 15, 25, 40, 60)
 QUICK_SIZES = (5, 10, 15)
 SEED = 20240601
 RESULTS = _BENCH_DIR / "results" / "routing.json"
+SECTIONS = ("baselines", "validation", "exact", "places")
 METHODS = (
     "storeedge",
     "storeedge+prec",
@@ -319,7 +333,14 @@ def main(argv: list[str] | None = None) -> int:
         "--output", type=Path, default=RESULTS, help=f"JSON results file (default: {RESULTS})"
     )
     parser.add_argument("--ortools-ms", type=int, default=None, help="OR-Tools time limit per instance")
+    parser.add_argument(
+        "--section",
+        choices=("all", *SECTIONS),
+        default="all",
+        help="run one section only (default: all)",
+    )
     args = parser.parse_args(argv)
+    sections = SECTIONS if args.section == "all" else (args.section,)
     quick: bool = args.quick
     ortools_ms: int = args.ortools_ms or (200 if quick else 2000)
     layouts = [("demo", load_demo_layout()), ("convenience_store", load_bundled_layout("convenience_store"))]
@@ -333,21 +354,38 @@ def main(argv: list[str] | None = None) -> int:
         lkh=lkh_available(),
         ortools=ortools_installed(),
     )
-    for name, layout in layouts:
-        categories = list(layout.categories)
-        for size in sizes:
-            if size > len(categories):
-                print(f"{name}: only {len(categories)} categories, skipping {size}", file=sys.stderr)
-                continue
-            items = random.Random(f"{SEED}-{name}-{size}").sample(categories, size)
-            run.results.extend(bench_instance(name, layout, items, ortools_ms=ortools_ms))
-            print(f"{name} {size} done", file=sys.stderr)
-    print_tables(run.results)
-    print(
-        "\n* proven optimal (Held-Karp). Baselines order the stops storeedge chose; see the module docstring."
-    )
+    if "baselines" in sections:
+        for name, layout in layouts:
+            categories = list(layout.categories)
+            for size in sizes:
+                if size > len(categories):
+                    print(f"{name}: only {len(categories)} categories, skipping {size}", file=sys.stderr)
+                    continue
+                items = random.Random(f"{SEED}-{name}-{size}").sample(categories, size)
+                run.results.extend(bench_instance(name, layout, items, ortools_ms=ortools_ms))
+                print(f"{name} {size} done", file=sys.stderr)
+        print_tables(run.results)
+        print(
+            "\n* proven optimal (Held-Karp). Baselines order the stops storeedge chose; see the module docstring."
+        )
+    extra: dict[str, object] = {}
+    if "validation" in sections:
+        validation = run_validation(quick)
+        print_validation(validation)
+        extra["validation"] = [asdict(result) for result in validation]
+    big = [layouts[0]] if quick else [layouts[0], layouts[-1]]
+    if "exact" in sections:
+        exact = run_exact(big, lists=2 if quick else 6, seed=SEED)
+        print_exact(exact)
+        extra["exact"] = [asdict(result) for result in exact]
+    if "places" in sections:
+        places = run_seventeen(big, lists=3 if quick else 40, seed=SEED, use_lkh=lkh_available())
+        if ortools_installed() and not quick:
+            places += run_long(layouts[-1][1], layouts[-1][0], lists=5, seed=SEED, ortools_ms=ortools_ms)
+        print_places(places)
+        extra["places"] = [asdict(result) for result in places]
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    document = asdict(run)
+    document = asdict(run) | extra
     for result in document["results"]:
         for key in ("metres", "ms"):
             if isinstance(result[key], float) and math.isfinite(result[key]):

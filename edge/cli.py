@@ -10,22 +10,30 @@ storeedge demo --stores 3 --central            three stores and central on a thr
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import signal
 import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from edge.config import Config, load_config
 from edge.errors import EdgeError
-from edge.logs import bind, configure_logging
 from models import cli as models_cli
 from routing import cli as routing_cli
 from routing.errors import RoutingError
 from sensors.errors import SensorError
 from sync import cli as sync_cli
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from edge.config import Config
+
+# Building the parser loads only argparse and the commands' option lists: every command imports what it
+# runs (the daemon, onnxruntime, aiohttp, networkx, central) inside its function, so `storeedge --help`
+# and `storeedge config check` start quickly. tests/test_cli_imports.py keeps it so; bench/cli_startup.py
+# measures it.
 
 EXAMPLES = {
     "run": "example: storeedge run --config storeedge.toml",
@@ -201,6 +209,9 @@ def _simulation_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(path: Path) -> Config:
+    from edge.config import load_config
+    from edge.logs import bind, configure_logging
+
     config = load_config(path)
     configure_logging(config.log.level, config.log.format)
     bind(store_id=config.store.id)
@@ -208,6 +219,8 @@ def _load(path: Path) -> Config:
 
 
 async def _until_signalled() -> asyncio.Event:
+    import asyncio
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -216,6 +229,8 @@ async def _until_signalled() -> asyncio.Event:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
     from edge.daemon import Daemon
 
     config = _load(args.config)
@@ -229,6 +244,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    from edge.config import load_config
     from routing import load_layout
     from sensors.planogram import load_planogram
 
@@ -244,6 +260,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    import asyncio
+
     from simulators import SimulatorError, SimulatorSettings, run_simulation
 
     config = _load(args.config)
@@ -296,6 +314,7 @@ def cmd_models_seed(args: argparse.Namespace) -> int:
 
 
 def cmd_card_barcode(args: argparse.Namespace) -> int:
+    from edge.config import load_config
     from edge.customers.privacy import CardCheck
     from edge.demo.seed import store_pseudonym_key
 
@@ -312,6 +331,8 @@ def cmd_card_barcode(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import asyncio
+
     if args.central:
         from edge.demo.chain import run_chain
 

@@ -14,16 +14,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from models.datasets import COMPLETEJOURNEY, SIMULATED, load_source
 from models.errors import DatasetError, ModelsError, TrainingError
-from models.history import PurchaseHistory, day_date, epoch_day, load_history
 from models.progress import progress_for
+
+if TYPE_CHECKING:
+    import tempfile
+
+    from models.history import PurchaseHistory
+
+# The data and training modules (numpy and up) are imported inside the commands that use them, so the
+# `storeedge` parser loads none of them (tests/test_cli_imports.py).
 
 SIM_START = date(2024, 1, 1)
 SIM_HOUSEHOLDS = 2000
@@ -128,6 +133,8 @@ def _run(args: argparse.Namespace) -> int:
         return _customer_task(args)
     if args.cutoff is None:
         raise DatasetError("--cutoff: required (YYYY-MM-DD) for --task models")
+    from models.datasets import COMPLETEJOURNEY, SIMULATED  # noqa: PLC0415
+    from models.history import epoch_day  # noqa: PLC0415
     from models.holiday_calendar import DEFAULT_COUNTRY  # noqa: PLC0415
     from models.pipeline import Provenance, TrainOptions, evaluate_models, export_models, train_models  # noqa: PLC0415
     from models.shelf import pick_stream_from_history  # noqa: PLC0415
@@ -135,7 +142,7 @@ def _run(args: argparse.Namespace) -> int:
     simulate: HistorySimulator | None = getattr(args, "models_simulate", None)
     with (
         progress_for(json=args.json, quiet=getattr(args, "quiet", False)) as progress,
-        tempfile.TemporaryDirectory(prefix="storeedge-models-") as scratch,
+        _scratch_dir() as scratch,
     ):
         began = time.perf_counter()
         progress.stage(f"loading {args.source}")
@@ -189,6 +196,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _shelf_task(args: argparse.Namespace) -> int:
     """`models train|evaluate --task shelf`: the shelf-depletion model alone (`models.shelf_task`)."""
+    from models.datasets import SIMULATED  # noqa: PLC0415
+    from models.history import epoch_day  # noqa: PLC0415
     from models.shelf_task import run_shelf_task  # noqa: PLC0415
 
     if args.source != SIMULATED:
@@ -199,7 +208,7 @@ def _shelf_task(args: argparse.Namespace) -> int:
     out = args.out if args.models_command == "train" else None
     with (
         progress_for(json=args.json, quiet=getattr(args, "quiet", False)) as progress,
-        tempfile.TemporaryDirectory(prefix="storeedge-models-") as scratch,
+        _scratch_dir() as scratch,
     ):
         progress.stage(f"loading {args.source}")
         history = _load(args.source, simulate, args, Path(scratch))
@@ -219,11 +228,12 @@ def _customer_task(args: argparse.Namespace) -> int:
     from models.customers.evaluate import evaluate_churn, evaluate_clv  # noqa: PLC0415
     from models.customers.report import format_churn, format_clv, format_segments, report_json  # noqa: PLC0415
     from models.customers.segments_evaluate import evaluate_segments  # noqa: PLC0415
+    from models.datasets import COMPLETEJOURNEY, SIMULATED  # noqa: PLC0415
 
     if args.source not in (SIMULATED, COMPLETEJOURNEY, CDNOW):
         raise DatasetError(f"--source: --task {args.task} takes completejourney, cdnow or simulated")
     simulate: HistorySimulator | None = getattr(args, "models_simulate", None)
-    with tempfile.TemporaryDirectory(prefix="storeedge-models-") as scratch:
+    with _scratch_dir() as scratch:
         history = _load(args.source, simulate, args, Path(scratch)) if args.source == SIMULATED else None
         if args.task == "clv":
             clv = evaluate_clv(args.source, history=history, cutoff=args.cutoff, seed=args.seed)
@@ -241,9 +251,17 @@ def _customer_task(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scratch_dir() -> tempfile.TemporaryDirectory[str]:
+    import tempfile  # noqa: PLC0415 - shutil and more: not for the parser
+
+    return tempfile.TemporaryDirectory(prefix="storeedge-models-")
+
+
 def _load(
     source: str, simulate: HistorySimulator | None, args: argparse.Namespace, scratch: Path
 ) -> PurchaseHistory:
+    from models.datasets import SIMULATED, load_source  # noqa: PLC0415
+
     if source != SIMULATED:
         return load_source(source)
     if simulate is None:
@@ -255,6 +273,8 @@ def _load(
 
 
 def _simulated(simulate: HistorySimulator, args: argparse.Namespace, scratch: Path) -> PurchaseHistory:
+    from models.history import load_history  # noqa: PLC0415
+
     if args.sim_households < 1 or args.sim_days < 60:
         raise DatasetError("--sim-households must be >= 1 and --sim-days >= 60")
     path = scratch / f"simulated-{args.seed}-{args.sim_households}-{args.sim_days}.npz"
@@ -271,6 +291,8 @@ def _shelf_history(
 
 
 def _check_cutoff(history: PurchaseHistory, cutoff: int, text: date) -> None:
+    from models.history import day_date  # noqa: PLC0415
+
     if not history.n_lines:
         raise TrainingError("the source has no purchase lines")
     first, last = day_date(history.first_day), day_date(history.last_day)

@@ -17,17 +17,19 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy loads with the functions that compute: `storeedge config check` only checks a code
+    import numpy as np
+    import numpy.typing as npt
+
+    I64: TypeAlias = npt.NDArray[np.int64]
+    F64: TypeAlias = npt.NDArray[np.float64]
 
 HOLIDAY_FEATURES: tuple[str, ...] = ("holiday_today", "holiday_eve", "days_to_holiday")
 DAYS_TO_HOLIDAY_CAP = 14
 DEFAULT_COUNTRY = "DE"  # the demo store's and the household simulator's country
 EPOCH = date(1970, 1, 1)
-
-I64 = npt.NDArray[np.int64]
-F64 = npt.NDArray[np.float64]
 
 
 class UnknownCountryError(ValueError):
@@ -39,12 +41,16 @@ def supported_countries() -> frozenset[str]:
     """ISO 3166 codes (alpha-2 and alpha-3) with a holiday calendar."""
     import holidays  # noqa: PLC0415 - about half a second: only when a country is asked for
 
-    return frozenset(holidays.list_supported_countries())
+    # The registry's codes are `list_supported_countries()`'s keys without loading every calendar for
+    # its subdivisions (a tenth of a second, at every `storeedge config check`).
+    return frozenset(holidays.registry.EntityLoader.get_country_codes(include_aliases=True))
 
 
 def check_country(country: str) -> str:
     """``country`` if it has a holiday calendar ("" = none); else `UnknownCountryError`."""
-    if country and country not in supported_countries():
+    # The default (the demo's and the simulator's country) has one (tests/test_cli_imports.py): knowing
+    # that needs no import of `holidays`, the slowest part of `storeedge config check` otherwise.
+    if country and country != DEFAULT_COUNTRY and country not in supported_countries():
         raise UnknownCountryError(
             f"unknown country {country!r}: an ISO 3166 code with a public-holiday calendar, e.g. DE, FR, GB, US"
         )
@@ -61,6 +67,8 @@ def _holiday_days_of_year(country: str, year: int) -> tuple[int, ...]:
 
 def holiday_days(country: str, first_day: int, last_day: int) -> I64:
     """Sorted epoch days of the country's public holidays within [first_day, last_day]."""
+    import numpy as np  # noqa: PLC0415
+
     if not country or last_day < first_day:
         return np.zeros(0, dtype=np.int64)
     first_year = (EPOCH + timedelta(days=first_day)).year
@@ -72,6 +80,8 @@ def holiday_days(country: str, first_day: int, last_day: int) -> I64:
 
 def holiday_columns(day: npt.ArrayLike, country: str) -> dict[str, F64]:
     """`HOLIDAY_FEATURES` for store-local epoch days (any shape; returned as float64 of the same shape)."""
+    import numpy as np  # noqa: PLC0415
+
     d = np.asarray(day, dtype=np.int64)
     if d.size == 0:
         empty = np.zeros(d.shape)

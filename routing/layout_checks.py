@@ -9,8 +9,8 @@
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Final
 
 from routing._toml_lines import line_for
@@ -20,6 +20,7 @@ from routing.layout import CategoryRule, Edge, EdgeTag, Node, NodeKind, Placemen
 __all__ = [
     "AISLE_KEYS",
     "EDGE_KEYS",
+    "MAX_METRES",
     "NODE_KEYS",
     "RULE_KEYS",
     "SECTION_KEYS",
@@ -27,6 +28,7 @@ __all__ = [
     "TOP_LEVEL_KEYS",
     "ZONE_KEYS",
     "LayoutValidator",
+    "repeated_values",
     "type_name",
 ]
 
@@ -39,6 +41,11 @@ ZONE_KEYS: Final = frozenset({"id", "name"})
 STORE_KEYS: Final = frozenset({"id", "name"})
 RULE_KEYS: Final = frozenset({"placement", "aliases"})
 TOP_LEVEL_KEYS: Final = frozenset({"store", "zones", "nodes", "edges", "aisles", "sections", "categories"})
+#: Every number in a layout is metres (coordinates, lengths). Beyond this they are a mistake (a unit
+#: slip, a placeholder such as 1e308), and keeping them bounded keeps every straight-line length and
+#: every sum of lengths finite: nodes at x = +-1e308 would otherwise make an infinite edge.
+#: A billion metres still admits projected map coordinates (UTM northings are below 1e7).
+MAX_METRES: Final = 1e9
 
 
 class LayoutValidator:
@@ -51,6 +58,10 @@ class LayoutValidator:
         # Ids of nodes declared at all, valid or not: a reference to a node whose own entry has a
         # problem is not reported again as "unknown node".
         self.declared_node_ids: set[str] = set()
+        # Every location with a problem at it or below it (`sections[3].x` also notes `sections[3]`
+        # and `sections`), so `has_problem_under` is one lookup instead of a scan of every problem
+        # (which made a layout with thousands of broken sections take quadratic time).
+        self._locations_with_problems: set[str] = set()
 
     def sorted_problems(self) -> tuple[LayoutProblem, ...]:
         # File order reads best; problems without a line (whole-layout checks) go last.
@@ -63,6 +74,11 @@ class LayoutValidator:
     def problem(self, location: str, message: str) -> None:
         line = line_for(self.locations, location) if location else None
         self.problems.append(LayoutProblem(self.source, location, message, line))
+        self._locations_with_problems.add(location)
+        dot = location.find(".")
+        while dot != -1:
+            self._locations_with_problems.add(location[:dot])
+            dot = location.find(".", dot + 1)
 
     # -- typed field access -------------------------------------------------------------------
 
@@ -114,6 +130,17 @@ class LayoutValidator:
         if not math.isfinite(value):
             self.problem(f"{location}.{key}", f"expected a finite number, got {value}")
             return None
+        if abs(value) > MAX_METRES:
+            # Reported, but the value is still returned: the node (or shelf, or edge) exists, so
+            # references to it are fine, and the file gets this one problem rather than a cascade
+            # ("no entrance") from a node left out. The layout is refused all the same.
+            owner = entry.get("id")
+            whose = f" of {owner!r}" if isinstance(owner, str) else ""
+            self.problem(
+                f"{location}.{key}",
+                f"{key}{whose} = {value:g} is out of range: a layout is in metres, and no coordinate "
+                f"or length may exceed {MAX_METRES:g} in size",
+            )
         return float(value)
 
     def text_list(
@@ -175,7 +202,8 @@ class LayoutValidator:
         return node_id
 
     def has_problem_under(self, location: str) -> bool:
-        return any(p.location == location or p.location.startswith(location + ".") for p in self.problems)
+        """Whether a problem was reported at `location` or inside it (`location.key...`)."""
+        return location in self._locations_with_problems
 
     # -- checks on the whole layout -----------------------------------------------------------
 
@@ -294,6 +322,12 @@ def _reachable(starts: Iterable[str], adjacency: Mapping[str, list[str]]) -> set
                 seen.add(neighbour)
                 queue.append(neighbour)
     return seen
+
+
+def repeated_values(items: Sequence[tuple[str, str]]) -> set[str]:
+    """The values that occur more than once among (location, value) pairs, in one pass."""
+    counts = Counter(value for _, value in items)
+    return {value for value, count in counts.items() if count > 1}
 
 
 def type_name(value: object) -> str:

@@ -11,6 +11,7 @@ import math
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Final
 
 from routing._toml_lines import scan_locations
 from routing.errors import LayoutError, LayoutProblem
@@ -37,10 +38,17 @@ from routing.layout_checks import (
     TOP_LEVEL_KEYS,
     ZONE_KEYS,
     LayoutValidator,
+    repeated_values,
     type_name,
 )
 
-__all__ = ["load_layout", "parse_layout"]
+__all__ = ["MAX_NESTING", "load_layout", "parse_layout"]
+
+# Arrays and tables inside each other: a layout needs 4 (`[[sections]]` -> its `categories` array), so
+# anything deeper is not a layout. tomllib parses nesting by recursion and runs out of stack somewhere
+# around 400 to 1000 levels, depending on the caller: both cases get the same one-line problem.
+MAX_NESTING: Final = 16
+_TOO_DEEP = f"not a layout: arrays and tables nested more than {MAX_NESTING} levels deep"
 
 
 def load_layout(path: str | Path) -> Layout:
@@ -61,11 +69,28 @@ def parse_layout(text: str, source: str = "layout.toml") -> Layout:
     except tomllib.TOMLDecodeError as exc:
         problem = LayoutProblem(source, "", f"not valid TOML: {exc}")
         raise LayoutError(source, (problem,)) from exc
+    except RecursionError:
+        raise LayoutError(source, (LayoutProblem(source, "", _TOO_DEEP),)) from None
+    if _nesting_exceeds(document, MAX_NESTING):
+        raise LayoutError(source, (LayoutProblem(source, "", _TOO_DEEP),))
     reader = _LayoutReader(source, scan_locations(text))
     layout = reader.read(document)
     if reader.problems or layout is None:
         raise LayoutError(source, reader.sorted_problems())
     return layout
+
+
+def _nesting_exceeds(document: Mapping[str, object], limit: int) -> bool:
+    """Whether arrays and tables nest more than `limit` deep (walked without recursion)."""
+    pending: list[tuple[object, int]] = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict | list):
+            if depth > limit:
+                return True
+            children = value.values() if isinstance(value, dict) else value
+            pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 class _LayoutReader(LayoutValidator):
@@ -176,7 +201,7 @@ class _LayoutReader(LayoutValidator):
             if "nodes" in entry and len(members) < 2:
                 self.problem(f"{location}.nodes", "an aisle needs at least two nodes")
                 valid = False
-            repeated = {node_id for _, node_id in members if sum(1 for _, n in members if n == node_id) > 1}
+            repeated = repeated_values(members)
             for member_location, node_id in members:
                 if node_id in repeated:
                     self.problem(member_location, f"node {node_id!r} appears more than once in this aisle")

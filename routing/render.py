@@ -11,17 +11,20 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
-from xml.sax.saxutils import escape
+from typing import TYPE_CHECKING, Final
 
 from routing.errors import InvalidArgumentError
 from routing.layout import Edge, EdgeTag, Layout, NodeKind, Storage
-from routing.planner import Route
 
-__all__ = ["render_ascii", "render_svg"]
+if TYPE_CHECKING:  # annotations only: drawing needs no planner (numpy, networkx)
+    from routing.planner import Route
 
-_MIN_WIDTH: Final = 20
-_MIN_HEIGHT: Final = 6
+__all__ = ["MAP_HEIGHTS", "MAP_WIDTHS", "map_size_problem", "render_ascii", "render_svg"]
+
+# The text map's size in characters, smallest and largest. The largest bounds the memory a map takes
+# (1000 x 1000: about 30 MB and half a second), far beyond any terminal.
+MAP_WIDTHS: Final = range(20, 1001)
+MAP_HEIGHTS: Final = range(6, 1001)
 _CELL_ASPECT: Final = 2.0  # a terminal cell is about twice as tall as it is wide
 
 # Direction bits of a line through a cell.
@@ -213,6 +216,17 @@ def _legend(glyphs: _Glyphs, with_route: bool, width: int) -> str:
     return text
 
 
+def map_size_problem(width: int, height: int, names: tuple[str, str] = ("width", "height")) -> str | None:
+    """What is wrong with a text map's size (`names`: how the caller calls them, e.g. its options)."""
+    for name, value, allowed in ((names[0], width, MAP_WIDTHS), (names[1], height, MAP_HEIGHTS)):
+        if value not in allowed:
+            return (
+                f"{name} {value}: the map needs at least {MAP_WIDTHS.start}x{MAP_HEIGHTS.start} characters "
+                f"and at most {MAP_WIDTHS.stop - 1}x{MAP_HEIGHTS.stop - 1}"
+            )
+    return None
+
+
 def render_ascii(
     layout: Layout,
     route: Route | None = None,
@@ -223,10 +237,9 @@ def render_ascii(
     legend: bool = True,
 ) -> str:
     """A map of the store in a `width` x `height` box (the last line is a legend if `legend`)."""
-    if width < _MIN_WIDTH or height < _MIN_HEIGHT:
-        raise InvalidArgumentError(
-            f"the map needs at least {_MIN_WIDTH}x{_MIN_HEIGHT} characters, got {width}x{height}"
-        )
+    problem = map_size_problem(width, height)
+    if problem is not None:
+        raise InvalidArgumentError(problem)
     glyphs = _UNICODE if unicode else _ASCII
     legend_text = _legend(glyphs, route is not None, width) if legend else None
     map_height = height - 1 if legend_text is not None else height
@@ -289,6 +302,8 @@ def _f(value: float) -> str:
 
 def render_svg(layout: Layout, route: Route | None = None) -> str:
     """A standalone SVG of the store (10 px per metre), with the route and numbered stops if given."""
+    from xml.sax.saxutils import escape  # noqa: PLC0415 - loads urllib: only for SVG
+
     points = list(_points(layout))
     min_x = min(x for x, _ in points)
     max_x = max(x for x, _ in points)

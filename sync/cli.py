@@ -16,7 +16,6 @@ Errors go to stderr as one line naming the file and key at fault, exit code 2.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import signal
@@ -25,14 +24,16 @@ import time
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from sync.bundle_signing import generate_key, load_private_key, publish_bundle
-from sync.central import Central
-from sync.central_config import load_central_config
-from sync.central_db import StoreRow, store_rows
-from sync.central_pool import CentralDb
 from sync.errors import SyncError
+
+if TYPE_CHECKING:
+    from sync.central_db import StoreRow
+
+# Each command imports what it runs (asyncpg, aiohttp, cryptography, the training stack) inside its
+# function, so that `storeedge --help` and the store's own commands do not load central
+# (tests/test_cli_imports.py; bench/cli_startup.py).
 
 EXAMPLES = {
     "run": "example: storeedge central run --config central.toml",
@@ -140,6 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+
+    from sync.central import Central  # noqa: PLC0415
+    from sync.central_config import load_central_config  # noqa: PLC0415
+
     config = load_central_config(args.config)
     configure_logging(config.log.level, config.log.format)
 
@@ -155,6 +161,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
+    from sync.bundle_signing import generate_key  # noqa: PLC0415
+
     if args.out.exists():
         raise SyncError(f"{args.out}: already exists; refusing to overwrite a signing key")
     public = generate_key(args.out)
@@ -166,6 +174,9 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def _cmd_sign(args: argparse.Namespace) -> int:
+    from sync.bundle_signing import load_private_key, publish_bundle  # noqa: PLC0415
+    from sync.central_config import load_central_config  # noqa: PLC0415
+
     out = args.out
     if args.config is not None:
         config = load_central_config(args.config)
@@ -181,6 +192,9 @@ def _cmd_sign(args: argparse.Namespace) -> int:
 
 
 async def _read_store_rows(dsn: str, origin: str) -> list[StoreRow]:
+    from sync.central_db import store_rows  # noqa: PLC0415
+    from sync.central_pool import CentralDb  # noqa: PLC0415
+
     db = CentralDb(dsn, origin)
     await db.open()  # errors name [central] dsn and the server
     try:
@@ -190,6 +204,10 @@ async def _read_store_rows(dsn: str, origin: str) -> list[StoreRow]:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+
+    from sync.central_config import load_central_config  # noqa: PLC0415
+
     config = load_central_config(args.config)
     rows = {r.store: r for r in asyncio.run(_read_store_rows(config.central.dsn, config.origin))}
     now = int(time.time() * 1000)
@@ -232,8 +250,13 @@ def _date(text: str) -> date:
 
 def _cmd_retrain(args: argparse.Namespace) -> int:
     """`sync.central_retrain.retrain` with the config's database and bundle directory; prints its report."""
+    import asyncio  # noqa: PLC0415
+
     import msgspec  # noqa: PLC0415
 
+    from sync.bundle_signing import load_private_key  # noqa: PLC0415
+    from sync.central_config import load_central_config  # noqa: PLC0415
+    from sync.central_pool import CentralDb  # noqa: PLC0415
     from sync.central_retrain import RetrainReport, retrain  # noqa: PLC0415  (imports the training stack: slow)
 
     config = load_central_config(args.config)

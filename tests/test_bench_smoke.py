@@ -21,6 +21,8 @@ pytestmark = pytest.mark.integration
         ("broker_crash.py", ["--smoke", "--out"]),
         ("state.py", ["--smoke", "--out"]),
         ("routing.py", ["--quick", "--output"]),
+        # Three runs of `python -c pass`, `storeedge --help`, `config check` and a 15-stop route.
+        ("cli_startup.py", ["--quick", "--out"]),
         # 4 stores, 20,000 changes through central's apply path into a throwaway PostgreSQL, the COPY
         # ceiling and a 6-minute outage with live pulls.
         ("central.py", ["--smoke", "--out"]),

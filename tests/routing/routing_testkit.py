@@ -83,6 +83,23 @@ def random_grid_store(seed: int, *, rows: int = 3, cols: int = 4, n_categories: 
     """A random store on a grid: a two-way untagged snake through every cell keeps it connected (also
     for accessible routes), and random extra edges add one-way shortcuts, stairs, narrow passages
     and staff-only doors with lengths that may differ from the straight line."""
+    tables = random_grid_tables(seed, rows=rows, cols=cols, n_categories=n_categories)
+    # Each section sells one category, in category order: cat-0, cat-1, ...
+    categories = list(dict.fromkeys(str(section["categories"][0]) for section in tables["sections"]))  # type: ignore[index]
+    return GridStore(parse_layout(grid_tables_toml(tables), f"grid-{seed}.toml"), tuple(categories))
+
+
+def grid_tables_toml(tables: Mapping[str, Sequence[Mapping[str, object]]]) -> str:
+    """The TOML text of `random_grid_tables`' tables (rules as `[categories.<name>]`)."""
+    rules = "\n".join(f'[categories.{rule["name"]}]\nplacement = "shortest"\n' for rule in tables["rules"])
+    parts = [toml_tables(name, tables[name]) for name in ("nodes", "edges", "sections")]
+    return "\n".join([*parts, rules])
+
+
+def random_grid_tables(
+    seed: int, *, rows: int = 3, cols: int = 4, n_categories: int = 8
+) -> dict[str, list[dict[str, object]]]:
+    """The nodes, edges, sections and rules of `random_grid_store`, as tables (to mutate in tests)."""
     rng = random.Random(seed)
     cell = {(r, c): f"n{r}{c}" for r in range(rows) for c in range(cols)}
     nodes: list[dict[str, object]] = [
@@ -126,11 +143,8 @@ def random_grid_store(seed: int, *, rows: int = 3, cols: int = 4, n_categories: 
             sections.append(
                 {"id": f"s{k}-{place}", "node": node_id, "categories": [category], "storage": storage}
             )
-    rules = "\n".join(f'[categories.{name}]\nplacement = "shortest"\n' for name in multi)
-    text = "\n".join(
-        [toml_tables("nodes", nodes), toml_tables("edges", edges), toml_tables("sections", sections), rules]
-    )
-    return GridStore(parse_layout(text, f"grid-{seed}.toml"), tuple(categories))
+    rules: list[dict[str, object]] = [{"name": name} for name in multi]
+    return {"nodes": nodes, "edges": edges, "sections": sections, "rules": rules}
 
 
 # -- an independent reference ---------------------------------------------------------------------

@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from routing import InvalidArgumentError, planner
+from routing.held_karp import reachable_masks
+from routing.heuristic import initial_representatives
+from routing.local_search import LocalSearch
 from routing.ordering import (
     EXACT_MAX_GROUPS,
     OrderingProblem,
-    _initial_representatives,
-    _LocalSearch,
-    _reachable_masks,
     lkh_available,
     solve,
     solve_held_karp,
@@ -122,7 +122,7 @@ def test_local_search_on_strongly_asymmetric_costs_terminates_and_improves() -> 
         group=np.arange(m, dtype=np.int64),
         rank=np.zeros(m, dtype=np.int64),
     )
-    search = _LocalSearch(problem)
+    search = LocalSearch(problem)
     order = search.iterated(search.cheapest_insertion(list(range(m))), deadline=math.inf)
     assert not search.hit_limit, "local search must stop at a local optimum, not at its move cap"
     assert problem.is_valid(order)
@@ -141,7 +141,7 @@ def test_local_search_with_all_costs_equal_does_not_loop() -> None:
         group=np.arange(m, dtype=np.int64),
         rank=np.zeros(m, dtype=np.int64),
     )
-    search = _LocalSearch(problem)
+    search = LocalSearch(problem)
     search.iterated(list(range(m)), deadline=math.inf)
     assert not search.hit_limit
     assert search.moves == 0, "no move gains anything when every order costs the same"
@@ -218,7 +218,7 @@ def test_every_local_search_move_really_shortens_the_asymmetric_path(
     # third group has a second place, for the moves that change where a group is collected.
     sizes = [2 if g % 3 == 0 else 1 for g in range(size)]
     problem = make_problem(seed, sizes, precedence=precedence)
-    search = _LocalSearch(problem)
+    search = LocalSearch(problem)
     rng = np.random.default_rng(seed)
     first_of_group = [int(np.flatnonzero(problem.group == g)[0]) for g in range(size)]
     order = sorted(rng.permutation(first_of_group).tolist(), key=lambda c: int(problem.rank[c]))
@@ -236,7 +236,7 @@ def test_every_local_search_move_really_shortens_the_asymmetric_path(
 
 def test_local_search_with_missing_arcs_stops_at_a_local_optimum() -> None:
     problem = make_problem(3, [1] * 25, precedence=True, blocked=0.35)
-    search = _LocalSearch(problem)
+    search = LocalSearch(problem)
     order = search.iterated(search.cheapest_insertion(list(range(25))), deadline=math.inf)
     assert not search.hit_limit
     assert sorted(order) == list(range(25))
@@ -258,11 +258,11 @@ def test_local_search_to_convergence_takes_only_real_improvements(monkeypatch: p
     store = random_grid_store(0, rows=4, cols=5, n_categories=12)
     planner.plan_route(store.layout, list(store.categories), accessible=True)
     problem = captured[0]
-    search = _LocalSearch(problem)
+    search = LocalSearch(problem)
     for row in search.cost:
         row[search.start] = 1e12
     search.cost[search.end] = [1e12] * len(search.cost)
-    tour = [search.start, *search.cheapest_insertion(_initial_representatives(problem)), search.end]
+    tour = [search.start, *search.cheapest_insertion(initial_representatives(problem)), search.end]
     cost = problem.path_cost(tour[1:-1])
     for _ in range(500):
         if not (search._two_opt(tour) or search._or_opt(tour)):
@@ -295,13 +295,13 @@ def test_precedence_prunes_the_exact_solvers_states_to_the_reachable_sets() -> N
     ranks = np.array([0] * 10 + [1] * 3 + [2] * 2, dtype=np.int64)
     problem = make_problem(7, [1] * 15, precedence=False, blocked=0.0)
     ranked = OrderingProblem(problem.start_cost, problem.cost, problem.end_cost, problem.group, ranks)
-    assert _reachable_masks(ranked).size == 2**10 + (2**3 - 1) + (2**2 - 1)
-    assert _reachable_masks(problem).size == 2**15  # without ranks nothing can be skipped
+    assert reachable_masks(ranked).size == 2**10 + (2**3 - 1) + (2**2 - 1)
+    assert reachable_masks(problem).size == 2**15  # without ranks nothing can be skipped
     # A category sold both chilled and frozen ranks with neither group: it may come in either phase.
     mixed = OrderingProblem(
         np.ones(3), np.ones((3, 3)), np.ones(3), np.array([0, 1, 1]), np.array([0, 1, 2], dtype=np.int64)
     )
-    assert _reachable_masks(mixed).size == 3  # {}, {0}, {0, 1}: group 1 never before group 0
+    assert reachable_masks(mixed).size == 3  # {}, {0}, {0, 1}: group 1 never before group 0
     assert solve_held_karp(ranked).cost == pytest.approx(brute_force_ranked(ranked))
 
 
