@@ -86,6 +86,8 @@ def toml_file_check(name: str) -> HealthCheck:
             tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise BundleError(f"{name}: missing or not TOML: {exc}") from exc
+        except RecursionError as exc:  # tomllib runs out of stack a few hundred levels down
+            raise BundleError(f"{name}: not TOML this store reads: nested too deeply") from exc
 
     return check
 

@@ -19,13 +19,13 @@ from onnx import TensorProto, helper
 from edge.config import load_config
 from edge.demo.broker import MosquittoBroker, free_port
 from sync import cli
-from sync.bundle_checks import check_onnx_models
+from sync.bundle_checks import check_onnx_models, toml_file_check
 from sync.bundle_install import BundleInstaller
 from sync.bundle_signing import build_archive, generate_key, load_private_key, publish_bundle, sign_bundle
 from sync.bundle_store import BundleStore
 from sync.bundle_verify import load_public_key, safe_extract, verify_manifest
 from sync.central import Central
-from sync.errors import BundleRefusedError
+from sync.errors import BundleError, BundleRefusedError
 from sync.schemas import BundleManifest
 from tests.conftest import STAFF_TOKEN, ajson, run_daemon, write_config
 from tests.edge.test_predictions_model_swap import model_set
@@ -352,3 +352,11 @@ async def test_a_bundle_request_without_the_store_token_is_refused(tmp_path: Pat
             f"{base}/latest", headers={"Authorization": f"Bearer {SYNC_TOKEN}"}, params={"store": "demo"}
         ) as resp:
             assert (resp.status, await resp.json()) == (200, {"bundles": []})
+
+
+def test_the_generic_toml_check_refuses_a_file_nested_too_deeply(tmp_path: Path) -> None:
+    (tmp_path / "layout.toml").write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(BundleError, match="nested too deeply"):
+        toml_file_check("layout.toml")(tmp_path)
+    (tmp_path / "layout.toml").write_text("x = [[1]]\n")
+    toml_file_check("layout.toml")(tmp_path)  # an ordinary file passes
