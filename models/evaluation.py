@@ -29,7 +29,13 @@ from models.basket_protocol import frozen_metrics, rolling_metrics
 from models.features import PairStats, pair_features, summarise
 from models.history import PurchaseHistory
 from models.metrics import brier, day_errors, ece, log_loss, mean_by_group, ranking
-from models.next_basket import TOP_K, basket_features, top_frequency_probability, top_frequency_scores
+from models.next_basket import (
+    TOP_K,
+    Candidates,
+    basket_features,
+    top_frequency_probability,
+    top_frequency_scores,
+)
 from models.next_purchase import (
     empirical_interval_probability,
     median_interval_days,
@@ -41,6 +47,9 @@ F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 HazardFn = Callable[[F32], F64]
 ProbabilityFn = Callable[[F32], F64]
+# A ranker that builds its own features (`models.basket_ranker`): scores of candidate rows ranked from
+# `PairStats` for trips on one day per query; higher first, not probabilities (no ECE for it).
+BasketScorer = Callable[[PurchaseHistory, PairStats, Candidates, npt.NDArray[np.int64]], F64]
 EVAL_MIN_PURCHASES = 3
 PER_CATEGORY_MIN_PAIRS = 30
 
@@ -129,40 +138,46 @@ def evaluate_next_purchase(
 def evaluate_next_basket(
     history: PurchaseHistory,
     cutoff: int,
-    probability: ProbabilityFn,
+    probability: ProbabilityFn | None,
     *,
     end_day: int | None = None,
     k: int = TOP_K,
+    scorer: BasketScorer | None = None,
 ) -> dict[str, Any]:
     """Model vs GP-TopFreq on every basket of the test window (households with history before the
     cutoff), the *frozen* protocol: features and frequencies from the history before the cutoff, however
     late in the window the basket is. Recall@k and NDCG@k per basket, averaged per household, then over
     households; the same for the basket's repeat items (bought before the cutoff) and new items
-    separately. Next to them, TIFU-KNN tuned on the days before the cutoff (`_tifu_knn`)."""
+    separately. Next to them, TIFU-KNN tuned on the days before the cutoff (`_tifu_knn`). The model is
+    ``probability`` of `basket_features`, or a ``scorer`` building its own (exactly one of the two)."""
     end = (history.last_day + 1) if end_day is None else end_day
     stats = summarise(history, cutoff)
-    report = _basket_report([_basket_part(history, stats, cutoff, end, probability, k)], k, end - cutoff)
+    model = _model_scores(probability, scorer)
+    report = _basket_report(
+        [_basket_part(history, stats, cutoff, end, model, k)], k, end - cutoff, calibrated=scorer is None
+    )
     return report | _tifu_knn(history, cutoff, end, k, rolling=False)
 
 
 def evaluate_next_basket_rolling(
     history: PurchaseHistory,
     cutoff: int,
-    probability: ProbabilityFn,
+    probability: ProbabilityFn | None,
     *,
     end_day: int | None = None,
     k: int = TOP_K,
+    scorer: BasketScorer | None = None,
 ) -> dict[str, Any]:
     """The same baskets, model and metrics as `evaluate_next_basket`, in the *rolling* protocol: each day's
     baskets are ranked from the history before that day (the daemon rebuilds features daily and rescores
     a household after every purchase), for the model and GP-TopFreq alike. The model is still the one
     trained before the cutoff; repeat items are those bought before the basket's day."""
     end = (history.last_day + 1) if end_day is None else end_day
+    model = _model_scores(probability, scorer)
     parts = [
-        _basket_part(history, summarise(history, day), day, day + 1, probability, k)
-        for day in range(cutoff, end)
+        _basket_part(history, summarise(history, day), day, day + 1, model, k) for day in range(cutoff, end)
     ]
-    report = _basket_report(parts, k, end - cutoff) | {"protocol": "rolling"}
+    report = _basket_report(parts, k, end - cutoff, calibrated=scorer is None) | {"protocol": "rolling"}
     return report | _tifu_knn(history, cutoff, end, k, rolling=True)
 
 
@@ -176,8 +191,20 @@ def _tifu_knn(history: PurchaseHistory, cutoff: int, end: int, k: int, *, rollin
     return {"baseline_tifu_knn": metrics.report(k), "tifu_knn_tuning": tuning.report(k)}
 
 
+def _model_scores(probability: ProbabilityFn | None, scorer: BasketScorer | None) -> BasketScorer:
+    """One scorer for both kinds of model: a probability model reads `basket_features`."""
+    if (probability is None) == (scorer is None):
+        raise ValueError("evaluate_next_basket: give exactly one of probability and scorer")
+    if scorer is not None:
+        return scorer
+    assert probability is not None
+    return lambda _history, stats, cands, day: probability(
+        basket_features(stats, cands, day.astype(np.float64))
+    )
+
+
 def _basket_part(
-    history: PurchaseHistory, stats: PairStats, start: int, end: int, probability: ProbabilityFn, k: int
+    history: PurchaseHistory, stats: PairStats, start: int, end: int, model: BasketScorer, k: int
 ) -> dict[str, npt.NDArray[Any]]:
     """Per basket of [start, end) ranked from ``stats``: its household, the model's and the baseline's
     recall, NDCG and repeat/new recall; per candidate row the probabilities and labels (for the ECE)."""
@@ -185,7 +212,7 @@ def _basket_part(
 
     queries = basket_queries(history, stats, start, end)
     cands, label, n_relevant = queries.candidates, queries.label, queries.n_relevant
-    model_p = probability(basket_features(stats, cands, queries.day.astype(np.float64)))
+    model_p = model(history, stats, cands, queries.day)
     base_score, base_tiebreak = top_frequency_scores(stats, cands)
     # Repeat items: categories the household bought before ``stats.until_day``; new items: the others.
     repeat_row = stats.pair_index(cands.household, cands.category) >= 0
@@ -218,7 +245,9 @@ def _basket_part(
     }
 
 
-def _basket_report(parts: list[dict[str, npt.NDArray[Any]]], k: int, test_days: int) -> dict[str, Any]:
+def _basket_report(
+    parts: list[dict[str, npt.NDArray[Any]]], k: int, test_days: int, *, calibrated: bool = True
+) -> dict[str, Any]:
     def joined(key: str) -> npt.NDArray[Any]:
         return np.concatenate([part[key] for part in parts]) if parts else np.zeros(0)
 
@@ -231,7 +260,8 @@ def _basket_report(parts: list[dict[str, npt.NDArray[Any]]], k: int, test_days: 
             f"ndcg@{k}": mean_by_group(joined(f"{side}_ndcg"), household),
             f"recall_repeat@{k}": mean_by_group(joined(f"{side}_recall_repeat"), household),
             f"recall_new@{k}": mean_by_group(joined(f"{side}_recall_new"), household),
-            "ece": ece(joined(f"{side}_p"), label),
+            # A scorer's scores are no probabilities: no ECE for them.
+            "ece": ece(joined(f"{side}_p"), label) if side == "baseline" or calibrated else float("nan"),
             "baskets": int(household.size),
             "households": int(np.unique(household).size),
         }
