@@ -1,7 +1,7 @@
 # storeedge: `make demo` runs a simulated store, `make test` runs the checks and tests.
 # Both create .venv when it is missing and install what they need (Python packages, and mosquitto and
 # PostgreSQL from Debian's packages when they are not installed: tests and benches run throwaway clusters;
-# and Chromium, for the tests of web pages in a real headless browser).
+# Chromium, for the tests of web pages in a real headless browser; libgomp1, the OpenMP runtime LightGBM loads).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-chain kiosk test test-long lint bench models setup mosquitto postgresql chromium cdnow clean
+.PHONY: demo demo-chain kiosk test test-long lint bench models setup openmp mosquitto postgresql chromium cdnow clean
 
 demo: setup mosquitto
 	@echo "kiosk: once the store runs, open one in another terminal with 'make kiosk'"
@@ -27,10 +27,10 @@ kiosk: setup
 	@test -f var/demo/storeedge.toml || { echo "no store running: start 'make demo' in another terminal first"; exit 2; }
 	$(BIN)/storeedge kiosk --config var/demo/storeedge.toml $(KIOSK_ARGS)
 
-test: setup mosquitto postgresql chromium cdnow lint
+test: setup openmp mosquitto postgresql chromium cdnow lint
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
-test-long: setup mosquitto postgresql chromium cdnow lint
+test-long: setup openmp mosquitto postgresql chromium cdnow lint
 	HYPOTHESIS_PROFILE=long $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: setup
@@ -38,7 +38,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: setup mosquitto postgresql
+bench: setup openmp mosquitto postgresql
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/state.py $(BENCH_ARGS)
@@ -52,7 +52,7 @@ bench: setup mosquitto postgresql
 	$(BIN)/python bench/cli_startup.py $(BENCH_ARGS)
 
 # Retrain the shipped models (models/trained/) from the household simulator: deterministic from the seed.
-models: setup
+models: setup openmp
 	$(BIN)/storeedge models train --source simulated --cutoff 2024-10-01 --seed 0 --out models/trained
 
 # The CDNOW sample (2,357 customers, Fader/Hardie/Lee's cohort) for the customer-model tests: the data ships
@@ -73,6 +73,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
+
+# LightGBM (the next-basket ranker; training extra) loads the system's OpenMP runtime: Debian's libgomp1.
+openmp:
+	@$(PYTHON) -c "import ctypes; ctypes.CDLL('libgomp.so.1')" 2>/dev/null || { \
+		echo "installing libgomp1 (Debian package: OpenMP for LightGBM)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libgomp1 >/dev/null; }
 
 mosquitto:
 	@command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || { \
