@@ -35,6 +35,9 @@ RECOMMENDED_SETTINGS = f"""\
 max_queued_messages 0
 # Unacknowledged QoS 1 messages in flight to one client: the daemon acks a batch after its commit.
 max_inflight_messages 1000
+# Send each message at once: with Nagle's algorithm the next one waits for the TCP ack of the last,
+# which the daemon's kernel delays until the daemon sends its MQTT acks (after the commit).
+set_tcp_nodelay true
 # Keep queued messages and sessions across a broker restart.
 persistence true
 {RECOMMENDED_AUTOSAVE}"""

@@ -74,13 +74,12 @@ class ShelfTracker:
         cal = self.calibration
         while len(window) > cal.settle_readings and (ts_ms - window[1][0]) / 1000 >= cal.settle_s:
             window.popleft()
-        values = [g for _, g in window]
         span_s = (window[-1][0] - window[0][0]) / 1000
-        still = (
-            len(values) >= cal.settle_readings
-            and span_s >= cal.settle_s
-            and max(values) - min(values) <= cal.settle_window_g
-        )
+        if len(window) < cal.settle_readings or span_s < cal.settle_s:
+            self.settled = False  # too few or too close together: no need to look at the values
+            return []
+        values = [g for _, g in window]
+        still = max(values) - min(values) <= cal.settle_window_g
         self.settled = still
         if not still:
             return []

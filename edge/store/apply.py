@@ -19,10 +19,11 @@ import msgspec
 
 from edge.config import DEFAULT_CARD_PATTERN
 from edge.state.alerts import AlertBatch, AlertEvent, AlertSignal, apply_signals
-from edge.state.rules import StoreRules, fridge_signal, queue_signal, stock_signals
-from edge.state.shelf_signal import ShelfCalibration, ShelfChange, ShelfTracker
-from edge.store import quarantine
+from edge.state.rules import StoreRules, fridge_signal, queue_signal
+from edge.store import ledger, quarantine
 from edge.store.hooks import HouseholdHooks, PurchaseApplied
+from edge.store.ledger import LedgerRow, insert_new, kind_of, ledger_row
+from edge.store.shelf_weights import ShelfWeights
 from sensors.planogram import Planogram
 from sensors.schemas import (
     DeviceStatus,
@@ -89,7 +90,7 @@ class BatchApplier:
         self._redactor = quarantine.CardRedactor(pseudonymiser, card_pattern)
         self._quarantine_max_rows = quarantine_max_rows
         self.rules = rules or StoreRules()
-        self._trackers: dict[str, ShelfTracker] = {}
+        self._shelves = ShelfWeights(planogram)  # the shelves' trackers and weight state
         self._alerts: list[AlertEvent] = []  # raised while applying the current batch
         self._suspicious: Counter[str] = Counter()  # flagged while applying the current batch
         self._now_ms = 0
@@ -108,40 +109,9 @@ class BatchApplier:
         seen: dict[str, tuple[int, int, int]] = {}  # device -> (last received, newest ts, count)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for received in batch:
-                item = received.item
-                if isinstance(item, Rejection):
-                    quarantine.quarantine(conn, self._redactor, item, received.received_ms)
-                    outcome.rejected[item.reason.value] += 1
-                    outcome.fates.append(Fate.QUARANTINED)
-                elif isinstance(item, DeviceStatus):
-                    self._device_status(conn, item, outbox)
-                    outcome.stored["device_status"] += 1
-                    outcome.fates.append(Fate.STORED)
-                elif isinstance(item, _SEQUENCED):
-                    if self._reading(conn, item, received.received_ms, outbox):
-                        outcome.stored[_kind(item)] += 1
-                        outcome.fates.append(Fate.STORED)
-                        last, newest, count = seen.get(item.device, (0, 0, 0))
-                        seen[item.device] = (
-                            max(last, received.received_ms),
-                            max(newest, item.ts_ms),
-                            count + 1,
-                        )
-                    else:
-                        outcome.duplicates += 1
-                        outcome.fates.append(Fate.DUPLICATE)
-                else:
-                    result = item(conn)
-                    if isinstance(result, AlertBatch):
-                        self._alerts.extend(result.events)
-                    outcome.job_results.append(result)
-                    outcome.fates.append(Fate.DONE)
-            conn.executemany(
-                "UPDATE devices SET last_seen_ms = max(coalesce(last_seen_ms, 0), ?),"
-                " last_ts_ms = max(coalesce(last_ts_ms, 0), ?), messages = messages + ? WHERE id = ?",
-                [(last, newest, count, device) for device, (last, newest, count) in seen.items()],
-            )
+            self._apply_items(conn, batch, outcome, outbox, seen)
+            self._shelves.flush(conn)
+            _flush_devices(conn, seen)
             outbox.extend(
                 OutboxEntry("alert", f"{a.kind}:{a.subject}", _json.encode(a).decode()) for a in self._alerts
             )
@@ -155,25 +125,60 @@ class BatchApplier:
             conn.execute("ROLLBACK")
             # The in-memory trackers saw readings that did not commit: forget them, they will be
             # rebuilt from the next settled readings (the stored count stays as committed).
-            self._trackers.clear()
+            self._shelves.forget()
             raise
         outcome.alerts = self._alerts
         outcome.suspicious = self._suspicious
         return outcome
 
+    def _apply_items(
+        self,
+        conn: sqlite3.Connection,
+        batch: Sequence[Received],
+        outcome: BatchOutcome,
+        outbox: list[OutboxEntry],
+        seen: dict[str, tuple[int, int, int]],
+    ) -> None:
+        new: dict[int, bool] = {}  # batch index -> the reading was not in the ledger yet
+        for index, received in enumerate(batch):
+            item = received.item
+            if isinstance(item, Rejection):
+                quarantine.quarantine(conn, self._redactor, item, received.received_ms)
+                outcome.rejected[item.reason.value] += 1
+                outcome.fates.append(Fate.QUARANTINED)
+            elif isinstance(item, DeviceStatus):
+                self._device_status(conn, item, outbox)
+                outcome.stored["device_status"] += 1
+                outcome.fates.append(Fate.STORED)
+            elif isinstance(item, _SEQUENCED):
+                if index not in new:
+                    new.update(_ledger_run(conn, batch, index))
+                if new[index]:
+                    self._derive(conn, item, outbox)
+                    outcome.stored[kind_of(item)] += 1
+                    outcome.fates.append(Fate.STORED)
+                    last, newest, count = seen.get(item.device, (0, 0, 0))
+                    seen[item.device] = (
+                        max(last, received.received_ms),
+                        max(newest, item.ts_ms),
+                        count + 1,
+                    )
+                else:
+                    outcome.duplicates += 1
+                    outcome.fates.append(Fate.DUPLICATE)
+            else:
+                # A job sees the state of everything before it (the silence check reads last_seen_ms).
+                self._shelves.flush(conn)
+                _flush_devices(conn, seen)
+                result = item(conn)
+                if isinstance(result, AlertBatch):
+                    self._alerts.extend(result.events)
+                outcome.job_results.append(result)
+                outcome.fates.append(Fate.DONE)
+
     # -- per kind -----------------------------------------------------------------------------------
-    def _reading(
-        self, conn: sqlite3.Connection, r: SequencedReading, received_ms: int, outbox: list[OutboxEntry]
-    ) -> bool:
-        value, detail = _ledger_value(r)
-        cursor = conn.execute(
-            "INSERT OR IGNORE INTO readings (device, kind, seq, ts_ms, received_ms, value, detail)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (r.device, _kind(r), r.seq, r.ts_ms, received_ms, value, detail),
-        )
-        if cursor.rowcount == 0:
-            return False
-        reading_id = cursor.lastrowid
+    def _derive(self, conn: sqlite3.Connection, r: SequencedReading, outbox: list[OutboxEntry]) -> None:
+        """The derived state and outbox row of a reading that was new to the ledger."""
         if isinstance(r, ShelfWeight):
             self._shelf_weight(conn, r)
             outbox.append(OutboxEntry("reading", r.device, _json.encode(r).decode()))
@@ -202,87 +207,10 @@ class BatchApplier:
             self._footfall(conn, r)
             outbox.append(OutboxEntry("reading", r.device, _json.encode(r).decode()))
         else:
-            self._purchase(conn, r, reading_id, outbox)
-        return True
-
-    def _tracker(self, conn: sqlite3.Connection, shelf_id: str) -> ShelfTracker:
-        tracker = self._trackers.get(shelf_id)
-        if tracker is None:
-            shelf = self._planogram.shelves[shelf_id]
-            tracker = ShelfTracker(
-                ShelfCalibration(
-                    unit_grams=shelf.unit_grams,
-                    tare_grams=shelf.tare_grams,
-                    capacity=shelf.capacity,
-                    settle_s=self.rules.settle_s,
-                    settle_tolerance_g=self.rules.settle_tolerance_g,
-                )
-            )
-            row = conn.execute(
-                "SELECT items, offset_g, misplaced_g, ts_ms FROM shelf_state WHERE shelf = ?", (shelf_id,)
-            ).fetchone()
-            if row is not None and row[0] is not None:
-                # Resume from the committed count: the next settled level is compared with it.
-                tracker.items = int(row[0])
-                tracker.offset_g, tracker.misplaced_g = float(row[1]), float(row[2])
-                tracker.settled_grams = shelf.tare_grams + tracker.items * shelf.unit_grams + tracker.offset_g
-                tracker.last_ts_ms = int(row[3])
-            self._trackers[shelf_id] = tracker
-        return tracker
+            self._purchase(conn, r, ledger.reading_id(conn, r), outbox)
 
     def _shelf_weight(self, conn: sqlite3.Connection, r: ShelfWeight) -> None:
-        tracker = self._tracker(conn, r.shelf)
-        was_settled_count = tracker.items
-        changes = tracker.feed(r.ts_ms, r.grams)
-        for change in changes:
-            self._shelf_change(conn, r.shelf, change)
-        conn.execute(
-            "UPDATE shelf_state SET grams = ?, ts_ms = ?, settled = ?, stuck = ?, items = ?, offset_g = ?,"
-            " misplaced_g = ? WHERE shelf = ? AND ts_ms <= ?",
-            (r.grams, r.ts_ms, int(tracker.settled), int(tracker.stuck), tracker.items, tracker.offset_g,
-             tracker.misplaced_g, r.shelf, r.ts_ms),
-        )  # fmt: skip
-        if tracker.items is None or not (changes or was_settled_count is None or tracker.stuck):
-            return
-        shelf = self._planogram.shelves[r.shelf]
-        rate = self._pick_rate_per_h(conn, r.shelf, r.ts_ms)
-        eta_min = tracker.items / rate * 60 if rate > 0 else None
-        conn.execute(
-            "UPDATE shelf_state SET pick_rate_per_h = ?, stockout_ms = ? WHERE shelf = ?",
-            (rate, None if eta_min is None else int(r.ts_ms + eta_min * 60_000), r.shelf),
-        )
-        if shelf.mixed:  # other products' weight is expected here: not a misplaced item
-            tracker.misplaced_g = 0.0
-        self._signal(
-            conn,
-            stock_signals(
-                self.rules, r.shelf, shelf.product, tracker.items, eta_min, tracker.misplaced_g, tracker.stuck
-            ),
-        )
-
-    def _shelf_change(self, conn: sqlite3.Connection, shelf: str, change: ShelfChange) -> None:
-        conn.execute(
-            "INSERT INTO shelf_changes (shelf, kind, items, grams, ts_ms) VALUES (?, ?, ?, ?, ?)",
-            (shelf, change.kind, change.items, change.grams, change.ts_ms),
-        )
-        if change.kind == "pick":
-            conn.execute(
-                "UPDATE shelf_state SET picks = picks + ?, event_ms = ? WHERE shelf = ?",
-                (change.items, change.ts_ms, shelf),
-            )
-        elif change.kind in ("put", "restock"):
-            conn.execute(
-                "UPDATE shelf_state SET puts = puts + ?, event_ms = ? WHERE shelf = ?",
-                (change.items, change.ts_ms, shelf),
-            )
-
-    def _pick_rate_per_h(self, conn: sqlite3.Connection, shelf: str, now_ms: int) -> float:
-        """Items picked in the last hour (a simple estimator; the models issue brings a better one)."""
-        (picked,) = conn.execute(
-            "SELECT coalesce(sum(items), 0) FROM shelf_changes WHERE shelf = ? AND kind = 'pick' AND ts_ms > ?",
-            (shelf, now_ms - 3_600_000),
-        ).fetchone()
-        return float(picked)
+        self._signal(conn, self._shelves.apply(conn, r, self.rules))
 
     def _fridge(self, conn: sqlite3.Connection, r: FridgeTemperature) -> None:
         fridge = self._planogram.fridges[r.unit]
@@ -409,20 +337,30 @@ class BatchApplier:
             )
 
 
-def _kind(r: SequencedReading) -> str:
-    return type(r).__struct_config__.tag  # type: ignore[return-value]
+def _flush_devices(conn: sqlite3.Connection, seen: dict[str, tuple[int, int, int]]) -> None:
+    """Each device's last seen, newest ts and message count of the readings so far: one row a device."""
+    if seen:
+        conn.executemany(
+            "UPDATE devices SET last_seen_ms = max(coalesce(last_seen_ms, 0), ?),"
+            " last_ts_ms = max(coalesce(last_ts_ms, 0), ?), messages = messages + ? WHERE id = ?",
+            [(last, newest, count, device) for device, (last, newest, count) in seen.items()],
+        )
+        seen.clear()
 
 
-def _ledger_value(r: SequencedReading) -> tuple[float | None, str | None]:
-    if isinstance(r, ShelfWeight):
-        return r.grams, None
-    if isinstance(r, FridgeTemperature):
-        return r.celsius, None
-    if isinstance(r, ShelfEvent):
-        return float(r.count), r.action
-    if isinstance(r, FootfallCount):
-        return float(r.entered - r.exited), f"{r.entered}/{r.exited}/{r.interval_s}"
-    return r.total, r.basket_id
+def _ledger_run(conn: sqlite3.Connection, batch: Sequence[Received], start: int) -> dict[int, bool]:
+    """Insert the ledger rows of the sequenced readings from ``start`` up to the next job (a job must
+    see the ledger as it was when it was queued) in one statement; batch index -> whether it was new."""
+    indexes: list[int] = []
+    rows: list[LedgerRow] = []
+    for index in range(start, len(batch)):
+        item = batch[index].item
+        if isinstance(item, _SEQUENCED):
+            indexes.append(index)
+            rows.append(ledger_row(item, batch[index].received_ms))
+        elif not isinstance(item, Rejection | DeviceStatus):
+            break
+    return dict(zip(indexes, insert_new(conn, rows), strict=True))
 
 
 def load_planogram_job(planogram: Planogram) -> MaintenanceJob:
