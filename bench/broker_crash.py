@@ -142,8 +142,9 @@ def make_session(port: int) -> None:
 
 def rate_live(root: Path, setting: Setting, count: int) -> float:
     with MosquittoBroker(root, autosave=setting.autosave) as broker:
-        ready, stop = mp.Event(), mp.Event()
-        sub = mp.Process(target=bare_subscriber, args=(broker.port, ready, stop))
+        ctx = mp.get_context("spawn")  # never fork a process that may run threads
+        ready, stop = ctx.Event(), ctx.Event()
+        sub = ctx.Process(target=bare_subscriber, args=(broker.port, ready, stop))
         sub.start()
         ready.wait(10)
         try:

@@ -50,11 +50,15 @@ from edge.demo.broker import MosquittoBroker  # noqa: E402
 
 SHELVES = [f"A{a}-{s}" for a in (1, 2, 3, 4, 5, 7, 8) for s in range(1, 6)]
 POLL_S = 0.002
+# Spawned, not forked: this process runs a commit-watcher thread while it starts publishers, and a
+# child forked from a threaded parent can inherit a lock held mid-operation (a publisher hung in
+# paho's publish() in ~1 run in 3 on a loaded box).
+MP = mp.get_context("spawn")
 
 
 def publisher(
     port: int, index: int, count: int, publishers: int, rate: float | None, workload: str,
-    ready: mp.Event, acks: mp.Queue,  # type: ignore[valid-type]
+    connected: mp.Queue, ready: mp.Event, acks: mp.Queue,  # type: ignore[valid-type]
 ) -> None:  # fmt: skip
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{index}-{os.getpid()}")
     client.max_inflight_messages_set(1000)
@@ -67,6 +71,7 @@ def publisher(
     client.connect("127.0.0.1", port)
     client.loop_start()
     mix = MixSource(index, publishers) if workload == "mix" else None
+    connected.put(index)
     ready.wait()
     watcher.start()
     interval = 1.0 / rate if rate else 0.0
@@ -120,18 +125,21 @@ def run_publishers(
     port: int, total: int, publishers: int, rate: float | None, workload: str
 ) -> tuple[float, list[float]]:
     """Publish ``total`` messages; returns (wall-clock start, sorted broker-ack times)."""
-    ready, acks = mp.Event(), mp.Queue()
+    connected, ready, acks = MP.Queue(), MP.Event(), MP.Queue()
     per = total // publishers
+    each = rate / publishers if rate else None
     procs = [
-        mp.Process(
+        MP.Process(
             target=publisher,
-            args=(port, i, per, publishers, rate / publishers if rate else None, workload, ready, acks),
+            args=(port, i, per, publishers, each, workload, connected, ready, acks),
         )
         for i in range(publishers)
     ]
     for p in procs:
         p.start()
-    time.sleep(1.0)  # let them connect (and load the planogram)
+    for _ in procs:  # every publisher connected (and its planogram loaded) before the clock starts
+        connected.get(timeout=120)
+    time.sleep(0.2)  # the connections' CONNACKs
     started = time.time()
     ready.set()
     acked = sorted(t for _ in procs for t in acks.get(timeout=300))
@@ -143,12 +151,12 @@ def run_publishers(
 def measure_ceiling(
     broker: MosquittoBroker, total: int, publishers: int, rate: float | None, workload: str
 ) -> dict[str, float]:
-    result: mp.Queue = mp.Queue()
-    subscribed = mp.Event()
+    result = MP.Queue()
+    subscribed = MP.Event()
     expected = total // publishers * publishers
-    sub = mp.Process(target=bare_subscriber, args=(broker.port, expected, result, subscribed))
+    sub = MP.Process(target=bare_subscriber, args=(broker.port, expected, result, subscribed))
     sub.start()
-    subscribed.wait(10)
+    subscribed.wait(60)
     started, _acked = run_publishers(broker.port, total, publishers, rate, workload)
     received, last, latencies = result.get(timeout=600)
     sub.join()
