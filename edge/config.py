@@ -34,6 +34,8 @@ class StoreSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     layout: str = "simulators/demo_store/layout.toml"  # the walking graph for routes (docs/routing.md)
     # Offers for the kiosk until central pushes a `promotions` bundle (docs/customers.md); "" = none.
     promotions: str = "simulators/demo_store/promotions.json"
+    # Products for the kiosk until central pushes a `catalog` bundle (docs/catalog.md); "" = none.
+    catalog: str = "simulators/demo_store/catalog.json"
     timezone: str = "UTC"  # IANA name (e.g. "Europe/Berlin"): store-local days, nightly jobs, offers
     currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] = "EUR"  # ISO 4217: prices at the kiosk
     # ISO 3166 code: public holidays for the shelf forecasts (models.holiday_calendar); "" = none.

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from edge.catalog.routes import catalog_api
 from edge.config import Config
 from edge.customers.insights_routes import insights_api
 from edge.customers.interactions import InteractionRoutes
@@ -193,6 +194,7 @@ class Daemon:
         )
         if self.predictions is not None:
             self.predictions.after_full_rescore.append(self.insights.scoring.rescore_all)
+        self.catalog = catalog_api(config, db_path, self.writer, self.customers.settings.promotion_paths)
         self.realtime_reads = ReadThread(db_path, "realtime-reader")
         self.realtime = RealtimeRecommender(self.realtime_reads, self.live_layout.layout)
         self.http: HttpEndpoint | None = None
@@ -300,6 +302,7 @@ class Daemon:
         await self.kiosk_sessions.close()
         await self.interactions.close()
         await self.insights.close()
+        await self.catalog.close()
         await self.history.close()
         await self.realtime_reads.close()
         await self.writer.close()
@@ -370,6 +373,7 @@ class Daemon:
                 *self.customers.routes(),
                 *self.interactions.routes(),
                 *self.insights.routes(),
+                *self.catalog.routes(),
                 *self.realtime.routes(),
                 *(
                     ExperimentRoutes(self.experiments, self.experiments.reads, self.writer).routes()

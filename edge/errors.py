@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
 
 class EdgeError(Exception):
     """Root of every error the edge package raises on purpose."""
@@ -31,3 +38,18 @@ def field_error(message: str) -> tuple[str, str]:
         if name:
             return (f"{path}.{name}" if path else name), problem
     return path, text
+
+
+def decode_json_file(path: Path, kind: type[T], what: str) -> T:
+    """``path`` decoded as ``kind``; a `ConfigError` naming the file and the field if it cannot be."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from exc
+    try:
+        return msgspec.json.decode(data, type=kind)
+    except msgspec.ValidationError as exc:
+        field, problem = field_error(str(exc))
+        raise ConfigError(f"{path}: {field or 'document'}: {problem}") from exc
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON: {exc}") from exc

@@ -245,6 +245,8 @@ class KioskApp(App[int]):
             categories,
             verified=session.verified,
             personalisation=personalisation,
+            products=lambda category: guard(self, lambda: self.api.products(session, category)),
+            currency=self.currency,
         )
         while len(self.screen_stack) > 2:
             await self.pop_screen()

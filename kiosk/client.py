@@ -34,6 +34,7 @@ from kiosk.schemas import (
     Fridge,
     KioskInfo,
     Offers,
+    ProductSuggestions,
     Quarantine,
     RouteView,
     Session,
@@ -74,6 +75,7 @@ class KioskApi(Protocol):
     async def shopping_list(self, session: Session) -> ShoppingList: ...
     async def feedback(self, session: Session, category: str, vote: Vote) -> None: ...
     async def offers(self, session: Session) -> Offers: ...
+    async def products(self, session: Session, category: str) -> ProductSuggestions: ...
     async def route(self, token: str, items: list[str], start: str | None = None) -> RouteView: ...
     async def visit(
         self, session: Session, items: list[str], start: str | None = None, *, accessible: bool = False
@@ -164,6 +166,13 @@ class KioskClient:
     async def offers(self, session: Session) -> Offers:
         return await self._call(
             "GET", f"/api/v1/customers/{_q(session.customer)}/offers", session.token, Offers
+        )
+
+    async def products(self, session: Session, category: str) -> ProductSuggestions:
+        """Products for one list item: the usual one (with consent), cheaper per unit, best sellers."""
+        path = f"/api/v1/customers/{_q(session.customer)}/product-suggestions"
+        return await self._call(
+            "GET", path, session.token, ProductSuggestions, params={"categories": category}
         )
 
     async def route(self, token: str, items: list[str], start: str | None = None) -> RouteView:

@@ -60,6 +60,32 @@ class ShoppingList(msgspec.Struct, frozen=True):
     generated_ms: int | None = None
 
 
+class Product(msgspec.Struct, frozen=True):
+    sku: str
+    name: str
+    price: float
+    brand: str = ""
+    unit: str | None = None  # "kg", "l" or "each"
+    unit_price: float | None = None
+
+
+class ProductSuggestion(msgspec.Struct, frozen=True):
+    product: Product
+    why: str  # usual, cheaper-per-unit, popular, bought-before, in-range (the kiosk words it)
+    promotion: str | None = None
+    saving: float | None = None  # cheaper-per-unit: the share less per unit
+
+
+class CategoryProducts(msgspec.Struct, frozen=True):
+    category: str
+    suggestions: list[ProductSuggestion]
+
+
+class ProductSuggestions(msgspec.Struct, frozen=True):
+    personalised: bool
+    categories: list[CategoryProducts]
+
+
 class Offer(msgspec.Struct, frozen=True):
     id: str
     category: str

@@ -66,6 +66,7 @@ def write_config(tmp_path: Path, broker: MosquittoBroker | None, **sections: dic
             "planogram": str(DEMO_PLANOGRAM),
             "layout": str(DEMO_PLANOGRAM.with_name("layout.toml")),
             "promotions": str(DEMO_PLANOGRAM.with_name("promotions.json")),
+            "catalog": str(DEMO_PLANOGRAM.with_name("catalog.json")),
         },
         "mqtt": {
             "port": broker.port if broker else free_port(),

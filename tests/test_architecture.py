@@ -65,13 +65,21 @@ CAPABILITIES = (
     "store",
     "http",
     "customers",
+    "catalog",
     "predictions",
     "experiments",
     "ingest",
     "uplink",
     "demo",
 )
-FOUNDATION = {"config", "errors", "metrics", "logs", "supervisor"}  # the process's own parts: anyone
+FOUNDATION = {
+    "config",
+    "errors",
+    "metrics",
+    "logs",
+    "supervisor",
+    "live_file",
+}  # the process's own parts: anyone
 # the process itself: imports everything, imported by nothing (the chain demo's stores run clocked_daemon)
 WIRING = {"daemon", "cli", "__main__", "clocked_daemon"}
 WIRING_IMPORTS = {

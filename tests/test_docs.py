@@ -11,6 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from edge.catalog.routes import CatalogApi
 from edge.cli import build_parser
 from edge.config import Config
 from edge.customers.interactions import InteractionRoutes
@@ -86,7 +87,15 @@ def test_every_route_and_metric_is_in_the_readme() -> None:
     experiments = ExperimentRoutes(None, None, None).routes()  # type: ignore[arg-type]
     interactions = InteractionRoutes(None, REPO / "unused.db", None).routes()  # type: ignore[arg-type]
     realtime = RealtimeRecommender(None, None).routes()  # type: ignore[arg-type]
-    for method, path, _ in [*app.ROUTES, *staff_routes.ROUTES, *experiments, *interactions, *realtime]:
+    catalog = CatalogApi(None, None, None, None, "EUR", None).routes()  # type: ignore[arg-type]
+    for method, path, _ in [
+        *app.ROUTES,
+        *staff_routes.ROUTES,
+        *experiments,
+        *interactions,
+        *realtime,
+        *catalog,
+    ]:
         assert f"`{method} {path}" in README, path
     for name in IngestMetrics().registry._metrics:
         assert f"`{name}" in README, name

@@ -28,9 +28,11 @@ from edge.config import Config
 from edge.customers import score_tables
 from edge.customers.insights_data import MIN_PEERS, InsightInputs, promotion_windows, read_inputs
 from edge.customers.insights_document import CustomerInsights, build_insights
-from edge.customers.routes import AuditedReads, PromotionsSource
+from edge.customers.offers import Promotion
+from edge.customers.routes import AuditedReads, promotions_source
 from edge.customers.scores import CustomerModels, CustomerScoring
 from edge.http.responses import Handler, error_response, json_response
+from edge.live_file import LiveFile
 from edge.store.db import ReadThread
 from edge.store.history_refresh import HistoryCache
 from edge.store.writer import StoreWriter
@@ -74,7 +76,7 @@ class InsightsApi:
         scoring: CustomerScoring,
         audit: AuditedReads,
         writer: StoreWriter,
-        promotions: PromotionsSource,
+        promotions: LiveFile[tuple[Promotion, ...]],
         settings: InsightSettings,
         reads: ReadThread,
     ) -> None:
@@ -260,7 +262,7 @@ def insights_api(
         scoring,
         AuditedReads(db_path, writer, "sqlite-insights"),
         writer,
-        PromotionsSource(promotion_paths),
+        promotions_source(promotion_paths),
         InsightSettings(config.tz, config.store.currency, m.history_days),
         ReadThread(db_path, "insights-reader"),
     )

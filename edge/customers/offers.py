@@ -20,7 +20,7 @@ from typing import Annotated
 
 import msgspec
 
-from edge.errors import ConfigError, field_error
+from edge.errors import ConfigError, decode_json_file
 
 PromotionId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -58,17 +58,7 @@ class OffersView(msgspec.Struct, frozen=True):
 
 
 def load_promotions(path: Path) -> tuple[Promotion, ...]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read promotions: {exc.strerror}") from exc
-    try:
-        parsed = msgspec.json.decode(data, type=PromotionsFile)
-    except msgspec.ValidationError as exc:
-        field, problem = field_error(str(exc))
-        raise ConfigError(f"{path}: {field or 'document'}: {problem}") from exc
-    except msgspec.DecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
+    parsed = decode_json_file(path, PromotionsFile, "promotions")
     problems = [
         f"{path}: promotions[{i}].ends: before starts"
         for i, p in enumerate(parsed.promotions)

@@ -26,12 +26,12 @@ from edge.customers import tables
 from edge.customers.offers import OffersView, Promotion, load_promotions, offers_for
 from edge.customers.tables import ConsentUpdate, FeedbackVote
 from edge.customers.visit import ListEntry, VisitPlan, parse_items, visit_plan
-from edge.errors import ConfigError
 from edge.http.access import log_access
 from edge.http.app import CONTEXT, PRINCIPAL
 from edge.http.responses import Handler, error_response, json_response, read_json
 from edge.http.sessions import SessionSigner, is_revoked, record_revocation
 from edge.http.staff_routes import plan_for
+from edge.live_file import LiveFile
 from edge.store.db import ReadThread
 from edge.store.hooks import HouseholdHooks
 from edge.store.writer import StoreWriter
@@ -81,34 +81,9 @@ class CustomerSettings:
     currency: str = "EUR"  # [store] currency: the kiosk shows prices in it
 
 
-class PromotionsSource:
+def promotions_source(paths: Sequence[Path]) -> LiveFile[tuple[Promotion, ...]]:
     """The promotions file, re-read when it changes (a new bundle), keeping the last good one."""
-
-    def __init__(self, paths: Sequence[Path]) -> None:
-        self._paths = tuple(paths)
-        self._loaded: tuple[Path, float] | None = None
-        self._promotions: tuple[Promotion, ...] = ()
-
-    def current(self) -> tuple[Promotion, ...]:
-        for path in self._paths:
-            try:
-                mtime = path.stat().st_mtime
-            except OSError:
-                continue
-            if self._loaded != (path, mtime):
-                self._loaded = (path, mtime)
-                problem = self._load(path)
-                if problem is not None:
-                    log.error("promotions_invalid", extra={"error": problem})
-            return self._promotions
-        return ()
-
-    def _load(self, path: Path) -> str | None:
-        try:
-            self._promotions = load_promotions(path)
-        except ConfigError as exc:
-            return str(exc)
-        return None
+    return LiveFile(paths, load_promotions, (), "promotions_invalid")
 
 
 class AuditedReads:
@@ -153,7 +128,7 @@ class CustomerApi:
         self._sessions = sessions
         self._predictions = predictions
         self._audit = AuditedReads(db_path, writer, "sqlite-customers")
-        self._promotions = PromotionsSource(settings.promotion_paths)
+        self._promotions = promotions_source(settings.promotion_paths)
 
     async def close(self) -> None:
         await self._audit.close()

@@ -101,6 +101,8 @@ def demo_config(base: Config, workdir: Path, broker_port: int | None) -> dict[st
     raw["http"]["kiosk_token"] = base.http.kiosk_token or secrets.token_urlsafe(16)
     if base.store.promotions:
         raw["store"]["promotions"] = str(base.path(base.store.promotions).resolve())
+    if base.store.catalog:
+        raw["store"]["catalog"] = str(base.path(base.store.catalog).resolve())
     raw["database"]["path"] = str((workdir / "storeedge.db").resolve())
     raw["serial"]["ports"] = [
         {"path": str((workdir / "tty-legacy").resolve()), "name": "legacy-a6", "baudrate": 9600}

@@ -32,6 +32,7 @@ KIOSK_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/api/v1/kiosk/sessions"),
         ("POST", "/api/v1/routes"),
         ("POST", "/api/v1/recommendations/realtime"),  # store statistics only, without a session
+        ("GET", "/api/v1/catalog/products"),  # the store's products and prices
     }
 )
 # Routes that show or change a household's own data: a verified session only (or staff).
@@ -59,6 +60,8 @@ SESSION_ROUTES: frozenset[tuple[str, str]] = VERIFIED_ROUTES | frozenset(
         ("GET", "/api/v1/recommendations/shopping-list/{id}"),
         ("GET", "/api/v1/in-store/{id}/optimal-route"),
         ("GET", "/api/v1/in-store/{id}/personalization"),
+        ("GET", "/api/v1/catalog/products"),
+        ("GET", "/api/v1/customers/{id}/product-suggestions"),  # usual products only if verified
     }
 )
 UNVERIFIED = (

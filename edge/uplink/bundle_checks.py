@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.catalog.load import load_catalog
 from edge.customers.offers import load_promotions
 from edge.customers.scores import Trips, load_customer_models, score_trips
 from edge.errors import ConfigError
@@ -86,6 +87,13 @@ def check_layout(directory: Path) -> None:
         raise BundleError(f"layout bundle: {exc}") from exc
 
 
+def check_catalog(directory: Path) -> None:
+    try:
+        load_catalog(directory / "catalog.json")
+    except ConfigError as exc:
+        raise BundleError(f"catalog bundle: {exc}") from exc
+
+
 def check_promotions(directory: Path) -> None:
     try:
         load_promotions(directory / "promotions.json")
@@ -98,5 +106,6 @@ DAEMON_CHECKS: Mapping[str, HealthCheck] = {
     "model": check_store_models,
     "layout": check_layout,
     "promotions": check_promotions,
+    "catalog": check_catalog,
     "experiment": check_experiment,
 }

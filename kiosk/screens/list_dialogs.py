@@ -2,39 +2,99 @@
 
 from __future__ import annotations
 
-from textual import events, on
+from collections.abc import Awaitable, Callable
+
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from kiosk.strings import category_name, t
+from kiosk.schemas import ProductSuggestion, ProductSuggestions
+from kiosk.strings import category_name, money, t, with_currency
 from kiosk.widgets import ARROW_FOCUS
+
+ProductLookup = Callable[[str], Awaitable[ProductSuggestions | None]]
+WHY_KEYS = {"usual": "item.why_usual", "popular": "item.why_popular", "bought-before": "item.why_bought_before",
+            "in-range": "item.why_in_range"}  # fmt: skip
+
+
+def product_line(s: ProductSuggestion, currency: str) -> Content:
+    """ "Whole milk 1l  €1.09 (€1.09/l) · your usual" in the kiosk's language."""
+    p = s.product
+    unit = t(f"item.unit_{p.unit}") if p.unit in ("kg", "l", "each") else None
+    text = Content.from_markup("$name  [b]$price[/b]", name=p.name, price=money(p.price, currency))
+    if p.unit_price is not None and unit is not None:
+        text += Content(f" · {t('item.per_unit', price=money(p.unit_price, currency), unit=unit)}")
+    if s.why == "cheaper-per-unit" and s.saving is not None and unit is not None:
+        why = t("item.why_cheaper", percent=round(s.saving * 100), unit=unit)
+    else:
+        why = t(WHY_KEYS.get(s.why, "item.why_in_range"))
+    return text + Content(f" · {why}")
+
+
+class DialogScroll(VerticalScroll, can_focus=False):
+    """A dialog body that scrolls on a small screen; the focus stays on its buttons."""
 
 
 class ItemActions(ModalScreen[str]):
-    """What to do with one list entry: rate it or remove it."""
+    """What to do with one list entry: see its products (with prices), rate it or remove it."""
 
     BINDINGS = [*ARROW_FOCUS, Binding("escape", "dismiss('back')", "Back", show=False)]
 
-    def __init__(self, category: str, *, votes: bool = True) -> None:
+    def __init__(
+        self,
+        category: str,
+        *,
+        votes: bool = True,
+        products: ProductLookup | None = None,
+        currency: str = "EUR",
+    ) -> None:
         super().__init__()
         self._category = category
         self._votes = votes  # an unverified session cannot rate (a vote is about the household)
+        self._products = products
+        self._currency = currency
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
+        with DialogScroll(classes="dialog item-actions"):  # scrolls at 80x24 with products shown
             yield Static(
                 Content.from_markup("[b]$name[/b]", name=category_name(self._category)), classes="title"
             )
+            if self._products is not None:
+                yield Static(t("item.products_loading"), id="products", classes="hint")
             if self._votes:
                 yield Button(t("item.up"), id="up")
                 yield Button(t("item.down"), id="down")
             yield Button(t("item.remove"), id="remove")
             yield Button(t("common.back"), id="back")
+
+    def on_mount(self) -> None:
+        if self._products is not None:
+            self._look_up(self._products)
+
+    @work(exclusive=True, exit_on_error=False)
+    async def _look_up(self, lookup: ProductLookup) -> None:
+        found = await lookup(self._category)
+        mine = [
+            s
+            for c in (found.categories if found else [])
+            if c.category == self._category
+            for s in c.suggestions
+        ]
+        lines = [product_line(s, self._currency) for s in mine]
+        offer = next((s.promotion for s in mine if s.promotion), None)  # promotions are per category
+        text = Content(
+            t("item.products_offer", offer=with_currency(offer, self._currency))
+            if offer
+            else t("item.products")
+        )
+        for line in lines:
+            text += Content("\n") + line
+        self.query_one("#products", Static).update(text if lines else Content(t("item.products_none")))
 
     @on(Button.Pressed)
     def _chosen(self, event: Button.Pressed) -> None:

@@ -16,7 +16,7 @@ from textual.widgets import Button, OptionList, Static
 from textual.widgets.option_list import Option
 
 from kiosk.schemas import ListEntry, ShoppingList, Vote
-from kiosk.screens.list_dialogs import AddItem, ItemActions
+from kiosk.screens.list_dialogs import AddItem, ItemActions, ProductLookup
 from kiosk.strings import category_name, name_in, t
 from kiosk.widgets import ConnectionBanner, KioskScreen, days_left_text
 
@@ -73,8 +73,12 @@ class ShoppingListScreen(KioskScreen):
         *,
         verified: bool = True,
         personalisation: bool = False,
+        products: ProductLookup | None = None,
+        currency: str = "EUR",
     ) -> None:
         super().__init__()
+        self._products = products  # an item's products and prices, asked for when its dialog opens
+        self._currency = currency
         self._listing = listing
         self._verified = verified  # False: a typed number; no privacy choices, no "forget me", no votes
         self._personalisation = personalisation  # the shopper said yes to a personal list
@@ -177,7 +181,8 @@ class ShoppingListScreen(KioskScreen):
         category = self.row_categories[event.option_index]
         if category is not None:
             self.app.push_screen(
-                ItemActions(category, votes=self._verified), lambda choice: self._act(category, choice)
+                ItemActions(category, votes=self._verified, products=self._products, currency=self._currency),
+                lambda choice: self._act(category, choice),
             )
 
     def _act(self, category: str, choice: str | None) -> None:

@@ -14,12 +14,16 @@ from kiosk.client import StreamState
 from kiosk.errors import NotAuthorizedError
 from kiosk.schemas import (
     Alert,
+    CategoryProducts,
     Consent,
     Fridge,
     KioskInfo,
     ListEntry,
     Offer,
     Offers,
+    Product,
+    ProductSuggestion,
+    ProductSuggestions,
     Quarantine,
     RouteStop,
     RouteView,
@@ -58,6 +62,14 @@ ROUTE = RouteView(
     distance_m=84.0,
     minutes=3.4,
 )
+MILK_PRODUCTS = [
+    ProductSuggestion(Product("1031", "Whole milk 1l", 1.09, "Own brand", "l", 1.09), "usual", "Milk 2 for 1.50"),
+    ProductSuggestion(Product("cj-1", "Fluid milk white only 1 ga", 2.99, "Maker 1", "l", 0.79), "cheaper-per-unit",
+                      "Milk 2 for 1.50", 0.2752),
+    ProductSuggestion(Product("cj-2", "Fluid milk white only 1/2 gal", 1.99, "Maker 2", "l", 1.05), "popular",
+                      "Milk 2 for 1.50"),
+]  # fmt: skip
+
 OFFERS = Offers(
     personalised=True,
     offers=[
@@ -153,6 +165,11 @@ class FakeApi:
     async def shopping_list(self, session: Session) -> ShoppingList:
         self.calls.append(("shopping_list", session.customer))
         return LISTING
+
+    async def products(self, session: Session, category: str) -> ProductSuggestions:
+        self.calls.append(("products", category))
+        found = MILK_PRODUCTS if category == "milk" else []
+        return ProductSuggestions(session.verified, [CategoryProducts(category, found)])
 
     async def feedback(self, session: Session, category: str, vote: str) -> None:
         self.calls.append(("feedback", (category, vote)))

@@ -24,6 +24,7 @@ from kiosk.screens.shopping_list import AddItem, ItemActions, ShoppingListScreen
 from kiosk.screens.staff import StaffLoginScreen, StaffScreen
 from kiosk.settings import KioskSettings
 from tests.conftest import STAFF_TOKEN, aget, ajson, run_daemon
+from tests.edge.test_catalog_api import DEMO_CATALOG
 from tests.kiosk.kiosk_daemon_kit import (
     CARD,
     KIOSK_TOKEN,
@@ -81,6 +82,16 @@ async def test_scan_consent_list_feedback_offers_route_then_idle_wipe(
             voted = screen.row_categories[view.highlighted]
             await pilot.press("enter")
             await wait_for_screen(pilot, ItemActions)
+            # The item's products with prices, from the daemon's catalog: the shelf's own product (the
+            # only one the simulated tills sell) is the household's usual or the store's best seller.
+            assert voted is not None
+            shelf_product = DEMO_CATALOG.products(voted)[0].name
+            for _ in range(100):
+                if shelf_product in screen_text(app):
+                    break
+                await pilot.pause(0.05)
+            assert shelf_product in screen_text(app)
+            assert "€" in screen_text(app)
             await pilot.press("enter")
             await wait_for_screen(pilot, ShoppingListScreen)
             feedback: list[dict[str, object]] = []

@@ -16,7 +16,7 @@ from textual.widgets import Input
 from kiosk.schemas import Consent
 from kiosk.screens.consent import ConsentScreen
 from kiosk.screens.dialogs import ForgetScreen, IdleWarningScreen
-from kiosk.screens.list_dialogs import AddItem
+from kiosk.screens.list_dialogs import AddItem, ItemActions
 from kiosk.screens.offers import OffersScreen
 from kiosk.screens.route import RouteScreen
 from kiosk.screens.shopping_list import ShoppingListScreen
@@ -50,6 +50,13 @@ async def add_item(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
     await pilot.press("r")  # filtered: Rice, then Bread (on the list)
     pilot.app.screen.query_one("#filter", Input).cursor_blink = False  # a blinking cursor is a coin toss
     await pilot.pause(0.5)  # let the modal's fade-in finish
+
+
+async def item_products(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
+    await shopping_list(pilot, api, clock)
+    await pilot.press("enter")  # the first entry: milk, with its products and prices
+    await wait_for_screen(pilot, ItemActions)
+    await pilot.pause(0.5)  # the products' answer and the modal's fade-in
 
 
 async def route(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
@@ -99,6 +106,7 @@ SCREENS: dict[str, Step] = {
     "consent": consent,
     "list": shopping_list,
     "add_item": add_item,
+    "item_products": item_products,
     "route": route,
     "offers": offers,
     "forget": forget,

@@ -1,0 +1,1 @@
+"""The store's product catalog and the products suggested for a shopping list (docs/catalog.md)."""

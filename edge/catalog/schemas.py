@@ -1,0 +1,77 @@
+"""The catalog's wire formats: the ``catalog.json`` a `catalog` bundle (or ``[store] catalog``) holds, and
+what the catalog routes return (docs/catalog.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+Sku = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Category = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Unit = Literal["kg", "l", "each"]
+Storage = Literal["ambient", "chilled", "frozen"]
+# Labels a product carries; a shopper may ask for them at the kiosk ("prefer"). Never inferred.
+Attribute = Literal["organic", "vegetarian", "gluten-free", "lactose-free", "own-brand"]
+WHY = Literal["usual", "bought-before", "cheaper-per-unit", "popular", "in-range"]
+
+
+class Product(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    sku: Sku
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
+    category: Category
+    price: Annotated[float, msgspec.Meta(gt=0, le=100_000)]  # shelf price of one item, store currency
+    brand: Annotated[str, msgspec.Meta(max_length=80)] = ""
+    size: Annotated[float, msgspec.Meta(gt=0)] | None = None  # in ``unit``; None: not known
+    unit: Unit | None = None
+    storage: Storage = "ambient"
+    attributes: list[Attribute] = []
+
+
+class CatalogFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    products: list[Product]
+    version: Literal[1] = 1
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] | None = None  # informative
+
+
+class ProductView(msgspec.Struct, frozen=True):
+    """A product as the kiosk shows it: with its price per kg, litre or item."""
+
+    sku: str
+    name: str
+    brand: str
+    category: str
+    price: float
+    size: float | None
+    unit: str | None
+    unit_price: float | None  # price / size, per ``unit``
+    storage: str
+    attributes: list[str]
+
+
+class Suggestion(msgspec.Struct, frozen=True):
+    product: ProductView
+    why: WHY
+    reason: str
+    promotion: str | None  # the running promotion's title for the category, if any
+    matches_preferences: bool  # has every attribute the shopper asked for
+    saving: float | None = None  # cheaper-per-unit: the share less per unit than the reference
+
+
+class CategorySuggestions(msgspec.Struct, frozen=True):
+    category: str
+    suggestions: list[Suggestion]
+
+
+class SuggestionsView(msgspec.Struct, frozen=True):
+    customer: str
+    personalised: bool  # the household's own purchases were used (verified session and consent)
+    currency: str
+    preferences: list[str]
+    categories: list[CategorySuggestions]
+
+
+class CatalogPage(msgspec.Struct, frozen=True):
+    currency: str
+    total: int  # products matching, before offset and limit
+    products: list[ProductView]
