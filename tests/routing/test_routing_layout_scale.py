@@ -108,9 +108,10 @@ def _mutate(tables: dict[str, list[dict[str, object]]], rng: random.Random) -> N
     elif kind == "same-coordinates":
         edge = rng.choice(edges)
         edge.pop("length", None)
-        source = next(node for node in nodes if node["id"] == edge["from"])
-        target = next(node for node in nodes if node["id"] == edge["to"])
-        target["x"], target["y"] = source["x"], source["y"]
+        source = next((node for node in nodes if node["id"] == edge["from"]), None)
+        target = next((node for node in nodes if node["id"] == edge["to"]), None)
+        if source is not None and target is not None:  # an earlier mistake may have cut the edge's end
+            target["x"], target["y"] = source["x"], source["y"]
     elif kind == "bad-storage":
         section["storage"] = "warm"
     elif kind == "cut-off":
