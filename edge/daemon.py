@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from edge.catalog.routes import catalog_api
+from edge.catalog.routes import catalog_api, catalog_paths, catalog_source
 from edge.config import Config
 from edge.customers.insights_routes import insights_api
 from edge.customers.interactions import InteractionRoutes
@@ -109,6 +109,7 @@ class Daemon:
         # change or an erasure (edge.store.hooks), in this order.
         self.hooks = store_household_hooks()
         self.metrics = IngestMetrics(queue_depth=lambda: float(self.writer.depth()))
+        self.catalog_file = catalog_source(catalog_paths(config))  # products: kiosk and till lines
         self.writer = StoreWriter(
             db_path,
             BatchApplier(
@@ -118,6 +119,7 @@ class Daemon:
                 self.rules,
                 card_pattern=config.privacy.card_number_pattern,
                 hooks=self.hooks,
+                sku_categories=lambda: self.catalog_file.current().categories,
             ),
             self.metrics,
             batch_max=config.database.batch_max,
@@ -194,7 +196,9 @@ class Daemon:
         )
         if self.predictions is not None:
             self.predictions.after_full_rescore.append(self.insights.scoring.rescore_all)
-        self.catalog = catalog_api(config, db_path, self.writer, self.customers.settings.promotion_paths)
+        self.catalog = catalog_api(
+            config, db_path, self.writer, self.customers.settings.promotion_paths, self.catalog_file
+        )
         self.realtime_reads = ReadThread(db_path, "realtime-reader")
         self.realtime = RealtimeRecommender(self.realtime_reads, self.live_layout.layout)
         self.http: HttpEndpoint | None = None

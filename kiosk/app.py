@@ -6,6 +6,7 @@ flow and the session; screens only show what they are given and post messages ba
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import msgspec
@@ -245,7 +246,7 @@ class KioskApp(App[int]):
             categories,
             verified=session.verified,
             personalisation=personalisation,
-            products=lambda category: guard(self, lambda: self.api.products(session, category)),
+            products=lambda category: guard(self, lambda: self.api.products(session, [category])),
             currency=self.currency,
         )
         while len(self.screen_stack) > 2:
@@ -328,9 +329,18 @@ class KioskApp(App[int]):
         session = self.session
         if session is None:
             return
-        offers = await guard(self, lambda: self.api.offers(session))
+        shown = next((s for s in self.screen_stack if isinstance(s, ShoppingListScreen)), None)
+        items = shown.items[:60] if shown is not None else []
+        asked = guard(self, lambda: self.api.offers(session))
+        if items:  # the list's budget, asked for at the same time
+            offers, products = await asyncio.gather(
+                asked, guard(self, lambda: self.api.products(session, items))
+            )
+        else:
+            offers, products = await asked, None
         if offers is not None and self.session is session:
-            await self.push_screen(OffersScreen(offers, self.currency))
+            budget = products.budget if products is not None else None
+            await self.push_screen(OffersScreen(offers, self.currency, budget))
 
     @on(ShoppingListScreen.PrivacyWanted)
     def _privacy_wanted(self) -> None:

@@ -75,7 +75,7 @@ class KioskApi(Protocol):
     async def shopping_list(self, session: Session) -> ShoppingList: ...
     async def feedback(self, session: Session, category: str, vote: Vote) -> None: ...
     async def offers(self, session: Session) -> Offers: ...
-    async def products(self, session: Session, category: str) -> ProductSuggestions: ...
+    async def products(self, session: Session, categories: list[str]) -> ProductSuggestions: ...
     async def route(self, token: str, items: list[str], start: str | None = None) -> RouteView: ...
     async def visit(
         self, session: Session, items: list[str], start: str | None = None, *, accessible: bool = False
@@ -168,12 +168,12 @@ class KioskClient:
             "GET", f"/api/v1/customers/{_q(session.customer)}/offers", session.token, Offers
         )
 
-    async def products(self, session: Session, category: str) -> ProductSuggestions:
-        """Products for one list item: the usual one (with consent), cheaper per unit, best sellers."""
+    async def products(self, session: Session, categories: list[str]) -> ProductSuggestions:
+        """Products for list items (the usual one with consent, cheaper per unit, best sellers) and the
+        list's budget."""
         path = f"/api/v1/customers/{_q(session.customer)}/product-suggestions"
-        return await self._call(
-            "GET", path, session.token, ProductSuggestions, params={"categories": category}
-        )
+        params = {"categories": ",".join(categories)}
+        return await self._call("GET", path, session.token, ProductSuggestions, params=params)
 
     async def route(self, token: str, items: list[str], start: str | None = None) -> RouteView:
         body: dict[str, object] = {"items": items}

@@ -81,9 +81,18 @@ class CategoryProducts(msgspec.Struct, frozen=True):
     suggestions: list[ProductSuggestion]
 
 
+class Budget(msgspec.Struct, frozen=True):
+    estimated_total: float
+    priced: int
+    unpriced: int
+    saving: float
+    on_offer: int = 0
+
+
 class ProductSuggestions(msgspec.Struct, frozen=True):
     personalised: bool
     categories: list[CategoryProducts]
+    budget: Budget | None = None
 
 
 class Offer(msgspec.Struct, frozen=True):

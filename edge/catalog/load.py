@@ -16,12 +16,13 @@ from edge.errors import ConfigError, decode_json_file
 class Catalog:
     by_sku: Mapping[str, Product]
     by_category: Mapping[str, tuple[Product, ...]]
+    categories: Mapping[str, str]  # sku -> category: how the store files a till's lines beyond the planogram
 
     def products(self, category: str) -> tuple[Product, ...]:
         return self.by_category.get(category, ())
 
 
-EMPTY = Catalog({}, {})
+EMPTY = Catalog({}, {}, {})
 
 
 def unit_price(product: Product) -> float | None:
@@ -59,4 +60,8 @@ def load_catalog(path: Path) -> Catalog:
         by_category.setdefault(product.category, []).append(product)
     if problems:
         raise ConfigError("\n".join(problems[:20]))
-    return Catalog(by_sku, {c: tuple(found) for c, found in by_category.items()})
+    return Catalog(
+        by_sku,
+        {c: tuple(found) for c, found in by_category.items()},
+        {sku: p.category for sku, p in by_sku.items()},
+    )

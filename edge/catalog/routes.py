@@ -24,7 +24,7 @@ from aiohttp import web
 from edge.catalog.load import EMPTY, Catalog, load_catalog, product_view
 from edge.catalog.reads import MS_PER_DAY, household_skus, store_skus
 from edge.catalog.schemas import Attribute, CatalogPage, CategorySuggestions, SuggestionsView
-from edge.catalog.suggest import suggest
+from edge.catalog.suggest import budget, suggest
 from edge.config import Config
 from edge.customers import tables
 from edge.customers.offers import Promotion, active
@@ -142,7 +142,8 @@ class CatalogApi:
             return CategorySuggestions(category, chosen)
 
         found = [products(c) for c in categories]
-        return json_response(SuggestionsView(household, personal, self._currency, list(prefer), found))
+        money = budget([c.suggestions for c in found])
+        return json_response(SuggestionsView(household, personal, self._currency, list(prefer), found, money))
 
     async def _store_best_sellers(self, now_ms: int) -> dict[str, int]:
         cached = self._popular
@@ -179,16 +180,25 @@ def _int(raw: str, name: str, low: int, high: int) -> int:
     return value
 
 
-def catalog_api(
-    config: Config, db_path: Path, writer: StoreWriter, promotion_paths: Sequence[Path]
-) -> CatalogApi:
-    """The catalog routes as the daemon wires them: central's `catalog` bundle when one is live, else
-    ``[store] catalog``."""
+def catalog_paths(config: Config) -> list[Path]:
+    """Central's `catalog` bundle when one is live, else ``[store] catalog``."""
     paths = [config.path(config.sync.bundle_dir) / "catalog" / "current" / "catalog.json"]
     if config.store.catalog:
         paths.append(config.path(config.store.catalog))
+    return paths
+
+
+def catalog_api(
+    config: Config,
+    db_path: Path,
+    writer: StoreWriter,
+    promotion_paths: Sequence[Path],
+    catalog: LiveFile[Catalog],
+) -> CatalogApi:
+    """The catalog routes as the daemon wires them (``catalog``: `catalog_source` of `catalog_paths`,
+    which the store also files till lines by)."""
     return CatalogApi(
-        catalog_source(paths),
+        catalog,
         promotions_source(promotion_paths),
         AuditedReads(db_path, writer, "sqlite-catalog-audit"),
         ReadThread(db_path, "catalog-reader"),

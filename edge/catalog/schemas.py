@@ -63,12 +63,23 @@ class CategorySuggestions(msgspec.Struct, frozen=True):
     suggestions: list[Suggestion]
 
 
+class Budget(msgspec.Struct, frozen=True):
+    """The list in money: one of each item's reference product (its usual one, else the best seller)."""
+
+    estimated_total: float
+    priced: int  # items with a product in the catalog
+    unpriced: int  # items the catalog does not stock
+    saving: float  # switching every item to its cheaper-per-unit product, buying the same quantity
+    on_offer: int  # items whose category has a running promotion
+
+
 class SuggestionsView(msgspec.Struct, frozen=True):
     customer: str
     personalised: bool  # the household's own purchases were used (verified session and consent)
     currency: str
     preferences: list[str]
     categories: list[CategorySuggestions]
+    budget: Budget
 
 
 class CatalogPage(msgspec.Struct, frozen=True):

@@ -13,10 +13,10 @@ promotion of the category is named on every suggestion.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 
 from edge.catalog.load import Catalog, product_view, unit_price
-from edge.catalog.schemas import WHY, Product, Suggestion
+from edge.catalog.schemas import WHY, Budget, Product, Suggestion
 
 CHEAPER_BY = 0.95  # a cheaper product costs at most this share of the reference's unit price
 
@@ -97,3 +97,20 @@ def _cheaper_per_unit(candidates: list[Product], reference: Product | None) -> P
         if p.unit == reference.unit and p.size is not None and p.price / p.size <= ceiling
     ]
     return min(same, key=lambda p: p.price / (p.size or 1.0), default=None)
+
+
+def budget(lists: Sequence[Sequence[Suggestion]]) -> Budget:
+    """The list's estimated total (one of each item's reference product: its usual one, else the best
+    seller, else the first suggested) and what buying the same quantity cheaper per unit would save."""
+    total, saving, priced, on_offer = 0.0, 0.0, 0, 0
+    for found in lists:
+        if not found:
+            continue
+        priced += 1
+        on_offer += found[0].promotion is not None
+        reference = next((s.product for s in found if s.why in ("usual", "popular")), found[0].product)
+        total += reference.price
+        cheaper = next((s.product for s in found if s.why == "cheaper-per-unit"), None)
+        if cheaper is not None and reference is not cheaper and reference.unit_price and cheaper.unit_price:
+            saving += max(0.0, (reference.unit_price - cheaper.unit_price) * (reference.size or 0.0))
+    return Budget(round(total, 2), priced, len(lists) - priced, round(saving, 2), on_offer)

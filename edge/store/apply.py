@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -21,8 +21,9 @@ from edge.config import DEFAULT_CARD_PATTERN
 from edge.state.alerts import AlertBatch, AlertEvent, AlertSignal, apply_signals
 from edge.state.rules import StoreRules, fridge_signal, queue_signal
 from edge.store import ledger, quarantine
-from edge.store.hooks import HouseholdHooks, PurchaseApplied
+from edge.store.hooks import HouseholdHooks
 from edge.store.ledger import LedgerRow, insert_new, kind_of, ledger_row
+from edge.store.purchases import PurchaseContext, SkuCategories, store_purchase
 from edge.store.shelf_weights import ShelfWeights
 from sensors.planogram import Planogram
 from sensors.schemas import (
@@ -83,10 +84,16 @@ class BatchApplier:
         rules: StoreRules | None = None,
         card_pattern: str = DEFAULT_CARD_PATTERN,
         hooks: HouseholdHooks | None = None,
+        sku_categories: Callable[[], Mapping[str, str]] | None = None,
     ) -> None:
+        """``sku_categories``: the SKUs beyond the planogram's with their category (the catalog's)."""
         self._planogram = planogram
-        self._hooks = hooks or HouseholdHooks()  # what other capabilities do when a purchase is stored
-        self._pseudonymiser = pseudonymiser
+        self._purchases = PurchaseContext(
+            pseudonymiser,
+            hooks or HouseholdHooks(),  # what other capabilities do when a purchase is stored
+            SkuCategories(planogram.categories_by_sku, sku_categories or dict),
+            quarantine_max_rows,
+        )
         self._redactor = quarantine.CardRedactor(pseudonymiser, card_pattern)
         self._quarantine_max_rows = quarantine_max_rows
         self.rules = rules or StoreRules()
@@ -260,60 +267,9 @@ class BatchApplier:
     def _purchase(
         self, conn: sqlite3.Connection, r: PosTransaction, reading_id: int | None, outbox: list[OutboxEntry]
     ) -> None:
-        household = self._pseudonymiser.household_id(r.loyalty_id) if r.loyalty_id else None
-        if (
-            household is not None
-            and conn.execute(
-                "SELECT 1 FROM erasures WHERE household = ? AND erased_ms >= ?", (household, r.ts_ms)
-            ).fetchone()
-        ):
-            household = (
-                None  # made before the shopper asked to be forgotten, delivered late: a sale, no one's
-            )
-        if household is not None:
-            conn.execute(
-                "INSERT INTO households (id, first_seen_ms, last_seen_ms, purchases) VALUES (?, ?, ?, 1)"
-                " ON CONFLICT (id) DO UPDATE SET purchases = purchases + 1,"
-                " first_seen_ms = min(first_seen_ms, excluded.first_seen_ms),"
-                " last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)",
-                (household, r.ts_ms, r.ts_ms),
-            )
-        cursor = conn.execute(
-            "INSERT INTO purchases (reading_id, lane, basket_id, household, ts_ms, total, lines)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (reading_id, r.lane, r.basket_id, household, r.ts_ms, r.total, len(r.items)),
-        )
-        purchase_id = cursor.lastrowid
-        suspicion = quarantine.check_pos_total(r)
-        if suspicion is not None:  # stored as the till sent it (and synced), flagged for staff
-            quarantine.record_suspicious(
-                conn, suspicion, r, purchase_id, self._now_ms, self._quarantine_max_rows
-            )
-            self._suspicious[suspicion.reason] += 1
-        categories = self._planogram.categories_by_sku
-        conn.executemany(
-            "INSERT INTO purchase_items (purchase_id, line, sku, category, qty, unit_price) VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (purchase_id, line, item.sku, categories.get(item.sku), item.qty, item.unit_price)
-                for line, item in enumerate(r.items, start=1)
-            ],
-        )
-        body = {
-            "lane": r.lane,
-            "basket_id": r.basket_id,
-            "household": household,
-            "ts_ms": r.ts_ms,
-            "total": r.total,
-            "items": [
-                {"sku": i.sku, "qty": i.qty, "unit_price": i.unit_price, "category": categories.get(i.sku)}
-                for i in r.items
-            ],
-        }
-        outbox.append(OutboxEntry("purchase", r.basket_id, _json.encode(body).decode()))
-        if household is not None:  # e.g. predictions record outcomes and queue a rescore (edge.store.hooks)
-            bought = frozenset(c for item in r.items if (c := categories.get(item.sku)) is not None)
-            event = PurchaseApplied(household, bought, r.ts_ms, self._now_ms)
-            outbox.extend(self._hooks.purchase_applied(conn, event))
+        suspicious = store_purchase(conn, r, reading_id, self._now_ms, self._purchases, outbox)
+        if suspicious is not None:
+            self._suspicious[suspicious] += 1
 
     def _device_status(self, conn: sqlite3.Connection, s: DeviceStatus, outbox: list[OutboxEntry]) -> None:
         cursor = conn.execute(

@@ -9,8 +9,8 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Button, Static
 
-from kiosk.schemas import Offer, Offers
-from kiosk.strings import DEFAULT_CURRENCY, name_in, t, with_currency
+from kiosk.schemas import Budget, Offer, Offers
+from kiosk.strings import DEFAULT_CURRENCY, money, name_in, t, with_currency
 from kiosk.widgets import ConnectionBanner, KioskScreen
 
 
@@ -27,17 +27,37 @@ def offer_text(offer: Offer, currency: str = DEFAULT_CURRENCY) -> Content:
     return text
 
 
+def budget_text(budget: Budget, currency: str = DEFAULT_CURRENCY) -> str:
+    """The list in money: its estimated total, what is not priced, and what cheaper equivalents save."""
+    total = money(budget.estimated_total, currency)
+    words = [
+        t("offers.budget_one", total=total)
+        if budget.priced == 1
+        else t("offers.budget_many", total=total, items=budget.priced)
+    ]
+    if budget.unpriced:
+        words.append(t("offers.budget_unpriced", count=budget.unpriced))
+    if budget.saving >= 0.01:
+        words.append(t("offers.budget_saving", saving=money(budget.saving, currency)))
+    return " ".join(words)
+
+
 class OffersScreen(KioskScreen):
     BINDINGS = [*KioskScreen.BINDINGS, Binding("escape", "back", "Back", show=False)]
 
-    def __init__(self, offers: Offers, currency: str = DEFAULT_CURRENCY) -> None:
+    def __init__(
+        self, offers: Offers, currency: str = DEFAULT_CURRENCY, budget: Budget | None = None
+    ) -> None:
         super().__init__()
         self._offers = offers
         self._currency = currency
+        self._budget = budget  # the list's estimated total (None: nothing priced, or no catalog)
 
     def compose(self) -> ComposeResult:
         yield ConnectionBanner()
         yield Static(t("offers.for_you" if self._offers.personalised else "offers.in_store"), classes="title")
+        if self._budget is not None and self._budget.priced:
+            yield Static(budget_text(self._budget, self._currency), id="budget", classes="lead")
         with VerticalScroll(id="offer-list"):
             if not self._offers.offers:
                 yield Static(t("offers.none"), classes="lead")

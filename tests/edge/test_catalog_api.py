@@ -70,10 +70,21 @@ async def test_suggestions_use_the_households_purchases_only_with_a_verified_car
         me, token = opened["customer"], opened["token"]
         # Three baskets with a Complete Journey milk, one with the shelf's own: the first is the usual.
         now = int(time.time() * 1000)
-        for seq, skus in enumerate([[OTHER_MILK, "1006"], [OTHER_MILK], [OTHER_MILK, "1031"]], 1):
+        for seq, skus in enumerate([[OTHER_MILK, "1006"], [OTHER_MILK, "zz-9"], [OTHER_MILK, "1031"]], 1):
             await buy(broker, CARD, f"b{seq}", seq, skus, now - seq * 86_400_000)
         await wait_for(lambda: len(rows(db, "SELECT 1 FROM purchases WHERE household = ?", me)) == 3)
         url = f"{api}/customers/{me}/product-suggestions?categories=milk,bread,caviar"
+        # Till lines beyond the planogram are filed under the catalog's category (for the models too).
+        filed = dict(
+            rows(
+                db,
+                "SELECT sku, category FROM purchase_items WHERE sku IN (?, ?, ?)",
+                OTHER_MILK,
+                "1006",
+                "zz-9",
+            )
+        )
+        assert filed == {OTHER_MILK: "milk", "1006": "bread", "zz-9": None}
 
         status, before = await call("GET", url, token)  # no consent yet: the store's view only
         assert status == 200, before
@@ -93,6 +104,9 @@ async def test_suggestions_use_the_households_purchases_only_with_a_verified_car
         assert by_category["milk"][0]["reason"] == "your usual: bought 3 times"
         assert by_category["bread"][0]["product"]["sku"] == "1006"
         assert len(by_category["milk"]) == 3
+        usual_milk, usual_bread = (DEMO_CATALOG.by_sku[s] for s in (OTHER_MILK, "1006"))
+        assert mine["budget"]["estimated_total"] == pytest.approx(usual_milk.price + usual_bread.price)
+        assert (mine["budget"]["priced"], mine["budget"]["unpriced"]) == (2, 1)
         logged = rows(
             db, "SELECT role FROM access_log WHERE household = ? AND route LIKE '%product-suggestions'", me
         )

@@ -11,7 +11,7 @@ import pytest
 
 from edge.catalog.load import load_catalog
 from edge.catalog.routes import catalog_source
-from edge.catalog.suggest import suggest
+from edge.catalog.suggest import budget, suggest
 from edge.errors import ConfigError
 from edge.uplink.bundle_checks import DAEMON_CHECKS
 from sync.errors import BundleError
@@ -127,3 +127,17 @@ def test_the_demo_catalog_covers_every_shelf_and_is_a_good_file() -> None:
     for category, products in catalog.by_category.items():
         assert len(products) >= 10, category
     assert sum("organic" in p.attributes for p in catalog.by_sku.values()) >= 20
+
+
+def test_the_budget_prices_each_item_once_and_the_saving_for_the_same_quantity(milk: Path) -> None:
+    catalog = load_catalog(milk)
+    lists = [
+        suggest(catalog, "milk", bought={"m-usual": 5}, popular={}, promotion="Milk 2 for 1.80"),
+        suggest(catalog, "bread", bought={}, popular={"b-1": 4}),
+        suggest(catalog, "caviar", bought={}, popular={}),
+    ]
+    money = budget(lists)
+    assert money.estimated_total == 1.20 + 2.50  # the usual milk and the best-selling bread
+    assert (money.priced, money.unpriced, money.on_offer) == (2, 1, 1)
+    assert money.saving == 0.20  # a litre at 1.00 instead of 1.20; bread has nothing cheaper
+    assert budget([]).estimated_total == 0.0

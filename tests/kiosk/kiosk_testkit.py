@@ -14,6 +14,7 @@ from kiosk.client import StreamState
 from kiosk.errors import NotAuthorizedError
 from kiosk.schemas import (
     Alert,
+    Budget,
     CategoryProducts,
     Consent,
     Fridge,
@@ -166,10 +167,13 @@ class FakeApi:
         self.calls.append(("shopping_list", session.customer))
         return LISTING
 
-    async def products(self, session: Session, category: str) -> ProductSuggestions:
-        self.calls.append(("products", category))
-        found = MILK_PRODUCTS if category == "milk" else []
-        return ProductSuggestions(session.verified, [CategoryProducts(category, found)])
+    async def products(self, session: Session, categories: list[str]) -> ProductSuggestions:
+        self.calls.append(("products", list(categories)))
+        found = [CategoryProducts(c, MILK_PRODUCTS if c == "milk" else []) for c in categories]
+        priced = sum(1 for c in found if c.suggestions)
+        return ProductSuggestions(
+            session.verified, found, Budget(1.09 * priced, priced, len(found) - priced, 0.31)
+        )
 
     async def feedback(self, session: Session, category: str, vote: str) -> None:
         self.calls.append(("feedback", (category, vote)))

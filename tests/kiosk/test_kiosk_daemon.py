@@ -107,6 +107,7 @@ async def test_scan_consent_list_feedback_offers_route_then_idle_wipe(
             await pilot.click("#offers")
             await wait_for_screen(pilot, OffersScreen)
             assert "Offers" in screen_text(app)
+            assert "Your list: about €" in screen_text(app)  # the list's budget from the daemon's catalog
             await pilot.press("enter")  # back
             await wait_for_screen(pilot, ShoppingListScreen)
             await pilot.click("#route")
