@@ -246,7 +246,9 @@ class KioskApp(App[int]):
             categories,
             verified=session.verified,
             personalisation=personalisation,
-            products=lambda category: guard(self, lambda: self.api.products(session, [category])),
+            products=lambda category, prefer: guard(
+                self, lambda: self.api.products(session, [category], prefer)
+            ),
             currency=self.currency,
         )
         while len(self.screen_stack) > 2:
@@ -331,10 +333,11 @@ class KioskApp(App[int]):
             return
         shown = next((s for s in self.screen_stack if isinstance(s, ShoppingListScreen)), None)
         items = shown.items[:60] if shown is not None else []
+        prefer = shown.preferences if shown is not None else frozenset()
         asked = guard(self, lambda: self.api.offers(session))
         if items:  # the list's budget, asked for at the same time
             offers, products = await asyncio.gather(
-                asked, guard(self, lambda: self.api.products(session, items))
+                asked, guard(self, lambda: self.api.products(session, items, prefer))
             )
         else:
             offers, products = await asked, None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
@@ -75,7 +75,9 @@ class KioskApi(Protocol):
     async def shopping_list(self, session: Session) -> ShoppingList: ...
     async def feedback(self, session: Session, category: str, vote: Vote) -> None: ...
     async def offers(self, session: Session) -> Offers: ...
-    async def products(self, session: Session, categories: list[str]) -> ProductSuggestions: ...
+    async def products(
+        self, session: Session, categories: list[str], prefer: Collection[str] = ()
+    ) -> ProductSuggestions: ...
     async def route(self, token: str, items: list[str], start: str | None = None) -> RouteView: ...
     async def visit(
         self, session: Session, items: list[str], start: str | None = None, *, accessible: bool = False
@@ -168,11 +170,13 @@ class KioskClient:
             "GET", f"/api/v1/customers/{_q(session.customer)}/offers", session.token, Offers
         )
 
-    async def products(self, session: Session, categories: list[str]) -> ProductSuggestions:
+    async def products(
+        self, session: Session, categories: list[str], prefer: Collection[str] = ()
+    ) -> ProductSuggestions:
         """Products for list items (the usual one with consent, cheaper per unit, best sellers) and the
-        list's budget."""
+        list's budget; ``prefer``: labels the shopper asked for at the kiosk (never stored)."""
         path = f"/api/v1/customers/{_q(session.customer)}/product-suggestions"
-        params = {"categories": ",".join(categories)}
+        params = {"categories": ",".join(categories), "prefer": ",".join(sorted(prefer))}
         return await self._call("GET", path, session.token, ProductSuggestions, params=params)
 
     async def route(self, token: str, items: list[str], start: str | None = None) -> RouteView:

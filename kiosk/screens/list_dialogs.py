@@ -17,7 +17,8 @@ from kiosk.schemas import ProductSuggestion, ProductSuggestions
 from kiosk.strings import category_name, money, t, with_currency
 from kiosk.widgets import ARROW_FOCUS
 
-ProductLookup = Callable[[str], Awaitable[ProductSuggestions | None]]
+# (category, the shopper's stated preferences) -> the category's products, or None if not known
+ProductLookup = Callable[[str, frozenset[str]], Awaitable[ProductSuggestions | None]]
 WHY_KEYS = {"usual": "item.why_usual", "popular": "item.why_popular", "bought-before": "item.why_bought_before",
             "in-range": "item.why_in_range"}  # fmt: skip
 
@@ -36,8 +37,9 @@ def product_line(s: ProductSuggestion, currency: str) -> Content:
     return text + Content(f" · {why}")
 
 
-class DialogScroll(VerticalScroll, can_focus=False):
-    """A dialog body that scrolls on a small screen; the focus stays on its buttons."""
+class DialogScroll(VerticalScroll, can_focus=False, inherit_bindings=False):
+    """A dialog body that scrolls on a small screen to show the focused control; the arrow keys keep
+    moving the focus (the kiosk has arrows and Enter only), they do not scroll."""
 
 
 class ItemActions(ModalScreen[str]):
@@ -52,9 +54,11 @@ class ItemActions(ModalScreen[str]):
         votes: bool = True,
         products: ProductLookup | None = None,
         currency: str = "EUR",
+        preferences: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__()
         self._category = category
+        self._preferences = preferences  # the labels the shopper asked for (kiosk.screens.preferences)
         self._votes = votes  # an unverified session cannot rate (a vote is about the household)
         self._products = products
         self._currency = currency
@@ -70,6 +74,8 @@ class ItemActions(ModalScreen[str]):
                 yield Button(t("item.up"), id="up")
                 yield Button(t("item.down"), id="down")
             yield Button(t("item.remove"), id="remove")
+            if self._products is not None:
+                yield Button(t("item.prefer"), id="prefer")
             yield Button(t("common.back"), id="back")
 
     def on_mount(self) -> None:
@@ -78,7 +84,7 @@ class ItemActions(ModalScreen[str]):
 
     @work(exclusive=True, exit_on_error=False)
     async def _look_up(self, lookup: ProductLookup) -> None:
-        found = await lookup(self._category)
+        found = await lookup(self._category, self._preferences)
         mine = [
             s
             for c in (found.categories if found else [])
@@ -87,11 +93,14 @@ class ItemActions(ModalScreen[str]):
         ]
         lines = [product_line(s, self._currency) for s in mine]
         offer = next((s.promotion for s in mine if s.promotion), None)  # promotions are per category
-        text = Content(
-            t("item.products_offer", offer=with_currency(offer, self._currency))
-            if offer
-            else t("item.products")
-        )
+        if self._preferences:
+            labels = ", ".join(t(f"prefs.{p}") for p in sorted(self._preferences))
+            heading = t("item.products_for", labels=labels)
+        elif offer:
+            heading = t("item.products_offer", offer=with_currency(offer, self._currency))
+        else:
+            heading = t("item.products")
+        text = Content(heading)
         for line in lines:
             text += Content("\n") + line
         self.query_one("#products", Static).update(text if lines else Content(t("item.products_none")))

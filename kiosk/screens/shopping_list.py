@@ -17,6 +17,7 @@ from textual.widgets.option_list import Option
 
 from kiosk.schemas import ListEntry, ShoppingList, Vote
 from kiosk.screens.list_dialogs import AddItem, ItemActions, ProductLookup
+from kiosk.screens.preferences import PreferencesDialog
 from kiosk.strings import category_name, name_in, t
 from kiosk.widgets import ConnectionBanner, KioskScreen, days_left_text
 
@@ -79,6 +80,7 @@ class ShoppingListScreen(KioskScreen):
         super().__init__()
         self._products = products  # an item's products and prices, asked for when its dialog opens
         self._currency = currency
+        self.preferences: frozenset[str] = frozenset()  # stated for this visit (organic, ...), never stored
         self._listing = listing
         self._verified = verified  # False: a typed number; no privacy choices, no "forget me", no votes
         self._personalisation = personalisation  # the shopper said yes to a personal list
@@ -180,13 +182,29 @@ class ShoppingListScreen(KioskScreen):
     def _selected(self, event: OptionList.OptionSelected) -> None:
         category = self.row_categories[event.option_index]
         if category is not None:
-            self.app.push_screen(
-                ItemActions(category, votes=self._verified, products=self._products, currency=self._currency),
-                lambda choice: self._act(category, choice),
-            )
+            self._open_item(category)
+
+    def _open_item(self, category: str) -> None:
+        dialog = ItemActions(
+            category,
+            votes=self._verified,
+            products=self._products,
+            currency=self._currency,
+            preferences=self.preferences,
+        )
+        self.app.push_screen(dialog, lambda choice: self._act(category, choice))
+
+    def _preferences_chosen(self, category: str, chosen: frozenset[str] | None) -> None:
+        if chosen is not None:
+            self.preferences = chosen
+        self._open_item(category)  # back to the item, its products now as the shopper asked
 
     def _act(self, category: str, choice: str | None) -> None:
-        if choice in ("up", "down"):
+        if choice == "prefer":
+            self.app.push_screen(
+                PreferencesDialog(self.preferences), lambda chosen: self._preferences_chosen(category, chosen)
+            )
+        elif choice in ("up", "down"):
             vote: Vote = "up" if choice == "up" else "down"
             self.votes[category] = vote
             self.post_message(self.Feedback(category, vote))

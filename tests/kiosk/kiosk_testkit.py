@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,8 +167,10 @@ class FakeApi:
         self.calls.append(("shopping_list", session.customer))
         return LISTING
 
-    async def products(self, session: Session, categories: list[str]) -> ProductSuggestions:
-        self.calls.append(("products", list(categories)))
+    async def products(
+        self, session: Session, categories: list[str], prefer: Collection[str] = ()
+    ) -> ProductSuggestions:
+        self.calls.append(("products", (list(categories), sorted(prefer))))
         found = [CategoryProducts(c, MILK_PRODUCTS if c == "milk" else []) for c in categories]
         priced = sum(1 for c in found if c.suggestions)
         return ProductSuggestions(

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import msgspec
 from textual.command import CommandPalette
-from textual.widgets import DataTable, OptionList, TabbedContent
+from textual.widgets import Button, DataTable, OptionList, Static, TabbedContent
 
 from kiosk.schemas import AbTest, Consent, RouteView, StaffOverview
 from kiosk.screens.attract import AttractScreen
 from kiosk.screens.consent import ConsentScreen
 from kiosk.screens.dialogs import ForgetScreen, IdleWarningScreen
 from kiosk.screens.list_dialogs import AddItem, ItemActions
+from kiosk.screens.preferences import PreferencesDialog
 from kiosk.screens.route import RouteScreen
 from kiosk.screens.shopping_list import ShoppingListScreen
 from kiosk.screens.staff import StaffLoginScreen, StaffScreen
@@ -333,3 +334,50 @@ async def test_a_route_on_a_new_store_layout_reloads_the_map() -> None:
         assert ("layout_text", None) in api.calls
         assert app.layout.store_id == "convenience"
         assert "━" in screen_text(app)  # drawn on the new map, not degraded to words
+
+
+async def test_stated_preferences_choose_the_products_for_this_visit_only() -> None:
+    api = FakeApi(consent=Consent(True, True, 1))
+    clock = FakeClock()
+    app = fake_app(api, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"777", "enter")
+        await wait_for_screen(pilot, ShoppingListScreen)
+        await pilot.press("enter")  # milk
+        await wait_for_screen(pilot, ItemActions)
+        await pilot.click("#prefer")
+        await wait_for_screen(pilot, PreferencesDialog)
+        await pilot.pause(0.1)
+        await pilot.press("enter", "down", "enter")  # organic, vegetarian
+        await pilot.press("down", "down", "down", "down")  # to "Use these", below the fold at 80x24
+        assert app.focused is app.screen.query_one("#save", Button)
+        await pilot.press("enter")
+        await wait_for_screen(pilot, ItemActions)  # back at the item, its products asked for again
+
+        def products_text() -> str:
+            return str(app.screen.query_one("#products", Static).content)
+
+        for _ in range(50):
+            if products_text().startswith("In this store (organic, vegetarian):"):
+                break
+            await pilot.pause(0.05)
+        assert products_text().startswith("In this store (organic, vegetarian):"), (
+            products_text(),
+            api.calls,
+            app.screen_stack,
+        )
+        asked = [args for name, args in api.calls if name == "products"]
+        assert asked == [(["milk"], []), (["milk"], ["organic", "vegetarian"])]
+        await pilot.press("escape")
+        await wait_for_screen(pilot, ShoppingListScreen)
+        await pilot.click("#offers")  # the budget is asked with the same preferences
+        await pilot.pause(0.3)
+        assert ("products", (["milk", "bread", "ice cream"], ["organic", "vegetarian"])) in api.calls
+        clock.advance(61 + 30)  # idle: the session and everything the shopper said are wiped
+        await wait_for_screen(pilot, AttractScreen)
+        await pilot.press(*"777", "enter")
+        await wait_for_screen(pilot, ShoppingListScreen)
+        await pilot.press("enter")
+        await wait_for_screen(pilot, ItemActions)
+        await pilot.pause(0.3)
+        assert [args for name, args in api.calls if name == "products"][-1] == (["milk"], [])

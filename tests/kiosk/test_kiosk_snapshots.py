@@ -18,6 +18,7 @@ from kiosk.screens.consent import ConsentScreen
 from kiosk.screens.dialogs import ForgetScreen, IdleWarningScreen
 from kiosk.screens.list_dialogs import AddItem, ItemActions
 from kiosk.screens.offers import OffersScreen
+from kiosk.screens.preferences import PreferencesDialog
 from kiosk.screens.route import RouteScreen
 from kiosk.screens.shopping_list import ShoppingListScreen
 from kiosk.screens.staff import StaffLoginScreen, StaffScreen
@@ -57,6 +58,14 @@ async def item_products(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> No
     await pilot.press("enter")  # the first entry: milk, with its products and prices
     await wait_for_screen(pilot, ItemActions)
     await pilot.pause(0.5)  # the products' answer and the modal's fade-in
+
+
+async def preferences(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
+    await item_products(pilot, api, clock)
+    await pilot.click("#prefer")
+    await wait_for_screen(pilot, PreferencesDialog)
+    await pilot.press("enter")  # tick "organic"
+    await pilot.pause(0.5)
 
 
 async def route(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
@@ -107,6 +116,7 @@ SCREENS: dict[str, Step] = {
     "list": shopping_list,
     "add_item": add_item,
     "item_products": item_products,
+    "preferences": preferences,
     "route": route,
     "offers": offers,
     "forget": forget,
