@@ -204,6 +204,8 @@ class KioskApp(App[int]):
         elif isinstance(self.screen, AttractScreen) and self.session is None:
             self.attract.notice = ""
             self.start_session(code)
+        elif self.session is not None and self.current_mode == "shopper":
+            self.staff_login(code, beside_shopper=True)  # staff helping the shopper: their insights
 
     # -- the shopper flow --------------------------------------------------------------------------
 
@@ -392,21 +394,25 @@ class KioskApp(App[int]):
         self.staff_login(message.token)
 
     @work(exclusive=True, group="flow", exit_on_error=False)
-    async def staff_login(self, token: str) -> None:
+    async def staff_login(self, token: str, *, beside_shopper: bool = False) -> None:
+        """A staff badge or PIN. ``beside_shopper``: scanned during a shopper's session, to help them:
+        staff mode then shows that household's insights; a code that is not a badge is ignored."""
         login = self.screen
         try:
             await self.api.verify_staff(token)
-        except NotAuthorizedError:
-            if isinstance(login, StaffLoginScreen):
-                login.refuse("That badge or PIN was not accepted.")
-            return
         except KioskError as exc:
             if isinstance(login, StaffLoginScreen):
-                login.refuse(f"Cannot check it now: {exc}")
+                refused = isinstance(exc, NotAuthorizedError)
+                login.refuse(
+                    "That badge or PIN was not accepted." if refused else f"Cannot check it now: {exc}"
+                )
             return
+        if beside_shopper:
+            await self.switch_mode("staff")
         self.staff_token = token
         self.idle.touch()
-        await self.push_screen(StaffScreen(self.api, token))
+        shopper = self.session.customer if self.session is not None and self.session.verified else None
+        await self.push_screen(StaffScreen(self.api, token, shopper=shopper, currency=self.currency))
 
 
 def build_app(settings: KioskSettings, api: KioskApi | None = None) -> KioskApp:

@@ -45,6 +45,7 @@ from kiosk.schemas import (
     Vote,
     ZoneOccupancy,
 )
+from kiosk.staff_insights import Insights, Segments
 from kiosk.visit import VisitView
 from sensors.backoff import Backoff
 
@@ -86,6 +87,8 @@ class KioskApi(Protocol):
     async def verify_staff(self, token: str) -> None: ...
     async def acknowledge(self, token: str, alert_id: int, by: str = "kiosk") -> Alert: ...
     async def staff_overview(self, token: str) -> StaffOverview: ...
+    async def segments(self, token: str) -> Segments: ...
+    async def insights(self, token: str, household: str) -> Insights: ...
     def alert_stream(self, token: str) -> AsyncIterator[Alert | StreamState]: ...
 
 
@@ -210,6 +213,13 @@ class KioskClient:
 
     async def acknowledge(self, token: str, alert_id: int, by: str = "kiosk") -> Alert:
         return await self._call("POST", f"/api/v1/alerts/{alert_id}/ack", token, Alert, body={"by": by})
+
+    async def segments(self, token: str) -> Segments:
+        return await self._call("GET", "/api/v1/analytics/customer-segments", token, Segments)
+
+    async def insights(self, token: str, household: str) -> Insights:
+        """A household's insights as staff read them (the daemon refuses without analytics consent)."""
+        return await self._call("GET", f"/api/v1/customers/{_q(household)}/insights", token, Insights)
 
     async def staff_overview(self, token: str) -> StaffOverview:
         shelves, fridges, zones, quarantine, sync, tests = await asyncio.gather(

@@ -15,6 +15,8 @@ from textual.widgets import Button, DataTable, Input, Static, TabbedContent, Tab
 
 from kiosk.errors import KioskError, NotAuthorizedError
 from kiosk.schemas import AbTest, Alert, StaffOverview
+from kiosk.staff_insights import insights_text, segment_rows
+from kiosk.strings import DEFAULT_CURRENCY
 from kiosk.widgets import ConnectionBanner, KioskScreen
 
 if TYPE_CHECKING:
@@ -109,11 +111,21 @@ class StaffScreen(KioskScreen):
 
     BINDINGS = [*KioskScreen.BINDINGS, Binding("escape", "exit", "Exit", show=False)]
 
-    def __init__(self, api: KioskApi, token: str, refresh_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        api: KioskApi,
+        token: str,
+        refresh_s: float = 5.0,
+        *,
+        shopper: str | None = None,
+        currency: str = DEFAULT_CURRENCY,
+    ) -> None:
         super().__init__()
         self._api = api
         self._token = token
         self._refresh_s = refresh_s
+        self._shopper = shopper  # the household a shopper has opened at this kiosk, if any
+        self._currency = currency
         self.alerts: dict[int, Alert] = {}
 
     def compose(self) -> ComposeResult:
@@ -130,6 +142,9 @@ class StaffScreen(KioskScreen):
             with TabPane("Store", id="tab-store"):
                 yield DataTable(id="zones", cursor_type="row")
                 yield Static("", id="store-status", classes="lead")
+            with TabPane("Customers", id="tab-customers"):
+                yield DataTable(id="segments", cursor_type="row")
+                yield Static("", id="shopper-insights", classes="lead")
         yield Button("Exit staff mode", id="exit")
 
     def on_mount(self) -> None:
@@ -139,9 +154,11 @@ class StaffScreen(KioskScreen):
         )
         self.query_one("#fridges", DataTable).add_columns("Fridge", "Storage", "°C", "Range", "OK")
         self.query_one("#zones", DataTable).add_columns("Zone", "People", "Capacity", "Checkout")
+        self.query_one("#segments", DataTable).add_columns("Segment", "Households", "Mean CLV", "Churn risk")
         self.query_one("#alerts", DataTable).focus()
         self.follow_alerts()
         self.refresh_overview()
+        self.load_customers()
         self.set_interval(self._refresh_s, self.refresh_overview)
 
     # -- live alerts -------------------------------------------------------------------------------
@@ -239,6 +256,29 @@ class StaffScreen(KioskScreen):
             )
         lines += [test_line(t) for t in overview.tests if t.state in ("running", "scheduled")]
         self.query_one("#store-status", Static).update("\n".join(lines))
+
+    @work(exclusive=True, group="customers", exit_on_error=False)
+    async def load_customers(self) -> None:
+        """The store's segments, and the insights of the household opened at this kiosk (if any)."""
+        table = self.query_one("#segments", DataTable)
+        try:
+            segments = await self._api.segments(self._token)
+            table.add_rows(segment_rows(segments, self._currency))
+        except KioskError as exc:
+            log.warning("staff_segments_failed", extra={"error": str(exc)})
+        words = self.query_one("#shopper-insights", Static)
+        if self._shopper is None:
+            words.update("No shopper has a session open at this kiosk.")
+            return
+        try:
+            insights = await self._api.insights(self._token, self._shopper)
+        except NotAuthorizedError:
+            words.update("This shopper has not agreed to store analytics: there is nothing to show.")
+            return
+        except KioskError as exc:
+            words.update(f"No insights for this shopper now: {exc}")
+            return
+        words.update(insights_text(insights, self._currency))
 
     @on(Button.Pressed, "#exit")
     def action_exit(self) -> None:

@@ -37,6 +37,18 @@ from kiosk.schemas import (
 )
 from kiosk.screens.attract import AttractScreen
 from kiosk.settings import KioskSettings
+from kiosk.staff_insights import (
+    ChurnPart,
+    Economic,
+    Habit,
+    Habits,
+    Insights,
+    Part,
+    SegmentPart,
+    SegmentRow,
+    Segments,
+    ValuePart,
+)
 from kiosk.visit import PickView, SectionView, VisitView
 
 CUSTOMER = "hh_" + "ab" * 16
@@ -70,6 +82,35 @@ MILK_PRODUCTS = [
     ProductSuggestion(Product("cj-2", "Fluid milk white only 1/2 gal", 1.99, "Maker 2", "l", 1.05), "popular",
                       "Milk 2 for 1.50"),
 ]  # fmt: skip
+
+SEGMENTS = Segments(
+    True,
+    [
+        SegmentRow("weekly big-basket shoppers", 1240, 812.5, 0.08),
+        SegmentRow("occasional top-up shoppers", None, None, None, suppressed=True),
+    ],
+)
+
+
+def _part(reasoning: str) -> Part:
+    return Part(reasoning, 0.8)
+
+
+INSIGHTS = Insights(
+    CUSTOMER,
+    "52 weeks of purchases in this store",
+    SegmentPart("closest to the centre of weekly big-basket shoppers", 0.8, "weekly big-basket shoppers"),
+    ChurnPart("your usual weekly trip happened 4 days ago", 0.9, "active"),
+    ValuePart("BG/NBD and Gamma-Gamma on 48 trips", 0.7, 812.5, 365),
+    Economic(
+        _part("34.10 a basket; the store's loyalty baskets average 28.40"),
+        _part("buys the cheaper products of a category as often as others"),
+        _part("a quarter of its lines were on promotion"),
+        _part("weekly spend varies little"),
+    ),
+    Habits("3 categories bought often", 0.8, [Habit("milk", 40, "milk about every 3 days, steady")]),
+    _part("its segment often buys eggs, which it does not"),
+)
 
 OFFERS = Offers(
     personalised=True,
@@ -206,6 +247,14 @@ class FakeApi:
     async def acknowledge(self, token: str, alert_id: int, by: str = "kiosk") -> Alert:
         self.calls.append(("acknowledge", alert_id))
         return Alert(alert_id, "empty_shelf", "A3-2", "critical", "acked", "shelf A3-2 is empty", 1, 2)
+
+    async def segments(self, token: str) -> Segments:
+        self.calls.append(("segments", None))
+        return SEGMENTS
+
+    async def insights(self, token: str, household: str) -> Insights:
+        self.calls.append(("insights", household))
+        return INSIGHTS
 
     async def staff_overview(self, token: str) -> StaffOverview:
         return StaffOverview(

@@ -381,3 +381,46 @@ async def test_stated_preferences_choose_the_products_for_this_visit_only() -> N
         await wait_for_screen(pilot, ItemActions)
         await pilot.pause(0.3)
         assert [args for name, args in api.calls if name == "products"][-1] == (["milk"], [])
+
+
+async def test_a_staff_badge_scanned_beside_a_shopper_shows_their_worded_insights() -> None:
+    api = FakeApi(consent=Consent(True, True, 1))
+    app = fake_app(api)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press(*"777", "enter")
+        await wait_for_screen(pilot, ShoppingListScreen)
+        app.scanned("LOY-000999")  # another card, not a badge: ignored, the shopper's list stays
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ShoppingListScreen)
+        app.scanned(STAFF)
+        await wait_for_screen(pilot, StaffScreen)
+        app.screen.query_one("#staff-tabs", TabbedContent).active = "tab-customers"
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert "Segment: weekly big-basket shoppers." in text
+        assert "Churn risk: active." in text
+        assert "no purchase history is shown" in text
+        assert ("insights", CUSTOMER) in api.calls
+        rows = app.screen.query_one("#segments", DataTable)
+        assert [rows.get_row_at(i)[:2] for i in range(rows.row_count)] == [
+            ["weekly big-basket shoppers", "1240"],
+            ["occasional top-up shoppers", "fewer than 10"],  # no count under 10 households
+        ]
+        await pilot.click("#exit")  # leaving staff mode ends the shopper's session too
+        await wait_for_screen(pilot, AttractScreen)
+        await pilot.pause(0.1)
+        assert_no_personal_data(app)
+
+
+async def test_staff_mode_without_a_shopper_says_so() -> None:
+    api = FakeApi()
+    app = fake_app(api)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.click("#staff")
+        await wait_for_screen(pilot, StaffLoginScreen)
+        await pilot.press(*STAFF, "enter")
+        await wait_for_screen(pilot, StaffScreen)
+        app.screen.query_one("#staff-tabs", TabbedContent).active = "tab-customers"
+        await pilot.pause(0.3)
+        assert "No shopper has a session open at this kiosk." in screen_text(app)
+        assert not [c for c in api.calls if c[0] == "insights"]
