@@ -189,6 +189,20 @@ def ranking_metrics(top: I64, baskets: HeldOutBaskets) -> BasketRankingMetrics:
 Ranker = Callable[[BasketSequences, I64], I64]
 
 
+def join_held_out(parts: list[HeldOutBaskets], start_day: int, end_day: int) -> HeldOutBaskets:
+    """Days' held-out baskets as one window (basket numbers offset so they stay distinct)."""
+    offsets = np.cumsum([0] + [part.size for part in parts[:-1]])
+    return HeldOutBaskets(
+        start_day,
+        end_day,
+        np.concatenate([part.household for part in parts]),
+        np.concatenate([part.day for part in parts]),
+        np.concatenate([part.item_basket + o for part, o in zip(parts, offsets, strict=True)]),
+        np.concatenate([part.item_category for part in parts]),
+        np.concatenate([part.item_repeat for part in parts]),
+    )
+
+
 def rolling_metrics(
     history: PurchaseHistory, start_day: int, end_day: int, rank: Ranker
 ) -> BasketRankingMetrics:
@@ -204,16 +218,7 @@ def rolling_metrics(
             parts.append(test)
     if not parts:
         return ranking_metrics(np.zeros((0, TOP_K), np.int64), held_out_baskets(history, end_day, end_day))
-    offsets = np.cumsum([0] + [part.size for part in parts[:-1]])
-    joined = HeldOutBaskets(
-        start_day,
-        end_day,
-        np.concatenate([part.household for part in parts]),
-        np.concatenate([part.day for part in parts]),
-        np.concatenate([part.item_basket + o for part, o in zip(parts, offsets, strict=True)]),
-        np.concatenate([part.item_category for part in parts]),
-        np.concatenate([part.item_repeat for part in parts]),
-    )
+    joined = join_held_out(parts, start_day, end_day)
     return ranking_metrics(np.concatenate(tops), joined)
 
 

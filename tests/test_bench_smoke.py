@@ -64,6 +64,8 @@ def test_benchmark_runs_and_writes_json(script: str, args: list[str], tmp_path: 
             "GP-TopFreq",
             "results",
         ),
+        # Issue #16 item 3: product-level next basket on 200 Complete Journey households, one cutoff.
+        ("next_product.py", ["--smoke", "--out"], "P-TopFreq", "runs"),
     ],
 )
 def test_benchmark_prints_its_table_and_writes_json(
