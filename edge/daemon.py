@@ -196,9 +196,7 @@ class Daemon:
         )
         if self.predictions is not None:
             self.predictions.after_full_rescore.append(self.insights.scoring.rescore_all)
-        self.catalog = catalog_api(
-            config, db_path, self.writer, self.customers.settings.promotion_paths, self.catalog_file
-        )
+        self.catalog = catalog_api(config, db_path, self.writer, self.customers.promotions, self.catalog_file)
         self.realtime_reads = ReadThread(db_path, "realtime-reader")
         self.realtime = RealtimeRecommender(self.realtime_reads, self.live_layout.layout)
         self.http: HttpEndpoint | None = None

@@ -28,7 +28,7 @@ from edge.catalog.suggest import budget, suggest
 from edge.config import Config
 from edge.customers import tables
 from edge.customers.offers import Promotion, active
-from edge.customers.routes import AuditedReads, promotions_source
+from edge.customers.routes import AuditedReads
 from edge.http.app import PRINCIPAL
 from edge.http.responses import Handler, error_response, json_response
 from edge.live_file import LiveFile
@@ -192,14 +192,14 @@ def catalog_api(
     config: Config,
     db_path: Path,
     writer: StoreWriter,
-    promotion_paths: Sequence[Path],
+    promotions: LiveFile[tuple[Promotion, ...]],
     catalog: LiveFile[Catalog],
 ) -> CatalogApi:
     """The catalog routes as the daemon wires them (``catalog``: `catalog_source` of `catalog_paths`,
-    which the store also files till lines by)."""
+    which the store also files till lines by; ``promotions``: the shopper routes' live promotions)."""
     return CatalogApi(
         catalog,
-        promotions_source(promotion_paths),
+        promotions,
         AuditedReads(db_path, writer, "sqlite-catalog-audit"),
         ReadThread(db_path, "catalog-reader"),
         config.store.currency,

@@ -128,7 +128,7 @@ class CustomerApi:
         self._sessions = sessions
         self._predictions = predictions
         self._audit = AuditedReads(db_path, writer, "sqlite-customers")
-        self._promotions = promotions_source(settings.promotion_paths)
+        self.promotions = promotions_source(settings.promotion_paths)  # also the catalog's (edge.catalog)
 
     async def close(self) -> None:
         await self._audit.close()
@@ -210,7 +210,7 @@ class CustomerApi:
 
     async def _offers(self, shopping: ShoppingList) -> OffersView:
         now = dt.datetime.now(self.settings.timezone)
-        promotions = await asyncio.to_thread(self._promotions.current)  # stat (and a re-read) off the loop
+        promotions = await asyncio.to_thread(self.promotions.current)  # stat (and a re-read) off the loop
         if not shopping.personalised:
             return offers_for(promotions, now, None)
         due = [i.category for i in (*shopping.urgent, *shopping.upcoming)]

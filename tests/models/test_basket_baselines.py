@@ -35,11 +35,14 @@ CATEGORIES = ("bread", "eggs", "fish", "milk", "tea")  # codes 0..4 (sorted, as 
 DAY0 = 20_000
 
 
-def _history(baskets: list[tuple[str, int, list[str]]]) -> PurchaseHistory:
-    """One line per (basket, category); baskets are (household, day offset, categories)."""
+def _history(
+    baskets: list[tuple[str, int, list[str]]], items: tuple[str, ...] = CATEGORIES
+) -> PurchaseHistory:
+    """One line per (basket, item); baskets are (household, day offset, items); ``items``: the item names
+    (categories here, products in tests/models/test_product_level.py)."""
     households = sorted({h for h, _, _ in baskets})
     rows = [
-        (households.index(h), CATEGORIES.index(c), DAY0 + day, basket)
+        (households.index(h), items.index(c), DAY0 + day, basket)
         for basket, (h, day, cats) in enumerate(baskets)
         for c in cats
     ]
@@ -55,7 +58,7 @@ def _history(baskets: list[tuple[str, int, list[str]]]) -> PurchaseHistory:
         "price": np.ones(n),
         "promo": np.zeros(n, dtype=bool),
     }
-    return make_history(households, CATEGORIES, columns)
+    return make_history(households, items, columns)
 
 
 def _names(codes: np.ndarray[Any, Any]) -> list[str]:

@@ -30,9 +30,10 @@ from models.product_tifu import (
     tifu_weights,
     tuned_product_tifu,
 )
+from tests.models.test_basket_baselines import DAY0
+from tests.models.test_basket_baselines import _history as item_history
 
 PRODUCTS = ("apple", "bread", "cheese", "eggs", "milk", "tea")  # codes 0..5
-DAY0 = 20_000
 NO_DECAY = TifuParams("size", 1000, 1.0, 1.0, 0, 1.0)
 
 
@@ -40,25 +41,7 @@ def _history(
     baskets: list[tuple[str, int, list[str]]], products: tuple[str, ...] = PRODUCTS
 ) -> PurchaseHistory:
     """One line per (basket, product); baskets are (household, day offset, products)."""
-    households = sorted({h for h, _, _ in baskets})
-    rows = [
-        (households.index(h), products.index(p), DAY0 + day, basket)
-        for basket, (h, day, items) in enumerate(baskets)
-        for p in items
-    ]
-    h, p, d, b = (np.array(column) for column in zip(*rows, strict=True))
-    n = len(rows)
-    columns = {
-        "household": h,
-        "category": p,
-        "day": d,
-        "minute": np.full(n, 600),
-        "basket": b,
-        "qty": np.ones(n),
-        "price": np.ones(n),
-        "promo": np.zeros(n, dtype=bool),
-    }
-    return make_history(households, products, columns)
+    return item_history(baskets, products)
 
 
 def _random_history(seed: int, households: int = 40, products: int = 60, days: int = 150) -> PurchaseHistory:
