@@ -50,6 +50,23 @@ class ListEntry(msgspec.Struct, frozen=True):
     probability: float | None = None
 
 
+class SeasonalEntry(msgspec.Struct, frozen=True):
+    """In season in the store (not on the household's list): the daemon's `edge.predictions.seasonal`."""
+
+    category: str
+    kind: Literal["holiday", "season", "trend"]
+    lift: float
+    reason: str = ""
+    holiday: str | None = None
+
+
+class Holiday(msgspec.Struct, frozen=True):
+    date: str
+    name: str
+    local_name: str
+    days_away: int
+
+
 class ShoppingList(msgspec.Struct, frozen=True):
     customer: str
     personalised: bool
@@ -58,6 +75,8 @@ class ShoppingList(msgspec.Struct, frozen=True):
     usual: list[ListEntry]
     model_version: str | None = None
     generated_ms: int | None = None
+    seasonal: list[SeasonalEntry] = []
+    holidays: list[Holiday] = []
 
 
 class Product(msgspec.Struct, frozen=True):

@@ -99,3 +99,19 @@ def holiday_columns(day: npt.ArrayLike, country: str) -> dict[str, F64]:
         "holiday_eve": ((until == 1) & ~today).astype(np.float64),
         "days_to_holiday": np.minimum(until, DAYS_TO_HOLIDAY_CAP).astype(np.float64),
     }
+
+
+@lru_cache(maxsize=64)
+def holiday_names(country: str, year: int, language: str | None = None) -> tuple[tuple[date, str], ...]:
+    """The country's public holidays of ``year`` with their names (in ``language``, e.g. "en_US", where
+    the calendar has it; None: the country's own language), by date; none for ``""``."""
+    if not country:
+        return ()
+    import holidays  # noqa: PLC0415 - see supported_countries
+
+    # Without a language the package follows the process's locale (LANG): name one explicitly.
+    calendar = holidays.country_holidays(check_country(country), years=year)
+    wanted = language if language in calendar.supported_languages else calendar.default_language
+    if wanted is not None:
+        calendar = holidays.country_holidays(check_country(country), years=year, language=wanted)
+    return tuple(sorted(calendar.items()))

@@ -1,6 +1,7 @@
 """What a kiosk reads of a household's predictions: its shopping list (personalised from the cached
 scores, scored on demand when it has consent and nothing is cached, else the store's most bought
-categories this week) and its next-purchase forecasts. Days left count from each row's origin day in
+categories this week), with what is in season in the store and the coming public holidays
+(`edge.predictions.seasonal`), and its next-purchase forecasts. Days left count from each row's origin day in
 store-local days, so a cached list stays right as the days pass, and agree with the reason beside them
 (`models.shopping_list.shown_days_left`: due now past the usual gap, no number for a lapsed habit);
 urgent and coming-up items are shown soonest first.
@@ -12,10 +13,13 @@ import math
 import sqlite3
 from collections.abc import Awaitable, Callable
 
+import msgspec
+
 from edge.customers.tables import has_consent
 from edge.metrics import Counter
 from edge.predictions.clock import StoreClock
 from edge.predictions.scoring import local_day
+from edge.predictions.seasonal import SeasonalOutlook
 from edge.predictions.tables import MS_PER_DAY, popular_categories
 from edge.predictions.views import ListItem, PredictionItem, PredictionsView, ShoppingListView
 from edge.store.db import ReadThread
@@ -23,6 +27,7 @@ from models.shopping_list import shown_days_left
 
 GENERIC_REASON = "popular in this store this week"
 GENERIC_TTL_MS = 300_000
+SEASONAL_LIMIT = 3
 WEEK_MS = 7 * MS_PER_DAY
 
 
@@ -35,7 +40,9 @@ class HouseholdLists:
         clock: StoreClock,
         limit: int,
         default_version: Callable[[], str],
+        seasonal: SeasonalOutlook | None = None,
     ) -> None:
+        self._seasonal = seasonal
         self._live = live
         self._score_on_demand = score_on_demand
         self._counter = counter
@@ -72,8 +79,10 @@ class HouseholdLists:
             groups[soon].sort(
                 key=lambda i: (math.inf if i.days_left is None else i.days_left, -i.probability)
             )
-        return ShoppingListView(
-            household, True, model, now, groups["urgent"], groups["upcoming"], groups["usual"]
+        return self._with_season(
+            ShoppingListView(
+                household, True, model, now, groups["urgent"], groups["upcoming"], groups["usual"]
+            )
         )
 
     async def generic_list(self, household: str, now_ms: int | None = None) -> ShoppingListView:
@@ -118,7 +127,15 @@ class HouseholdLists:
             popular = await self._live.run(lambda c: popular_categories(c, now - WEEK_MS, limit))
             cached = self._generic = (now, popular)
         usual = [ListItem(category, GENERIC_REASON, None, share) for category, share in cached[1]]
-        return ShoppingListView(household, False, None, now, [], [], usual)
+        return self._with_season(ShoppingListView(household, False, None, now, [], [], usual))
+
+    def _with_season(self, view: ShoppingListView) -> ShoppingListView:
+        """``view`` with the store's seasonal items that are not on it, and the coming holidays."""
+        if self._seasonal is None:
+            return view
+        listed = {i.category for group in (view.urgent, view.upcoming, view.usual) for i in group}
+        seasonal = self._seasonal.for_list(listed, SEASONAL_LIMIT)
+        return msgspec.structs.replace(view, seasonal=seasonal, holidays=list(self._seasonal.holidays))
 
 
 ListRow = tuple[str, str, str, float | None, float, str, int, float | None, int]

@@ -48,6 +48,7 @@ from edge.predictions.scoring import (
     ScoringContext,
     ShelfForecast,
 )
+from edge.predictions.seasonal import SeasonalOutlook
 from edge.predictions.shelves import ShelfForecaster
 from edge.predictions.tables import (
     MS_PER_DAY,
@@ -112,6 +113,7 @@ class PredictionService:
         self._scoring = asyncio.Lock()  # one batch step at a time: a newer snapshot is never overwritten
         self._aggregates: tuple[int, tuple[str, ...], CategoryAggregates] | None = None
         self.stages = StageSeconds()  # running totals since start
+        self.seasonal = SeasonalOutlook(db_path, self.clock, config.store.country)
         self.lists = HouseholdLists(
             self._live_reads,
             self._score_on_demand,
@@ -119,6 +121,7 @@ class PredictionService:
             self.clock,
             self._settings.list_limit,
             lambda: self.models.next_purchase.card.version,
+            self.seasonal,
         )
         self.shelves = ShelfForecaster(
             writer,
@@ -143,6 +146,7 @@ class PredictionService:
             ("rescore", self.run_rescore),
             ("nightly", self.run_nightly),
             ("shelves", self.shelves.run),
+            ("seasonal", self.seasonal.run),
         ]
         if self.models_dir is not None:
             tasks.append(("models", self.run_model_watch))
@@ -153,6 +157,7 @@ class PredictionService:
             await self.history.close()
         await self._batch_reads.close()
         await self._live_reads.close()
+        await self.seasonal.close()
         self._batch_pool.shutdown(wait=True)
         self._live_pool.shutdown(wait=True)
 

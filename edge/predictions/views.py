@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from edge.predictions.seasonal import HolidayNotice, SeasonalItem
+
 
 class PredictionItem(msgspec.Struct, frozen=True):
     category: str
@@ -37,6 +39,10 @@ class ShoppingListView(msgspec.Struct, frozen=True):
     urgent: list[ListItem]
     upcoming: list[ListItem]
     usual: list[ListItem]
+    # In season in this store and not on the list (anonymous store statistics: every list has them),
+    # and the public holidays of the next two weeks (`edge.predictions.seasonal`).
+    seasonal: list[SeasonalItem] = []
+    holidays: list[HolidayNotice] = []
 
 
 class ShelfForecastView(msgspec.Struct, frozen=True):

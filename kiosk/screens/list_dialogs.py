@@ -43,7 +43,8 @@ class DialogScroll(VerticalScroll, can_focus=False, inherit_bindings=False):
 
 
 class ItemActions(ModalScreen[str]):
-    """What to do with one list entry: see its products (with prices), rate it or remove it."""
+    """What to do with one list entry: see its products (with prices), rate it or remove it; or, for one
+    in season that is not on the list, add it."""
 
     BINDINGS = [*ARROW_FOCUS, Binding("escape", "dismiss('back')", "Back", show=False)]
 
@@ -55,8 +56,10 @@ class ItemActions(ModalScreen[str]):
         products: ProductLookup | None = None,
         currency: str = "EUR",
         preferences: frozenset[str] = frozenset(),
+        addable: bool = False,
     ) -> None:
         super().__init__()
+        self._addable = addable  # not on the list (in season): "Add to my list" instead of "Remove"
         self._category = category
         self._preferences = preferences  # the labels the shopper asked for (kiosk.screens.preferences)
         self._votes = votes  # an unverified session cannot rate (a vote is about the household)
@@ -73,7 +76,10 @@ class ItemActions(ModalScreen[str]):
             if self._votes:
                 yield Button(t("item.up"), id="up")
                 yield Button(t("item.down"), id="down")
-            yield Button(t("item.remove"), id="remove")
+            if self._addable:
+                yield Button(t("item.add_to_list"), id="add", variant="primary")
+            else:
+                yield Button(t("item.remove"), id="remove")
             if self._products is not None:
                 yield Button(t("item.prefer"), id="prefer")
             yield Button(t("common.back"), id="back")

@@ -1,4 +1,5 @@
-"""The smart shopping list: urgent / upcoming / usual / added by you, each with its reason; edit, rate.
+"""The smart shopping list: urgent / upcoming / usual / added by you, each with its reason; edit, rate;
+then what is in season in the store (not on the list; Enter adds one) and the coming public holidays.
 
 The shopper's edits (additions, removals, votes) belong to the screen for the whole session: a new
 list from the daemon (after a privacy change) is merged under them by `show_listing`, not over them.
@@ -15,9 +16,10 @@ from textual.message import Message
 from textual.widgets import Button, OptionList, Static
 from textual.widgets.option_list import Option
 
-from kiosk.schemas import ListEntry, ShoppingList, Vote
+from kiosk.schemas import ListEntry, SeasonalEntry, ShoppingList, Vote
 from kiosk.screens.list_dialogs import AddItem, ItemActions, ProductLookup
 from kiosk.screens.preferences import PreferencesDialog
+from kiosk.season_words import holiday_line, seasonal_reason
 from kiosk.strings import category_name, name_in, t
 from kiosk.widgets import ConnectionBanner, KioskScreen, days_left_text
 
@@ -38,6 +40,11 @@ def entry_prompt(entry: ListEntry, vote: Vote | None = None) -> Content:
     if entry.reason:
         text += Content(f"\n  {name_in(entry.reason, entry.category)}")
     return text
+
+
+def seasonal_prompt(entry: SeasonalEntry, listing: ShoppingList) -> Content:
+    text = Content.from_markup("[b]$name[/b]", name=category_name(entry.category))
+    return text + Content(f"\n  {seasonal_reason(entry, listing.holidays)}")
 
 
 class ShoppingListScreen(KioskScreen):
@@ -145,10 +152,17 @@ class ShoppingListScreen(KioskScreen):
         self.query_one("#list-title", Static).update(self.note())
         self._refill()
 
+    @property
+    def seasonal(self) -> list[SeasonalEntry]:
+        """In season and not on the list (as the shopper has edited it)."""
+        listed = set(self.items)
+        return [e for e in self._listing.seasonal if e.category not in listed]
+
     def _rows(self) -> list[Option]:
         # One OptionList rather than a widget per row: a list screen mounts in a fraction of the time.
         rows: list[Option] = []
         self.row_categories: list[str | None] = []
+        self.seasonal_rows: set[int] = set()
         for key in GROUPS:
             entries = self.groups[key]
             if not entries:
@@ -161,6 +175,17 @@ class ShoppingListScreen(KioskScreen):
         if not rows:
             rows.append(Option(t("list.empty"), disabled=True))
             self.row_categories.append(None)
+        seasonal = self.seasonal
+        if seasonal or self._listing.holidays:
+            rows.append(Option(Content.from_markup("[b]$title[/b]", title=t("list.seasonal")), disabled=True))
+            self.row_categories.append(None)
+            for holiday in self._listing.holidays[:2]:
+                rows.append(Option(Content(f"  {holiday_line(holiday)}"), disabled=True))
+                self.row_categories.append(None)
+            for in_season in seasonal:
+                self.seasonal_rows.add(len(rows))
+                rows.append(Option(seasonal_prompt(in_season, self._listing)))
+                self.row_categories.append(in_season.category)
         return rows
 
     @staticmethod
@@ -176,18 +201,20 @@ class ShoppingListScreen(KioskScreen):
         if index is not None:
             view.highlighted = min(index, view.option_count - 1)
         if view.highlighted is None or view.options[view.highlighted].disabled:
-            view.highlighted = self._first_entry(view)
+            before = [i for i in range(view.highlighted or 0) if not view.options[i].disabled]
+            view.highlighted = before[-1] if before else self._first_entry(view)
 
     @on(OptionList.OptionSelected, "#list")
     def _selected(self, event: OptionList.OptionSelected) -> None:
         category = self.row_categories[event.option_index]
         if category is not None:
-            self._open_item(category)
+            self._open_item(category, seasonal=event.option_index in self.seasonal_rows)
 
-    def _open_item(self, category: str) -> None:
+    def _open_item(self, category: str, *, seasonal: bool = False) -> None:
         dialog = ItemActions(
             category,
-            votes=self._verified,
+            votes=self._verified and not seasonal,
+            addable=seasonal,
             products=self._products,
             currency=self._currency,
             preferences=self.preferences,
@@ -210,6 +237,8 @@ class ShoppingListScreen(KioskScreen):
             self.post_message(self.Feedback(category, vote))
             self.notify(t("list.thanks"), timeout=3)
             self._refill()
+        elif choice == "add":
+            self._add(category)
         elif choice == "remove":
             if category in self.added:
                 self.added.remove(category)

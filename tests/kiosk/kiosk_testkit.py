@@ -18,6 +18,7 @@ from kiosk.schemas import (
     CategoryProducts,
     Consent,
     Fridge,
+    Holiday,
     KioskInfo,
     ListEntry,
     Offer,
@@ -28,6 +29,7 @@ from kiosk.schemas import (
     Quarantine,
     RouteStop,
     RouteView,
+    SeasonalEntry,
     Session,
     Shelf,
     ShoppingList,
@@ -62,7 +64,11 @@ LISTING = ShoppingList(
     usual=[ListEntry("ice cream", "in most of your baskets", 6.0, 0.4)],
     model_version="next_basket@2",
     generated_ms=1_764_000_000_000,
-)
+    seasonal=[SeasonalEntry("chocolate", "holiday", 2.31, holiday="Christmas Day"),
+              SeasonalEntry("soup", "trend", 1.6)],
+    holidays=[Holiday("2026-12-25", "Christmas Day", "Erster Weihnachtstag", 9),
+              Holiday("2026-12-26", "Second Day of Christmas", "Zweiter Weihnachtstag", 10)],
+)  # fmt: skip
 ROUTE = RouteView(
     start="kiosk-1",
     end="checkout-1",

@@ -424,3 +424,29 @@ async def test_staff_mode_without_a_shopper_says_so() -> None:
         await pilot.pause(0.3)
         assert "No shopper has a session open at this kiosk." in screen_text(app)
         assert not [c for c in api.calls if c[0] == "insights"]
+
+
+async def test_a_seasonal_item_can_be_added_and_then_leaves_the_season_group() -> None:
+    api = FakeApi(consent=Consent(True, True, 1))
+    app = fake_app(api)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"777", "enter")
+        await wait_for_screen(pilot, ShoppingListScreen)
+        screen = app.screen
+        assert isinstance(screen, ShoppingListScreen)
+        text = screen_text(app)
+        assert "In season in this store" in text
+        assert "Public holiday in 9 days: Christmas Day" in text
+        assert "before Christmas Day last time, in 2.3 times as many" in text
+        assert [screen.row_categories[i] for i in sorted(screen.seasonal_rows)] == ["chocolate", "soup"]
+        assert "chocolate" not in screen.items  # a suggestion, not on the route until added
+        view = screen.query_one("#list", OptionList)
+        view.highlighted = min(screen.seasonal_rows)
+        await pilot.press("enter")
+        await wait_for_screen(pilot, ItemActions)
+        assert not app.screen.query("#up")  # nothing to rate: it is the store's, not the household's
+        await pilot.click("#add")
+        await wait_for_screen(pilot, ShoppingListScreen)
+        assert screen.added == ["chocolate"]
+        assert "chocolate" in screen.items
+        assert [screen.row_categories[i] for i in sorted(screen.seasonal_rows)] == ["soup"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Input, OptionList
 
 from kiosk.schemas import Consent
 from kiosk.screens.consent import ConsentScreen
@@ -58,6 +58,17 @@ async def item_products(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> No
     await pilot.press("enter")  # the first entry: milk, with its products and prices
     await wait_for_screen(pilot, ItemActions)
     await pilot.pause(0.5)  # the products' answer and the modal's fade-in
+
+
+async def seasonal_item(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
+    await shopping_list(pilot, api, clock)
+    screen = pilot.app.screen
+    assert isinstance(screen, ShoppingListScreen)
+    view = screen.query_one("#list", OptionList)
+    view.highlighted = min(screen.seasonal_rows)  # in season: chocolate, before Christmas
+    await pilot.press("enter")
+    await wait_for_screen(pilot, ItemActions)
+    await pilot.pause(0.5)
 
 
 async def preferences(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
@@ -116,6 +127,7 @@ SCREENS: dict[str, Step] = {
     "list": shopping_list,
     "add_item": add_item,
     "item_products": item_products,
+    "seasonal_item": seasonal_item,
     "preferences": preferences,
     "route": route,
     "offers": offers,

@@ -141,3 +141,21 @@ async def test_offers_show_prices_in_the_kiosk_setting_else_the_daemons_currency
         await pilot.click("#offers")
         await wait_for_screen(pilot, OffersScreen)
         assert f"Milk 2 for {price}  25% off" in screen_text(app)
+
+
+def test_seasons_and_holidays_are_worded_in_the_kiosks_language() -> None:
+    from kiosk.schemas import Holiday, SeasonalEntry
+    from kiosk.season_words import holiday_line, seasonal_reason
+
+    christmas = Holiday("2026-12-25", "Christmas Day", "Erster Weihnachtstag", 1)
+    chocolate = SeasonalEntry("chocolate", "holiday", 2.31, holiday="Christmas Day")
+    assert holiday_line(christmas) == "Public holiday tomorrow: Christmas Day"
+    assert seasonal_reason(chocolate, [christmas]).startswith("before Christmas Day last time, in 2.3 times")
+    strings.use("de")
+    assert holiday_line(christmas) == "Morgen ist Feiertag: Erster Weihnachtstag"
+    assert seasonal_reason(chocolate, [christmas]) == (
+        "vor dem Feiertag „Erster Weihnachtstag“ zuletzt in 2,3-mal so vielen Einkäufen hier wie sonst"
+    )
+    assert seasonal_reason(SeasonalEntry("soup", "trend", 1.6), []) == (
+        "zurzeit in 1,6-mal so vielen Einkäufen hier wie sonst"
+    )
