@@ -248,8 +248,8 @@ class KioskApp(App[int]):
             categories,
             verified=session.verified,
             personalisation=personalisation,
-            products=lambda category, prefer: guard(
-                self, lambda: self.api.products(session, [category], prefer)
+            products=lambda categories, prefer: guard(
+                self, lambda: self.api.products(session, categories, prefer)
             ),
             currency=self.currency,
         )

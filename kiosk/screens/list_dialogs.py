@@ -17,8 +17,8 @@ from kiosk.schemas import ProductSuggestion, ProductSuggestions
 from kiosk.strings import category_name, money, t, with_currency
 from kiosk.widgets import ARROW_FOCUS
 
-# (category, the shopper's stated preferences) -> the category's products, or None if not known
-ProductLookup = Callable[[str, frozenset[str]], Awaitable[ProductSuggestions | None]]
+# (categories, the shopper's stated preferences) -> their products, or None if not known
+ProductLookup = Callable[[list[str], frozenset[str]], Awaitable[ProductSuggestions | None]]
 WHY_KEYS = {"usual": "item.why_usual", "popular": "item.why_popular", "bought-before": "item.why_bought_before",
             "in-range": "item.why_in_range"}  # fmt: skip
 
@@ -90,7 +90,7 @@ class ItemActions(ModalScreen[str]):
 
     @work(exclusive=True, exit_on_error=False)
     async def _look_up(self, lookup: ProductLookup) -> None:
-        found = await lookup(self._category, self._preferences)
+        found = await lookup([self._category], self._preferences)
         mine = [
             s
             for c in (found.categories if found else [])

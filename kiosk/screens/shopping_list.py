@@ -7,7 +7,7 @@ list from the daemon (after a privacy change) is merged under them by `show_list
 
 from __future__ import annotations
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -17,7 +17,7 @@ from textual.widgets import Button, OptionList, Static
 from textual.widgets.option_list import Option
 
 from kiosk.schemas import ListEntry, SeasonalEntry, ShoppingList, Vote
-from kiosk.screens.list_dialogs import AddItem, ItemActions, ProductLookup
+from kiosk.screens.list_dialogs import AddItem, ItemActions, ProductLookup, product_line
 from kiosk.screens.preferences import PreferencesDialog
 from kiosk.season_words import holiday_line, seasonal_reason
 from kiosk.strings import category_name, name_in, t
@@ -29,7 +29,7 @@ GROUPS = ("urgent", "upcoming", "usual", "added")
 VOTE_MARKS = {"up": ("▲", "list.voted_up"), "down": ("▼", "list.voted_down")}
 
 
-def entry_prompt(entry: ListEntry, vote: Vote | None = None) -> Content:
+def entry_prompt(entry: ListEntry, vote: Vote | None = None, product: Content | None = None) -> Content:
     when = days_left_text(entry.days_left)
     text = Content.from_markup("[b]$name[/b]", name=category_name(entry.category))
     if when:
@@ -39,12 +39,15 @@ def entry_prompt(entry: ListEntry, vote: Vote | None = None) -> Content:
         text += Content.from_markup("  [b]$mark[/b]", mark=f"{glyph} {t(words)}")
     if entry.reason:
         text += Content(f"\n  {name_in(entry.reason, entry.category)}")
+    if product is not None:
+        text += Content("\n  ") + product
     return text
 
 
-def seasonal_prompt(entry: SeasonalEntry, listing: ShoppingList) -> Content:
+def seasonal_prompt(entry: SeasonalEntry, listing: ShoppingList, product: Content | None = None) -> Content:
     text = Content.from_markup("[b]$name[/b]", name=category_name(entry.category))
-    return text + Content(f"\n  {seasonal_reason(entry, listing.holidays)}")
+    text += Content(f"\n  {seasonal_reason(entry, listing.holidays)}")
+    return text if product is None else text + Content("\n  ") + product
 
 
 class ShoppingListScreen(KioskScreen):
@@ -93,6 +96,9 @@ class ShoppingListScreen(KioskScreen):
         self._personalisation = personalisation  # the shopper said yes to a personal list
         self._greeting_name = greeting_name
         self._categories = categories
+        # Each row's leading product with its price (the household's usual first), once the daemon answers.
+        self.leading: dict[str, Content] = {}
+        self.products_shown = False  # the answer came (or there is nothing to ask)
         self.added: list[str] = []  # the shopper's own additions, in the order added
         self.removed: set[str] = set()  # suggestions the shopper took off the list
         self.votes: dict[str, Vote] = {}
@@ -143,6 +149,23 @@ class ShoppingListScreen(KioskScreen):
         view = self.query_one("#list", OptionList)
         view.highlighted = self._first_entry(view)
         view.focus()
+        self._show_products()
+
+    @work(exclusive=True, group="products", exit_on_error=False)
+    async def _show_products(self) -> None:
+        """Ask for every row's products in one request after the list is on screen (the list does not
+        wait for them), then show each row's leading product and its price."""
+        wanted = [c for c in [*self.items, *(e.category for e in self.seasonal)] if c not in self.leading]
+        if self._products is None or not wanted:
+            self.products_shown = True
+            return
+        found = await self._products(wanted, self.preferences)
+        for products in found.categories if found is not None else []:
+            if products.suggestions:
+                self.leading[products.category] = product_line(products.suggestions[0], self._currency)
+        self.products_shown = True
+        if self.is_attached:  # the session may have ended while the daemon answered
+            self._refill()
 
     def show_listing(self, listing: ShoppingList, *, personalisation: bool) -> None:
         """A new list from the daemon (the shopper changed their privacy choices); edits stay."""
@@ -151,6 +174,7 @@ class ShoppingListScreen(KioskScreen):
         self.groups = self._merge()
         self.query_one("#list-title", Static).update(self.note())
         self._refill()
+        self._show_products()
 
     @property
     def seasonal(self) -> list[SeasonalEntry]:
@@ -170,7 +194,8 @@ class ShoppingListScreen(KioskScreen):
             rows.append(Option(Content.from_markup("[b]$title[/b]", title=t(f"list.{key}")), disabled=True))
             self.row_categories.append(None)
             for entry in entries:
-                rows.append(Option(entry_prompt(entry, self.votes.get(entry.category))))
+                product = self.leading.get(entry.category)
+                rows.append(Option(entry_prompt(entry, self.votes.get(entry.category), product)))
                 self.row_categories.append(entry.category)
         if not rows:
             rows.append(Option(t("list.empty"), disabled=True))
@@ -184,7 +209,9 @@ class ShoppingListScreen(KioskScreen):
                 self.row_categories.append(None)
             for in_season in seasonal:
                 self.seasonal_rows.add(len(rows))
-                rows.append(Option(seasonal_prompt(in_season, self._listing)))
+                rows.append(
+                    Option(seasonal_prompt(in_season, self._listing, self.leading.get(in_season.category)))
+                )
                 self.row_categories.append(in_season.category)
         return rows
 
@@ -222,8 +249,10 @@ class ShoppingListScreen(KioskScreen):
         self.app.push_screen(dialog, lambda choice: self._act(category, choice))
 
     def _preferences_chosen(self, category: str, chosen: frozenset[str] | None) -> None:
-        if chosen is not None:
+        if chosen is not None and chosen != self.preferences:
             self.preferences = chosen
+            self.leading.clear()  # the rows' products follow the stated preferences too
+            self._show_products()
         self._open_item(category)  # back to the item, its products now as the shopper asked
 
     def _act(self, category: str, choice: str | None) -> None:
@@ -256,6 +285,7 @@ class ShoppingListScreen(KioskScreen):
         self.added.append(category)
         self.groups = self._merge()
         self._refill()
+        self._show_products()
         self.notify(t("list.added_note", item=category_name(category)), timeout=3)
 
     @on(Button.Pressed)

@@ -69,7 +69,15 @@ async def test_returning_customer_goes_straight_to_the_list() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press(*"777", "enter")
         await wait_for_screen(pilot, ShoppingListScreen)
-        assert [name for name, _ in api.calls] == ["open_session", "shopping_list"]
+        assert [name for name, _ in api.calls][:2] == ["open_session", "shopping_list"]
+        # Then, with the list on screen, every row's products in one request, shown on the rows.
+        screen = app.screen
+        assert isinstance(screen, ShoppingListScreen)
+        while not screen.products_shown:
+            await pilot.pause(0.02)
+        await pilot.pause()
+        assert api.calls[2:] == [("products", (["milk", "bread", "ice cream", "chocolate", "soup"], []))]
+        assert "Whole milk 1l  €1.09 · €1.09/l · your usual" in screen_text(app)
 
 
 async def test_declining_consent_still_gets_a_list() -> None:
@@ -367,7 +375,15 @@ async def test_stated_preferences_choose_the_products_for_this_visit_only() -> N
             app.screen_stack,
         )
         asked = [args for name, args in api.calls if name == "products"]
-        assert asked == [(["milk"], []), (["milk"], ["organic", "vegetarian"])]
+        rows = ["milk", "bread", "ice cream", "chocolate", "soup"]  # the list's rows, for their products
+        assert sorted(asked) == sorted(
+            [
+                (rows, []),
+                (["milk"], []),
+                (rows, ["organic", "vegetarian"]),
+                (["milk"], ["organic", "vegetarian"]),
+            ]
+        )
         await pilot.press("escape")
         await wait_for_screen(pilot, ShoppingListScreen)
         await pilot.click("#offers")  # the budget is asked with the same preferences

@@ -42,6 +42,11 @@ async def shopping_list(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> No
     api.consent = Consent(True, True, 1)
     await pilot.press(*"12345", "enter")
     await wait_for_screen(pilot, ShoppingListScreen)
+    screen = pilot.app.screen
+    assert isinstance(screen, ShoppingListScreen)
+    while not screen.products_shown:  # the rows' products come after the list: the snapshot has them
+        await pilot.pause(0.02)
+    await pilot.pause()
 
 
 async def add_item(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
