@@ -262,6 +262,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     import asyncio
 
+    from edge.catalog.load import store_catalog_file
     from simulators import SimulatorError, SimulatorSettings, run_simulation
 
     config = _load(args.config)
@@ -281,6 +282,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             duration_s=args.duration,
             ground_truth_path=args.ground_truth,
             till_receipts=args.till_receipts,
+            catalog_path=store_catalog_file(config),
         )
 
     except (ValueError, SimulatorError) as exc:

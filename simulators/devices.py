@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sensors.planogram import Fridge, Shelf
@@ -196,18 +196,26 @@ class FootfallCounter:
         return counts
 
 
-def unit_price(sku: str) -> float:
-    """Shelf price of a SKU. The planogram carries no prices, so derive a stable one from the SKU:
-    0.49..9.99 ending in 9, identical on every run and every seed (a till's prices do not change)."""
+def unit_price(sku: str, prices: Mapping[str, float] | None = None) -> float:
+    """Shelf price of a SKU: the store catalog's (``prices``, sku -> price) when it lists the SKU. Else,
+    as the planogram carries no prices, a stable one derived from the SKU: 0.49..9.99 ending in 9,
+    identical on every run and every seed (a till's prices do not change)."""
+    if prices is not None and (listed := prices.get(sku)) is not None:
+        return listed
     tenths = 5 + zlib.crc32(sku.encode("utf-8")) % 96
     return round(tenths / 10 - 0.01, 2)
 
 
-def basket_items(lines: Iterable[tuple[str, int]]) -> tuple[list[PosItem], float]:
-    """Till lines (one per SKU, quantities summed) and the basket total."""
+def basket_items(
+    lines: Iterable[tuple[str, int]], prices: Mapping[str, float] | None = None
+) -> tuple[list[PosItem], float]:
+    """Till lines (one per SKU, quantities summed, priced by `unit_price`) and the basket total."""
     quantities: dict[str, int] = {}
     for sku, quantity in lines:
         quantities[sku] = quantities.get(sku, 0) + quantity
-    items = [PosItem(sku=sku, qty=float(qty), unit_price=unit_price(sku)) for sku, qty in quantities.items()]
+    items = [
+        PosItem(sku=sku, qty=float(qty), unit_price=unit_price(sku, prices))
+        for sku, qty in quantities.items()
+    ]
     total = round(sum(item.qty * item.unit_price for item in items), 2)
     return items, total

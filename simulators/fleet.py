@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Literal
 
 from sensors.planogram import Planogram
@@ -60,6 +60,7 @@ class StoreDevices:
         fault_rate: float = 0.0,
         *,
         serial_enabled: bool = True,
+        prices: Mapping[str, float] | None = None,
     ) -> None:
         self._store_id = store_id
         self._planogram = planogram
@@ -80,6 +81,7 @@ class StoreDevices:
         self._footfall_reported_s = dict.fromkeys(planogram.zones, 0.0)
         self._serial_shelves = frozenset(s.id for s in planogram.shelves.values() if s.transport == "serial")
         self._serial_enabled = serial_enabled
+        self._prices = prices  # the store catalog's shelf prices (sku -> price); None: derived from the SKU
         self._baskets_per_lane = dict.fromkeys(planogram.tills, 0)
         # Basket ids must differ between runs (same seed, same lane, same count) or the daemon would
         # take a rerun's baskets for duplicates: prefix them with the run's start time.
@@ -169,7 +171,7 @@ class StoreDevices:
         )
 
     def _basket(self, basket: BasketPaid) -> list[Outgoing]:
-        items, total = basket_items(basket.lines)
+        items, total = basket_items(basket.lines, self._prices)
         if not items:
             return []
         self._baskets_per_lane[basket.lane] += 1

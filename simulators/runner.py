@@ -21,7 +21,7 @@ import heapq
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 
 from sensors.planogram import Planogram, load_planogram
@@ -35,6 +35,7 @@ from simulators.mqtt_link import BrokerSettings, ConnectionBoard, DeviceOutbox, 
 from simulators.serial_link import PtySerialLink
 from simulators.settings import SimulatorSettings
 from simulators.store import StoreWorld
+from simulators.store_catalog import load_store_catalog
 from simulators.summary import GroundTruth, RunCounters, SimulationSummary, write_ground_truth
 from simulators.till import TillReceiptBook
 
@@ -51,12 +52,15 @@ DRAIN_GRACE_S = 5.0  # how long devices may keep publishing their backlog after 
 async def run_simulation(settings: SimulatorSettings, stop: asyncio.Event | None = None) -> SimulationSummary:
     """Run the simulated store until ``settings.duration_s`` real seconds have passed or ``stop`` is set.
 
-    Raises `sensors.planogram.PlanogramError` for a bad planogram and `SimulatorError` if the serial
-    link or the ground-truth file cannot be created. A broker that is down or drops is not an error:
+    Raises `sensors.planogram.PlanogramError` for a bad planogram and `SimulatorError` for a bad
+    catalog or if the serial link or the ground-truth file cannot be created. A broker that is down or drops is not an error:
     devices reconnect with backoff and the summary counts what was dropped meanwhile.
     """
     planogram = await asyncio.to_thread(load_planogram, settings.planogram_path)
-    return await _Run(settings, planogram).execute(stop if stop is not None else asyncio.Event())
+    prices = None
+    if settings.catalog_path is not None:
+        prices = (await asyncio.to_thread(load_store_catalog, settings.catalog_path)).prices
+    return await _Run(settings, planogram, prices).execute(stop if stop is not None else asyncio.Event())
 
 
 class _Agenda:
@@ -84,7 +88,9 @@ class _Agenda:
 
 
 class _Run:
-    def __init__(self, settings: SimulatorSettings, planogram: Planogram) -> None:
+    def __init__(
+        self, settings: SimulatorSettings, planogram: Planogram, prices: Mapping[str, float] | None = None
+    ) -> None:
         self._settings = settings
         self._planogram = planogram
         # The wall clock and the monotonic clock are read together: ts = wall start + monotonic elapsed.
@@ -100,6 +106,7 @@ class _Run:
             settings.seed,
             settings.fault_rate,
             serial_enabled=settings.serial_link is not None,
+            prices=prices,
         )
         if self._devices.serial_shelves and settings.serial_link is None:
             logger.warning(

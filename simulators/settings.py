@@ -19,6 +19,8 @@ class SimulatorSettings:
     ``speed`` is simulated seconds per real second and drives only the population (day curve, shopper
     arrivals, restocks); device sampling (``weight_hz``, fridge and footfall intervals) is in real time.
     ``duration_s`` is in real seconds; ``None`` runs until the stop event is set.
+    ``catalog_path``: the store's ``catalog.json``; the tills charge its prices for the SKUs it lists (a
+    price derived from the SKU otherwise, and for every SKU without a catalog).
     ``till_receipts``: tills wait for the daemon's receipt for each transaction and resend one not
     confirmed within ``receipt_timeout_s`` (`simulators.till`); off when no daemon is listening.
     """
@@ -39,6 +41,7 @@ class SimulatorSettings:
     start_time_ms: int | None = None
     till_receipts: bool = False
     receipt_timeout_s: float = 5.0
+    catalog_path: Path | None = None
 
     def __post_init__(self) -> None:
         if not _TOPIC_LEVEL.match(self.store_id):

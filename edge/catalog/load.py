@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.catalog.schemas import CatalogFile, Product, ProductView
+from edge.config import Config
 from edge.errors import ConfigError, decode_json_file
 
 
@@ -65,3 +66,12 @@ def load_catalog(path: Path) -> Catalog:
         {c: tuple(found) for c, found in by_category.items()},
         {sku: p.category for sku, p in by_sku.items()},
     )
+
+
+def store_catalog_file(config: Config) -> Path | None:
+    """The catalog file ``[store] catalog`` names, if it is there (the default names the demo's, which a
+    config kept elsewhere does not have; the daemon then waits for central's bundle)."""
+    if not config.store.catalog:
+        return None
+    path = config.path(config.store.catalog)
+    return path if path.is_file() else None

@@ -31,6 +31,7 @@ import aiohttp
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.catalog.load import store_catalog_file
 from edge.config import load_config
 from edge.demo.seed import store_pseudonym_key
 from edge.demo.shoppers import (
@@ -139,6 +140,7 @@ class LearningLoop:
     def __init__(
         self, stores: list[LoopStore], central: Central, central_url: str, *, workdir: Path,
         pseudonym_key: bytes, planogram: Path, broker_port: int, say: Callable[[str], None],
+        catalog: Path | None = None,
     ) -> None:  # fmt: skip
         self.stores = stores
         self.central = central
@@ -147,6 +149,7 @@ class LearningLoop:
         self.time = SimulatedTime(workdir / "simulated-time")
         self._pseudonym_key = pseudonym_key
         self._planogram_path = planogram
+        self._catalog_path = catalog  # the households buy its products at its prices
         self._broker_port = broker_port
         self._say = say
         self.lines: list[str] = []
@@ -168,6 +171,7 @@ class LearningLoop:
             central, central_url, workdir=workdir, pseudonym_key=store_pseudonym_key(configs[0]),
             planogram=configs[0].path(configs[0].store.planogram), broker_port=broker_port,
             say=lambda line: print(f"learning: {line}", flush=True),
+            catalog=store_catalog_file(configs[0]),
         )  # fmt: skip
 
     def say(self, text: str) -> None:
@@ -194,6 +198,7 @@ class LearningLoop:
             seed=SEED,
             prefix=PREFIX,
             planogram=self._planogram_path,
+            catalog=self._catalog_path,
         )
         shoppers = await asyncio.to_thread(simulate_shoppers, plan, self._pseudonym_key)
         baskets = sum(len(b) for b in shoppers.history.values())

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from edge.config import Config
@@ -75,13 +75,15 @@ def seed_purchases(
     *,
     cards: int = 3,
     now_ms: int | None = None,
+    catalog_categories: Mapping[str, str] | None = None,
 ) -> SeedReport:
     """Write ``baskets`` as purchases in steps of `STEP_BASKETS` (one transaction each). Refuses a
-    database that was seeded before (a second seed would double the history)."""
+    database that was seeded before (a second seed would double the history). A line's category is the
+    planogram's, else ``catalog_categories``' (sku -> category), as the daemon files a till's lines."""
     if seeded_baskets(conn):
         raise EdgeError("the store database is already seeded; seed a fresh database instead")
     received = int(time.time() * 1000) if now_ms is None else now_ms
-    categories = planogram.categories_by_sku
+    categories = {**(catalog_categories or {}), **planogram.categories_by_sku}
     trips: Counter[str] = Counter()
     kinds: dict[str, set[str]] = {}
     seq = lines = 0
@@ -140,11 +142,16 @@ def seed_purchases(
     return SeedReport(seq, lines, len(trips), best)
 
 
-def seed_store(config: Config, planogram: Planogram, baskets: Iterable[SeedBasket]) -> SeedReport:
+def seed_store(
+    config: Config,
+    planogram: Planogram,
+    baskets: Iterable[SeedBasket],
+    catalog_categories: Mapping[str, str] | None = None,
+) -> SeedReport:
     """Open (and migrate) the config's database and seed it."""
     pseudonymiser = store_pseudonymiser(config)
     conn = open_store(config.path(config.database.path))
     try:
-        return seed_purchases(conn, baskets, pseudonymiser, planogram)
+        return seed_purchases(conn, baskets, pseudonymiser, planogram, catalog_categories=catalog_categories)
     finally:
         conn.close()

@@ -26,6 +26,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from edge.catalog.load import load_catalog, store_catalog_file
 from edge.config import Config, load_config, parse_config
 from edge.customers.privacy import CardCheck
 from edge.demo.broker import MosquittoBroker, free_port
@@ -36,7 +37,7 @@ from models.progress import NO_PROGRESS, Progress
 from sensors.planogram import load_planogram
 
 DEMO_SEED_HOUSEHOLDS = 300
-DEMO_SEED_WEEKS = 12
+DEMO_SEED_WEEKS = 60  # over a year: the seasonal suggestions compare with the same weeks last year
 
 REPO = Path(__file__).resolve().parents[2]  # edge/demo/service.py -> the checkout
 REPO_EXAMPLE = REPO / "storeedge.example.toml"
@@ -48,7 +49,9 @@ def seed_demo_history(
 ) -> SeedReport:
     """Simulate the store's households for the ``weeks`` before today and seed the config's database with
     their baskets (`edge.demo.seed`). The simulator lives here, where edge may import it. ``progress``
-    hears the simulation and one step per basket written."""
+    hears the simulation and one step per basket written. With a ``[store] catalog`` the households buy
+    its products at its prices (a usual product each, sometimes another); demand has seasons and
+    pre-holiday peaks (`simulators.seasonal_demand`)."""
     from simulators.household_history import (  # noqa: PLC0415 - the simulators only when seeding
         HouseholdSimConfig,
         pos_transactions,
@@ -58,6 +61,8 @@ def seed_demo_history(
     if households < 1 or not 1 <= weeks <= 104:
         raise EdgeError("seed: --households must be >= 1 and --weeks within 1..104")
     planogram_path = config.path(config.store.planogram)
+    catalog_path = store_catalog_file(config)
+    catalog_categories = load_catalog(catalog_path).categories if catalog_path is not None else None
     clock = StoreClock(config.store.timezone)
     now_ms = clock.now_ms()
     offset_ms = clock.utc_offset_min(now_ms) * 60_000
@@ -66,7 +71,7 @@ def seed_demo_history(
     sim = simulate_households(
         HouseholdSimConfig(
             seed=seed, households=households, days=7 * weeks, start=today - timedelta(days=7 * weeks),
-            planogram=planogram_path,
+            planogram=planogram_path, catalog=catalog_path, seasonal_demand=True,
         )
     )  # fmt: skip
     baskets = (
@@ -80,7 +85,7 @@ def seed_demo_history(
         if t.payload.loyalty_id
     )
     progress.stage("writing baskets")
-    return seed_store(config, load_planogram(planogram_path), _counted(baskets, progress))
+    return seed_store(config, load_planogram(planogram_path), _counted(baskets, progress), catalog_categories)
 
 
 def _counted(baskets: Iterable[SeedBasket], progress: Progress) -> Iterator[SeedBasket]:

@@ -35,7 +35,9 @@ class ShopperPlan:
 
     The first ``trained`` households (by card) have their whole history at the chain and give analytics
     consent; the others are seen only in their last ``recent_days`` (personalisation consent only).
-    ``prefix`` goes in front of every card and basket id (the demo's live simulators use the same cards)."""
+    ``prefix`` goes in front of every card and basket id (the demo's live simulators use the same cards).
+    ``catalog``: the stores' ``catalog.json``; the households then buy its products at its prices (each
+    its usual product per category, sometimes another), else the planogram's at the simulator's prices."""
 
     stores: tuple[str, ...]
     end: datetime
@@ -46,6 +48,7 @@ class ShopperPlan:
     recent_days: int = 42
     prefix: str = ""
     planogram: Path | None = None
+    catalog: Path | None = None
 
 
 @dataclass
@@ -80,7 +83,7 @@ def simulate_shoppers(plan: ShopperPlan, pseudonym_key: bytes) -> Shoppers:
 
     start = plan.end.date() - timedelta(days=plan.history_days)
     config = HouseholdSimConfig(
-        seed=plan.seed, households=plan.households, days=plan.history_days, start=start
+        seed=plan.seed, households=plan.households, days=plan.history_days, start=start, catalog=plan.catalog
     )
     sim = simulate_households(config if plan.planogram is None else replace(config, planogram=plan.planogram))
     pseudonyms = Pseudonymiser(pseudonym_key)
