@@ -3,6 +3,7 @@
 storeedge kiosk --api http://127.0.0.1:8080 --token KIOSK_TOKEN --scanner /dev/ttyUSB0
 storeedge kiosk --api http://127.0.0.1:8080 --staff         # a staff handheld
 storeedge kiosk --api http://127.0.0.1:8080 --serve --port 8000   # in a browser
+storeedge kiosk --api http://127.0.0.1:8080 --serve --font-size 24   # in a browser, larger text
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ examples:
   %(prog)s --api http://127.0.0.1:8080 --scanner /dev/ttyUSB0 --from kiosk-1
   %(prog)s --api http://127.0.0.1:8080 --staff
   %(prog)s --api http://127.0.0.1:8080 --serve --port 8000
+  %(prog)s --api http://127.0.0.1:8080 --serve --font-size 24   # a 1920x1080 screen
 """
 
 
@@ -85,6 +87,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--serve", action="store_true", help="serve the kiosk to a browser (textual-serve)")
     parser.add_argument("--host", default="127.0.0.1", help="with --serve: address to listen on")
     parser.add_argument("--port", type=int, default=8000, help="with --serve: port to listen on")
+    parser.add_argument(
+        "--font-size",
+        type=int,
+        metavar="PX",
+        help="with --serve: the page's text size in px, 10..48 (default 16; large text is a quarter larger)",
+    )
+    # Given by the --serve server to each tab's kiosk process: the font size of that tab's page.
+    parser.add_argument("--page-font-size", type=int, help=argparse.SUPPRESS)
 
 
 def daemon_address(config: Path) -> tuple[str, str | None]:
@@ -123,12 +133,20 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    font_error = _font_size_error(args)
+    if font_error is not None:
+        print(f"storeedge kiosk: {font_error}", file=sys.stderr)
+        return 2
     if args.serve:
         return _serve(args)
     # Textual loads only when a kiosk actually runs, not whenever `storeedge` builds its parser.
     from kiosk.app import build_app  # noqa: PLC0415
     from kiosk.settings import KioskSettings  # noqa: PLC0415
 
+    if args.page_font_size is not None:
+        from kiosk.serve import DEFAULT_FONT_SIZE, PageFont, use_page_font  # noqa: PLC0415
+
+        use_page_font(PageFont(args.font_size or DEFAULT_FONT_SIZE, args.page_font_size))
     settings = KioskSettings(
         api=args.api,
         token=token,
@@ -155,19 +173,35 @@ def run(args: argparse.Namespace) -> int:
     return int(result or 0)
 
 
+def _font_size_error(args: argparse.Namespace) -> str | None:
+    from kiosk.serve import FONT_SIZES  # noqa: PLC0415 - cheap, but only a running kiosk needs it
+
+    if args.font_size is None:
+        return None
+    if args.font_size not in FONT_SIZES:
+        return f"--font-size {args.font_size}: must be {FONT_SIZES.start}..{FONT_SIZES.stop - 1} (px)"
+    if not args.serve and args.page_font_size is None:
+        return (
+            "--font-size: only with --serve; in a terminal the terminal's own font sets the text size "
+            "(docs/kiosk.md)"
+        )
+    return None
+
+
 def _serve(args: argparse.Namespace) -> int:
     """Each browser tab gets its own kiosk process running the same command without --serve."""
-    from kiosk.serve import serve  # noqa: PLC0415 - only the --serve path needs textual-serve
+    from kiosk.serve import DEFAULT_FONT_SIZE, serve  # noqa: PLC0415
 
     argv = [sys.executable, "-m", "edge", "kiosk", "--api", args.api]
     for flag, value in (("--scanner", args.scanner), ("--layout", args.layout), ("--from", args.start),
                         ("--idle", args.idle), ("--countdown", args.countdown),
-                        ("--language", args.language), ("--currency", args.currency)):  # fmt: skip
+                        ("--language", args.language), ("--currency", args.currency),
+                        ("--font-size", args.font_size)):  # fmt: skip
         if value is not None:
             argv += [flag, str(value)]
     argv += [flag for flag, on in (("--staff", args.staff), ("--private", args.private)) if on]
     # The token goes through the environment, not the command line other users can read.
     if args.token:
         os.environ["STOREEDGE_KIOSK_TOKEN"] = args.token
-    serve(shlex.join(argv), host=args.host, port=args.port)
+    serve(shlex.join(argv), host=args.host, port=args.port, font_size=args.font_size or DEFAULT_FONT_SIZE)
     return 0

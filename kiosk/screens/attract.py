@@ -1,14 +1,20 @@
-"""The attract screen: what the kiosk does, "scan your card", or type the number."""
+"""The attract screen: what the kiosk does, "scan your card", or type the number.
+
+In a browser (`--serve`) it also offers larger text: the toggle reloads the page with a larger font
+(`kiosk.serve.PageFont`). No card has been scanned here, so the reload loses nothing. In a terminal
+the terminal's own font sets the size, so there is no toggle (docs/kiosk.md).
+"""
 
 from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Center, Vertical
+from textual.containers import Center, Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Button, Input, Static
 
+from kiosk.serve import PageFont, page_font
 from kiosk.strings import t
 from kiosk.widgets import ConnectionBanner, KioskScreen
 
@@ -34,9 +40,21 @@ class AttractScreen(KioskScreen):
             yield Static(t("attract.type_hint"), classes="hint")
             with Center():
                 yield Input(placeholder=t("attract.card_placeholder"), id="card", max_length=64)
-            with Center():
-                yield Button(t("attract.staff"), id="staff")
+            font = self.page_font
+            if font is None:
+                with Center():
+                    yield Button(t("attract.staff"), id="staff")
+            else:
+                with Horizontal(id="attract-actions"):
+                    text_size = "attract.normal_text" if font.is_large else "attract.larger_text"
+                    yield Button(t(text_size), id="text-size")
+                    yield Button(t("attract.staff"), id="staff")
             yield Static("", id="notice", classes="notice")
+
+    @property
+    def page_font(self) -> PageFont | None:
+        """The browser page's font, when the kiosk is in one that `--serve` served (else no toggle)."""
+        return page_font() if self.app.is_web else None
 
     def on_mount(self) -> None:
         self.query_one("#card", Input).focus()
@@ -67,6 +85,12 @@ class AttractScreen(KioskScreen):
         if card:
             self.notice = ""
             self.post_message(self.CardEntered(card))
+
+    @on(Button.Pressed, "#text-size")
+    def _text_size(self) -> None:
+        font = self.page_font
+        if font is not None:
+            self.app.open_url(font.toggled_url(), new_tab=False)
 
     @on(Button.Pressed, "#staff")
     def _staff(self) -> None:
