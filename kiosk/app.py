@@ -18,6 +18,7 @@ from textual.worker import get_current_worker
 from kiosk.client import KioskApi, KioskClient
 from kiosk.errors import KioskError, NotAuthorizedError
 from kiosk.guard import guard
+from kiosk.heap import settle
 from kiosk.idle import IdlePhase, IdleTracker
 from kiosk.maps import daemon_layout, draws
 from kiosk.scanner import ScannerReader
@@ -33,6 +34,7 @@ from kiosk.settings import KioskSettings
 from kiosk.strings import DEFAULT_CURRENCY, t, use
 from kiosk.theme import HIGH_CONTRAST
 from kiosk.visit import VisitView
+from kiosk.widgets import show_connection
 from routing import Layout, load_layout
 
 __all__ = ["KioskApp", "build_app"]
@@ -92,6 +94,9 @@ class KioskApp(App[int]):
     def _connection_changed(self, connected: bool) -> None:
         self.reconnecting = not connected
 
+    def watch_reconnecting(self, reconnecting: bool) -> None:
+        show_connection(self, reconnecting)
+
     @property
     def attract(self) -> AttractScreen:
         screen = self.get_screen_stack("shopper")[0]
@@ -110,6 +115,7 @@ class KioskApp(App[int]):
         self.attract.store_name = info.name
         if self.settings.layout is None:
             await self._load_daemon_layout()
+        settle()  # started: collect once while nobody waits, then leave the long-lived app alone
 
     async def _load_daemon_layout(self) -> None:
         self.layout = await daemon_layout(self.api, f"{self.settings.api}/api/v1/kiosk/layout", self.layout)
@@ -181,6 +187,7 @@ class KioskApp(App[int]):
         self.attract.reset()
         self.attract.notice = notice
         self.idle.touch()
+        settle()  # the shopper has gone: collect now rather than during the next one's scan
 
     @work(group="revoke", exit_on_error=False)
     async def revoke(self, session: Session) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+from weakref import WeakKeyDictionary, WeakSet
+
+from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.screen import Screen
@@ -13,7 +17,10 @@ from kiosk.strings import t
 class ConnectionBanner(Static):
     """ "Reconnecting to the store…": shown while the daemon does not answer.
 
-    The app owns the state (`KioskApp.reconnecting`); the banner only mirrors it.
+    The app owns the state (`KioskApp.reconnecting`) and shows it on every banner of every screen
+    (`show_connection`). Banners are held weakly and dropped when unmounted: a Textual `watch` on the app
+    would keep every screen's banner (and its widget caches, ~1,100 objects a session) until the
+    connection next changed, which in a store with a steady network is never (tests/kiosk/test_kiosk_heap.py).
     """
 
     def __init__(self) -> None:
@@ -21,10 +28,20 @@ class ConnectionBanner(Static):
         self.display = False
 
     def on_mount(self) -> None:
-        self.watch(self.app, "reconnecting", self._show, init=True)
+        _banners.setdefault(self.app, WeakSet()).add(self)
+        self.display = bool(getattr(self.app, "reconnecting", False))
 
-    def _show(self, reconnecting: bool) -> None:
-        self.display = reconnecting
+    def on_unmount(self) -> None:
+        _banners.get(self.app, WeakSet()).discard(self)
+
+
+_banners: WeakKeyDictionary[App[Any], WeakSet[ConnectionBanner]] = WeakKeyDictionary()
+
+
+def show_connection(app: App[Any], reconnecting: bool) -> None:
+    """Show or hide "Reconnecting…" on every mounted banner of ``app``."""
+    for banner in list(_banners.get(app, ())):
+        banner.display = reconnecting
 
 
 class YesNoBox(Checkbox):
