@@ -24,7 +24,7 @@ from aiohttp import web
 from edge.catalog.load import EMPTY, Catalog, load_catalog, product_view
 from edge.catalog.reads import MS_PER_DAY, household_skus, store_skus
 from edge.catalog.schemas import Attribute, CatalogPage, CategorySuggestions, SuggestionsView
-from edge.catalog.suggest import budget, suggest
+from edge.catalog.suggest import Running, budget, suggest
 from edge.config import Config
 from edge.customers import tables
 from edge.customers.offers import Promotion, active
@@ -121,12 +121,9 @@ class CatalogApi:
             )
             personal = consented
         popular = await self._store_best_sellers(now_ms)
-        running = {
-            p.category: p.title
-            for p in active(
-                await asyncio.to_thread(self._promotions.current), dt.datetime.now(self._timezone)
-            )
-        }
+        running: dict[str, list[Running]] = {}
+        for p in active(await asyncio.to_thread(self._promotions.current), dt.datetime.now(self._timezone)):
+            running.setdefault(p.category, []).append(Running(p.title, frozenset(p.skus)))
 
         def products(category: str) -> CategorySuggestions:
             chosen = suggest(
@@ -135,7 +132,7 @@ class CatalogApi:
                 bought=bought,
                 popular=popular,
                 preferences=prefer,
-                promotion=running.get(category),
+                promotions=running.get(category, ()),
                 currency=self._currency,
                 limit=limit,
             )

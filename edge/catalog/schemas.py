@@ -13,7 +13,7 @@ Unit = Literal["kg", "l", "each"]
 Storage = Literal["ambient", "chilled", "frozen"]
 # Labels a product carries; a shopper may ask for them at the kiosk ("prefer"). Never inferred.
 Attribute = Literal["organic", "vegetarian", "gluten-free", "lactose-free", "own-brand"]
-WHY = Literal["usual", "bought-before", "cheaper-per-unit", "popular", "in-range"]
+WHY = Literal["usual", "on-offer", "bought-before", "cheaper-per-unit", "popular", "in-range"]
 
 
 class Product(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -53,7 +53,7 @@ class Suggestion(msgspec.Struct, frozen=True):
     product: ProductView
     why: WHY
     reason: str
-    promotion: str | None  # the running promotion's title for the category, if any
+    promotion: str | None  # the running promotion for this product (naming it, else its category's)
     matches_preferences: bool  # has every attribute the shopper asked for
     saving: float | None = None  # cheaper-per-unit: the share less per unit than the reference
 

@@ -3,22 +3,43 @@
 In order, at most ``limit``:
 1. the household's usual product (its most bought of the category; only with its purchases, i.e. a
    verified session and personalisation consent), even if it lacks a stated preference (it says so);
-2. one cheaper per unit than the reference (the usual one, else the store's best seller), at least 5%
+2. one product on promotion by itself (a promotion naming products, not the whole category): the
+   store's best seller of those, else the cheapest per unit;
+3. one cheaper per unit than the reference (the usual one, else the store's best seller), at least 5%
    less per kg, litre or item, in the same unit;
-3. the store's best sellers of the category (its own sales over the last weeks), then the catalog's
+4. the store's best sellers of the category (its own sales over the last weeks), then the catalog's
    order (most bought first).
-Alternatives (2 and 3) must carry every attribute the shopper asked for; nothing is inferred. A running
-promotion of the category is named on every suggestion.
+Alternatives (2 to 4) must carry every attribute the shopper asked for; nothing is inferred. Each
+suggestion names the running promotion that applies to it: one naming the product, else one for the
+whole category.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 from edge.catalog.load import Catalog, product_view, unit_price
 from edge.catalog.schemas import WHY, Budget, Product, Suggestion
 
 CHEAPER_BY = 0.95  # a cheaper product costs at most this share of the reference's unit price
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """A promotion running today for a category: its title and the products it names (none: all)."""
+
+    title: str
+    skus: frozenset[str] = frozenset()
+
+    def applies_to(self, sku: str) -> bool:
+        return not self.skus or sku in self.skus
+
+
+def promotion_of(sku: str, running: Sequence[Running]) -> str | None:
+    """The promotion for one product: one naming it first, else one for the whole category."""
+    named = next((r.title for r in running if sku in r.skus), None)
+    return named or next((r.title for r in running if not r.skus), None)
 
 
 def suggest(
@@ -28,7 +49,7 @@ def suggest(
     bought: Mapping[str, int],
     popular: Mapping[str, int],
     preferences: Collection[str] = (),
-    promotion: str | None = None,
+    promotions: Sequence[Running] = (),
     currency: str = "EUR",
     limit: int = 3,
 ) -> list[Suggestion]:
@@ -40,7 +61,7 @@ def suggest(
         return wanted.issubset(p.attributes)
 
     def item(p: Product, why: WHY, reason: str, saving: float | None = None) -> Suggestion:
-        return Suggestion(product_view(p), why, reason, promotion, matches(p), saving)
+        return Suggestion(product_view(p), why, reason, promotion_of(p.sku, promotions), matches(p), saving)
 
     out: list[Suggestion] = []
     mine = sorted((p for p in products if bought.get(p.sku)), key=lambda p: (-bought[p.sku], p.price))
@@ -53,6 +74,13 @@ def suggest(
         (p for p in alternatives if popular.get(p.sku)), key=lambda p: -popular[p.sku]
     )  # stable: ties keep the catalog's order
     reference = usual or (best_sellers[0] if best_sellers else None)
+    named = {sku for r in promotions for sku in r.skus}
+    on_offer = [p for p in alternatives if p.sku in named]
+    if on_offer:
+        offer = min(on_offer, key=lambda p: (-popular.get(p.sku, 0), p.price / (p.size or 1.0)))
+        out.append(item(offer, "on-offer", f"on offer: {promotion_of(offer.sku, promotions)}"))
+        alternatives = [p for p in alternatives if p is not offer]
+        best_sellers = [p for p in best_sellers if p is not offer]
     cheaper = _cheaper_per_unit(alternatives, reference)
     if cheaper is not None and reference is not None:
         ref_price = unit_price(reference) or 0.0

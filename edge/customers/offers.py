@@ -8,7 +8,9 @@ daemon keeps the offers it had.
                      "detail": "Any 1 l carton", "discount_pct": 25,
                      "starts": "2026-01-01", "ends": "2026-12-31"}]}
 
-``starts`` and ``ends`` are store-local dates, both days included.
+``starts`` and ``ends`` are store-local dates, both days included. ``skus`` (optional) names the
+products on offer; without it the whole category is (the kiosk's product suggestions put a named
+product on offer right after the household's usual one, `edge.catalog.suggest`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from edge.errors import ConfigError, decode_json_file
 
 PromotionId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Sku = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]  # as in catalog.json
 
 
 class Promotion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -34,6 +37,7 @@ class Promotion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ends: dt.date
     detail: Annotated[str, msgspec.Meta(max_length=500)] = ""
     discount_pct: Annotated[float, msgspec.Meta(ge=0, le=100)] | None = None
+    skus: Annotated[list[Sku], msgspec.Meta(max_length=500)] = msgspec.field(default_factory=list)
 
 
 class PromotionsFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -50,6 +54,7 @@ class Offer(msgspec.Struct, frozen=True):
     discount_pct: float | None
     ends_ms: int
     reason: str | None
+    skus: list[str] = []  # the products on offer; empty: the whole category
 
 
 class OffersView(msgspec.Struct, frozen=True):
@@ -105,4 +110,4 @@ def offers_for(
 
 
 def _offer(p: Promotion, tz: dt.tzinfo, reason: str | None) -> Offer:
-    return Offer(p.id, p.category, p.title, p.detail, p.discount_pct, _end_ms(p, tz), reason)
+    return Offer(p.id, p.category, p.title, p.detail, p.discount_pct, _end_ms(p, tz), reason, list(p.skus))

@@ -32,6 +32,8 @@ def product_line(s: ProductSuggestion, currency: str) -> Content:
         text += Content(f" · {t('item.per_unit', price=money(p.unit_price, currency), unit=unit)}")
     if s.why == "cheaper-per-unit" and s.saving is not None and unit is not None:
         why = t("item.why_cheaper", percent=round(s.saving * 100), unit=unit)
+    elif s.why == "on-offer" and s.promotion:
+        why = t("item.why_on_offer", offer=with_currency(s.promotion, currency))
     else:
         why = t(WHY_KEYS.get(s.why, "item.why_in_range"))
     return text + Content(f" · {why}")
@@ -98,7 +100,9 @@ class ItemActions(ModalScreen[str]):
             for s in c.suggestions
         ]
         lines = [product_line(s, self._currency) for s in mine]
-        offer = next((s.promotion for s in mine if s.promotion), None)  # promotions are per category
+        # A promotion for the whole category is on every product: say it once, above them.
+        offers = {s.promotion for s in mine}
+        offer = next(iter(offers)) if len(offers) == 1 else None
         if self._preferences:
             labels = ", ".join(t(f"prefs.{p}") for p in sorted(self._preferences))
             heading = t("item.products_for", labels=labels)

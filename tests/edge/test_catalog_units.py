@@ -11,7 +11,7 @@ import pytest
 
 from edge.catalog.load import load_catalog
 from edge.catalog.routes import catalog_source
-from edge.catalog.suggest import budget, suggest
+from edge.catalog.suggest import Running, budget, suggest
 from edge.errors import ConfigError
 from edge.uplink.bundle_checks import DAEMON_CHECKS
 from sync.errors import BundleError
@@ -78,10 +78,33 @@ def test_stated_preferences_filter_the_alternatives_never_the_usual(milk: Path) 
 
 def test_a_promotion_is_named_and_unknown_categories_get_nothing(milk: Path) -> None:
     catalog = load_catalog(milk)
-    got = suggest(catalog, "milk", bought={}, popular={}, promotion="Milk: 2 for 1.80")
+    got = suggest(catalog, "milk", bought={}, popular={}, promotions=[Running("Milk: 2 for 1.80")])
     assert got
     assert all(s.promotion == "Milk: 2 for 1.80" for s in got)
     assert suggest(catalog, "caviar", bought={"m-usual": 3}, popular={}) == []
+
+
+def test_a_product_on_offer_comes_right_after_the_usual_and_only_it_says_so(milk: Path) -> None:
+    catalog = load_catalog(milk)
+    running = [Running("Organic milk: 1.20", frozenset({"m-org"})), Running("All milk: 5% off")]
+    got = suggest(catalog, "milk", bought={"m-usual": 5}, popular={"m-close": 9}, promotions=running, limit=4)
+    assert [(s.product.sku, s.why) for s in got] == [
+        ("m-usual", "usual"),
+        ("m-org", "on-offer"),
+        ("m-big", "cheaper-per-unit"),
+        ("m-close", "popular"),
+    ]
+    assert got[1].reason == "on offer: Organic milk: 1.20"
+    assert [s.promotion for s in got] == ["All milk: 5% off", "Organic milk: 1.20", "All milk: 5% off",
+                                          "All milk: 5% off"]  # fmt: skip
+    # The usual product itself on offer is still the usual one (first, and named with its offer).
+    mine = suggest(catalog, "milk", bought={"m-org": 2}, popular={}, promotions=running[:1])
+    assert next((s.product.sku, s.why, s.promotion) for s in mine) == ("m-org", "usual", "Organic milk: 1.20")
+    assert all(s.why != "on-offer" for s in mine)
+    # A named product the shopper's stated preferences rule out is not offered.
+    picky = suggest(catalog, "milk", bought={}, popular={}, preferences=["organic"],
+                    promotions=[Running("Big milk", frozenset({"m-big"}))])  # fmt: skip
+    assert [s.product.sku for s in picky] == ["m-org"]
 
 
 @pytest.mark.parametrize(
@@ -132,7 +155,7 @@ def test_the_demo_catalog_covers_every_shelf_and_is_a_good_file() -> None:
 def test_the_budget_prices_each_item_once_and_the_saving_for_the_same_quantity(milk: Path) -> None:
     catalog = load_catalog(milk)
     lists = [
-        suggest(catalog, "milk", bought={"m-usual": 5}, popular={}, promotion="Milk 2 for 1.80"),
+        suggest(catalog, "milk", bought={"m-usual": 5}, popular={}, promotions=[Running("Milk 2 for 1.80")]),
         suggest(catalog, "bread", bought={}, popular={"b-1": 4}),
         suggest(catalog, "caviar", bought={}, popular={}),
     ]

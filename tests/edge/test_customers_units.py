@@ -201,8 +201,14 @@ def test_offers_fit_the_list_first_then_habits_and_need_consent_to_be_personal()
         ("p-milk", "milk is on your list"),
         ("p-coffee", "you often buy coffee"),
     ]
-    # A promotion runs through its last day, store-local.
-    assert generic.offers[0].ends_ms == int(dt.datetime(2028, 1, 1, tzinfo=dt.UTC).timestamp() * 1000)
+    # A promotion runs through its last day, store-local; soonest ending first.
+    seasonal = generic.offers[0]
+    assert seasonal.id == "p-seasonal-chocolate"
+    assert seasonal.ends_ms == int(dt.datetime(2027, 1, 7, tzinfo=dt.UTC).timestamp() * 1000)
+    assert seasonal.skus == ["cj-898432"]  # one product, not the whole category
+    milk = next(o for o in generic.offers if o.id == "p-milk")
+    assert milk.ends_ms == int(dt.datetime(2028, 1, 1, tzinfo=dt.UTC).timestamp() * 1000)
+    assert milk.skus == []
 
 
 @pytest.mark.parametrize(

@@ -159,3 +159,19 @@ def test_seasons_and_holidays_are_worded_in_the_kiosks_language() -> None:
     assert seasonal_reason(SeasonalEntry("soup", "trend", 1.6), []) == (
         "zurzeit in 1,6-mal so vielen Einkäufen hier wie sonst"
     )
+
+
+def test_a_product_on_offer_says_its_offer_with_prices_in_money() -> None:
+    from kiosk.schemas import Product, ProductSuggestion
+    from kiosk.screens.list_dialogs import product_line
+
+    cheddar = ProductSuggestion(
+        Product("1033", "Cheddar 400g", 3.9, "Own brand", "kg", 9.75), "on-offer", "Cheddar 400g: 3.20"
+    )
+    assert (
+        product_line(cheddar, "EUR").plain == "Cheddar 400g  €3.90 · €9.75/kg · on offer: Cheddar 400g: €3.20"
+    )
+    strings.use("de")
+    assert product_line(cheddar, "EUR").plain == (
+        "Cheddar 400g  3,90 € · 9,75 €/kg · im Angebot: Cheddar 400g: 3,20 €"
+    )
