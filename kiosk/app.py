@@ -259,6 +259,7 @@ class KioskApp(App[int]):
                 self, lambda: self.api.products(session, categories, prefer)
             ),
             currency=self.currency,
+            search=lambda typed: guard(self, lambda: self.api.search_products(session, typed)),
         )
         while len(self.screen_stack) > 2:
             await self.pop_screen()

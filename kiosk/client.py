@@ -29,6 +29,7 @@ from kiosk.errors import ApiError, DaemonUnreachableError, NotAuthorizedError
 from kiosk.schemas import (
     AbTest,
     Alert,
+    CatalogPage,
     Consent,
     EventMessage,
     Fridge,
@@ -79,6 +80,7 @@ class KioskApi(Protocol):
     async def products(
         self, session: Session, categories: list[str], prefer: Collection[str] = ()
     ) -> ProductSuggestions: ...
+    async def search_products(self, session: Session, query: str, limit: int = 6) -> CatalogPage: ...
     async def route(self, token: str, items: list[str], start: str | None = None) -> RouteView: ...
     async def visit(
         self, session: Session, items: list[str], start: str | None = None, *, accessible: bool = False
@@ -181,6 +183,11 @@ class KioskClient:
         path = f"/api/v1/customers/{_q(session.customer)}/product-suggestions"
         params = {"categories": ",".join(categories), "prefer": ",".join(sorted(prefer))}
         return await self._call("GET", path, session.token, ProductSuggestions, params=params)
+
+    async def search_products(self, session: Session, query: str, limit: int = 6) -> CatalogPage:
+        """The store's products whose name, brand or category has every word of ``query``."""
+        params = {"q": query, "limit": str(limit)}
+        return await self._call("GET", "/api/v1/catalog/products", session.token, CatalogPage, params=params)
 
     async def route(self, token: str, items: list[str], start: str | None = None) -> RouteView:
         body: dict[str, object] = {"items": items}

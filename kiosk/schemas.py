@@ -86,6 +86,14 @@ class Product(msgspec.Struct, frozen=True):
     brand: str = ""
     unit: str | None = None  # "kg", "l" or "each"
     unit_price: float | None = None
+    category: str = ""
+
+
+class CatalogPage(msgspec.Struct, frozen=True):
+    """Products matching a search (`GET /api/v1/catalog/products?q=`)."""
+
+    total: int
+    products: list[Product]
 
 
 class ProductSuggestion(msgspec.Struct, frozen=True):

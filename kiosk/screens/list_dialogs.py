@@ -1,7 +1,9 @@
-"""The shopping list's two dialogs: what to do with one entry, and adding an item (filter as you type)."""
+"""The shopping list's two dialogs: what to do with one entry, and adding an item (filter as you type,
+with the store's matching products)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from textual import events, on, work
@@ -13,14 +15,18 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from kiosk.schemas import ProductSuggestion, ProductSuggestions
+from kiosk.schemas import CatalogPage, Product, ProductSuggestion, ProductSuggestions
 from kiosk.strings import category_name, money, t, with_currency
 from kiosk.widgets import ARROW_FOCUS
 
+# (what the shopper typed) -> the store's products matching it, or None if not known
+ProductSearch = Callable[[str], Awaitable[CatalogPage | None]]
+SEARCH_FROM = 3  # letters typed before the catalog is searched
+SEARCH_PAUSE_S = 0.15
 # (categories, the shopper's stated preferences) -> their products, or None if not known
 ProductLookup = Callable[[list[str], frozenset[str]], Awaitable[ProductSuggestions | None]]
 WHY_KEYS = {"usual": "item.why_usual", "popular": "item.why_popular", "bought-before": "item.why_bought_before",
-            "in-range": "item.why_in_range"}  # fmt: skip
+            "in-range": "item.why_in_range", "chosen": "item.why_chosen"}  # fmt: skip
 
 
 def product_line(s: ProductSuggestion, currency: str) -> Content:
@@ -129,19 +135,29 @@ def matches(categories: list[str], typed: str) -> list[str]:
     return sorted(found, key=lambda c: not category_name(c).casefold().startswith(query))
 
 
-class AddItem(ModalScreen[str | None]):
-    """Pick a category the store sells: type to filter, Enter adds the highlighted one."""
+class AddItem(ModalScreen[str | Product | None]):
+    """Pick what to add: type to filter the store's categories; from three letters on, the store's
+    products matching every word follow them (with prices). Enter adds the highlighted category, or a
+    product's category with that product on the list's row."""
 
     BINDINGS = [
         Binding("escape", "dismiss(None)", "Back", show=False),
         Binding("down", "to_list", "List", show=False),
     ]
 
-    def __init__(self, categories: list[str], on_list: list[str]) -> None:
+    def __init__(
+        self,
+        categories: list[str],
+        on_list: list[str],
+        search: ProductSearch | None = None,
+        currency: str = "EUR",
+    ) -> None:
         super().__init__()
         self._categories = sorted(categories, key=lambda c: category_name(c).casefold())
         self._on_list = set(on_list)
-        self.shown: list[str] = []
+        self._search = search
+        self._currency = currency
+        self.shown: list[str | Product | None] = []  # per row: a category, a product, or a heading
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog tall"):
@@ -154,19 +170,42 @@ class AddItem(ModalScreen[str | None]):
         self._fill("")
         self.query_one("#filter", Input).focus()
 
-    def _fill(self, typed: str) -> None:
-        self.shown = matches(self._categories, typed)
+    def _fill(self, typed: str, products: list[Product] | None = None) -> None:
+        found: list[str | Product | None] = list(matches(self._categories, typed))
         view = self.query_one("#categories", OptionList)
         view.clear_options()
-        for code in self.shown:
+        for code in found:
+            assert isinstance(code, str)
             prompt = Content(category_name(code))
             if code in self._on_list:
                 prompt += Content(f"  {t('add.on_list')}")
             view.add_option(Option(prompt))
-        view.highlighted = 0 if self.shown else None
+        if products:
+            found.append(None)
+            view.add_option(
+                Option(Content.from_markup("[b]$title[/b]", title=t("add.products")), disabled=True)
+            )
+            for product in products:
+                found.append(product)
+                where = category_name(product.category)
+                view.add_option(
+                    Option(Content(f"{product.name}  {money(product.price, self._currency)} · {where}"))
+                )
+        self.shown = found
+        view.highlighted = next((i for i, row in enumerate(found) if row is not None), None)
         nothing = self.query_one("#no-match", Static)
         nothing.update(t("add.nothing"))
-        nothing.display = not self.shown
+        nothing.display = not found
+        if products is None and self._search is not None and len(typed.strip()) >= SEARCH_FROM:
+            self._find_products(typed)
+
+    @work(exclusive=True, group="search", exit_on_error=False)
+    async def _find_products(self, typed: str) -> None:
+        await asyncio.sleep(SEARCH_PAUSE_S)  # typing on: only the last word typed is searched
+        assert self._search is not None
+        page = await self._search(typed.strip())
+        if page is not None and page.products and self.query_one("#filter", Input).value == typed:
+            self._fill(typed, page.products)
 
     @on(Input.Changed, "#filter")
     def _typed(self, event: Input.Changed) -> None:
@@ -175,12 +214,13 @@ class AddItem(ModalScreen[str | None]):
     @on(Input.Submitted, "#filter")
     def _enter_in_filter(self) -> None:
         view = self.query_one("#categories", OptionList)
-        if view.highlighted is not None and self.shown:
+        if view.highlighted is not None and self.shown and self.shown[view.highlighted] is not None:
             self.dismiss(self.shown[view.highlighted])
 
     @on(OptionList.OptionSelected, "#categories")
     def _picked(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(self.shown[event.option_index])
+        if self.shown[event.option_index] is not None:
+            self.dismiss(self.shown[event.option_index])
 
     def action_to_list(self) -> None:
         self.query_one("#categories", OptionList).focus()

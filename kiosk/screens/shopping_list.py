@@ -16,8 +16,8 @@ from textual.message import Message
 from textual.widgets import Button, OptionList, Static
 from textual.widgets.option_list import Option
 
-from kiosk.schemas import ListEntry, SeasonalEntry, ShoppingList, Vote
-from kiosk.screens.list_dialogs import AddItem, ItemActions, ProductLookup, product_line
+from kiosk.schemas import ListEntry, Product, ProductSuggestion, SeasonalEntry, ShoppingList, Vote
+from kiosk.screens.list_dialogs import AddItem, ItemActions, ProductLookup, ProductSearch, product_line
 from kiosk.screens.preferences import PreferencesDialog
 from kiosk.season_words import holiday_line, seasonal_reason
 from kiosk.strings import category_name, name_in, t
@@ -86,8 +86,10 @@ class ShoppingListScreen(KioskScreen):
         personalisation: bool = False,
         products: ProductLookup | None = None,
         currency: str = "EUR",
+        search: ProductSearch | None = None,
     ) -> None:
         super().__init__()
+        self._search = search  # the catalog, for "Add item"
         self._products = products  # an item's products and prices, asked for when its dialog opens
         self._currency = currency
         self.preferences: frozenset[str] = frozenset()  # stated for this visit (organic, ...), never stored
@@ -276,9 +278,22 @@ class ShoppingListScreen(KioskScreen):
             self.groups = self._merge()
             self._refill()
 
-    def _add(self, category: str | None) -> None:
-        if not category:
+    def _add(self, choice: str | Product | None) -> None:
+        if isinstance(choice, Product):  # a product found in the catalog: its category, with it on the row
+            category = choice.category
+            if not category:
+                return
+            self.leading[category] = product_line(ProductSuggestion(choice, "chosen"), self._currency)
+            if category in self.items:
+                self._refill()
+                self.notify(
+                    t("list.product_noted", product=choice.name, item=category_name(category)), timeout=4
+                )
+                return
+        elif not choice:
             return
+        else:
+            category = choice
         if category in self.items:
             self.notify(t("list.already", item=category_name(category)), timeout=4)
             return
@@ -292,7 +307,9 @@ class ShoppingListScreen(KioskScreen):
     def _button(self, event: Button.Pressed) -> None:
         match event.button.id:
             case "add":
-                self.app.push_screen(AddItem(self._categories, self.items), self._add)
+                self.app.push_screen(
+                    AddItem(self._categories, self.items, self._search, self._currency), self._add
+                )
             case "route":
                 self.post_message(self.RouteWanted(self.items))
             case "offers":

@@ -15,6 +15,7 @@ from kiosk.errors import NotAuthorizedError
 from kiosk.schemas import (
     Alert,
     Budget,
+    CatalogPage,
     CategoryProducts,
     Consent,
     Fridge,
@@ -88,6 +89,13 @@ MILK_PRODUCTS = [
     ProductSuggestion(Product("cj-2", "Fluid milk white only 1/2 gal", 1.99, "Maker 2", "l", 1.05), "popular",
                       "Milk 2 for 1.50"),
 ]  # fmt: skip
+
+CATALOG = [
+    Product("2001", "Oat drink 1l", 1.49, "Own brand", "l", 1.49, category="milk"),
+    Product("1031", "Whole milk 1l", 1.09, "Own brand", "l", 1.09, category="milk"),
+    Product("2002", "Rice pudding 200g", 0.89, "Maker 7", "kg", 4.45, category="yogurt"),
+    Product("2003", "Basmati rice 1kg", 2.49, "Maker 3", "kg", 2.49, category="rice"),
+]
 
 SEGMENTS = Segments(
     True,
@@ -223,6 +231,12 @@ class FakeApi:
         return ProductSuggestions(
             session.verified, found, Budget(1.09 * priced, priced, len(found) - priced, 0.31)
         )
+
+    async def search_products(self, session: Session, query: str, limit: int = 6) -> CatalogPage:
+        self.calls.append(("search_products", query))
+        words = query.casefold().split()
+        found = [p for p in CATALOG if all(w in f"{p.name} {p.category}".casefold() for w in words)]
+        return CatalogPage(len(found), found[:limit])
 
     async def feedback(self, session: Session, category: str, vote: str) -> None:
         self.calls.append(("feedback", (category, vote)))

@@ -110,6 +110,12 @@ async def test_scan_consent_list_feedback_offers_route_then_idle_wipe(
             assert "Your list: about €" in screen_text(app)  # the list's budget from the daemon's catalog
             await pilot.press("enter")  # back
             await wait_for_screen(pilot, ShoppingListScreen)
+            # "Add item" searches the daemon's catalog: every word, with prices and categories.
+            assert app.session is not None
+            page = await app.api.search_products(app.session, "whole milk")
+            assert page.products
+            assert all(p.category == "milk" and p.price > 0 for p in page.products)
+            assert page.total >= len(page.products)
             await pilot.click("#route")
             await wait_for_screen(pilot, RouteScreen)
             text = screen_text(app)

@@ -8,7 +8,7 @@ import msgspec
 from textual.command import CommandPalette
 from textual.widgets import Button, DataTable, OptionList, Static, TabbedContent
 
-from kiosk.schemas import AbTest, Consent, RouteView, StaffOverview
+from kiosk.schemas import AbTest, Consent, Product, RouteView, StaffOverview
 from kiosk.screens.attract import AttractScreen
 from kiosk.screens.consent import ConsentScreen
 from kiosk.screens.dialogs import ForgetScreen, IdleWarningScreen
@@ -466,3 +466,50 @@ async def test_a_seasonal_item_can_be_added_and_then_leaves_the_season_group() -
         assert screen.added == ["chocolate"]
         assert "chocolate" in screen.items
         assert [screen.row_categories[i] for i in sorted(screen.seasonal_rows)] == ["soup"]
+
+
+async def test_add_item_finds_the_stores_products_and_puts_the_chosen_one_on_the_row() -> None:
+    api = FakeApi(consent=Consent(True, True, 1))
+    app = fake_app(api)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"777", "enter")
+        await wait_for_screen(pilot, ShoppingListScreen)
+        screen = app.screen
+        assert isinstance(screen, ShoppingListScreen)
+        await pilot.click("#add")
+        await wait_for_screen(pilot, AddItem)
+        dialog = app.screen
+        assert isinstance(dialog, AddItem)
+        await pilot.press(*"ri")  # two letters: categories only, the catalog is not asked
+        await pilot.pause(0.3)
+        assert not any(name == "search_products" for name, _ in api.calls)
+        await pilot.press("c", "e")
+        while not any(isinstance(row, Product) for row in dialog.shown):
+            await pilot.pause(0.02)
+        assert ("search_products", "rice") in api.calls  # only what was typed last (no "ric")
+        assert ("search_products", "ric") not in api.calls
+        assert "Basmati rice 1kg  €2.49 · Rice" in screen_text(app)
+        assert "Products in this store" in screen_text(app)
+        basmati = next(
+            i for i, row in enumerate(dialog.shown) if isinstance(row, Product) and row.sku == "2003"
+        )
+        dialog.query_one("#categories", OptionList).highlighted = basmati
+        dialog.query_one("#categories", OptionList).focus()
+        await pilot.press("enter")
+        await wait_for_screen(pilot, ShoppingListScreen)
+        assert screen.added == ["rice"]
+        await pilot.pause(0.1)
+        assert "Basmati rice 1kg  €2.49 · €2.49/kg · your choice" in screen_text(app)
+        # A product of an item already on the list is noted on its row, not added twice.
+        await pilot.click("#add")
+        await wait_for_screen(pilot, AddItem)
+        dialog = app.screen
+        assert isinstance(dialog, AddItem)
+        await pilot.press(*"oat")
+        while not any(isinstance(row, Product) for row in dialog.shown):
+            await pilot.pause(0.02)
+        await pilot.press("enter")  # the first row: the oat drink (no category is called "oat")
+        await wait_for_screen(pilot, ShoppingListScreen)
+        assert screen.items.count("milk") == 1
+        await pilot.pause(0.1)
+        assert "Oat drink 1l  €1.49 · €1.49/l · your choice" in screen_text(app)

@@ -13,7 +13,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList
 
-from kiosk.schemas import Consent
+from kiosk.schemas import Consent, Product
 from kiosk.screens.consent import ConsentScreen
 from kiosk.screens.dialogs import ForgetScreen, IdleWarningScreen
 from kiosk.screens.list_dialogs import AddItem, ItemActions
@@ -56,6 +56,19 @@ async def add_item(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
     await pilot.press("r")  # filtered: Rice, then Bread (on the list)
     pilot.app.screen.query_one("#filter", Input).cursor_blink = False  # a blinking cursor is a coin toss
     await pilot.pause(0.5)  # let the modal's fade-in finish
+
+
+async def add_product(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
+    await shopping_list(pilot, api, clock)
+    await pilot.click("#add")
+    await wait_for_screen(pilot, AddItem)
+    dialog = pilot.app.screen
+    assert isinstance(dialog, AddItem)
+    await pilot.press(*"rice")  # the Rice category, then the store's products matching "rice"
+    dialog.query_one("#filter", Input).cursor_blink = False
+    while not any(isinstance(row, Product) for row in dialog.shown):
+        await pilot.pause(0.02)
+    await pilot.pause(0.5)
 
 
 async def item_products(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
@@ -131,6 +144,7 @@ SCREENS: dict[str, Step] = {
     "consent": consent,
     "list": shopping_list,
     "add_item": add_item,
+    "add_product": add_product,
     "item_products": item_products,
     "seasonal_item": seasonal_item,
     "preferences": preferences,
