@@ -62,6 +62,10 @@ class HouseholdSimConfig:
                 raise HouseholdSimulationError(f"{name}: must be within 0..1, got {getattr(self, name)}")
 
 
+# The per-line columns of a `HouseholdSimulation`.
+LINE_COLUMNS = ("household", "category", "sku", "day", "minute", "second", "basket", "qty", "price", "promo")
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class HouseholdSimulation:
     """The simulated basket lines (columns, one row per line, in time order) and the hidden truth."""
@@ -158,18 +162,7 @@ class DaySimulation:
             self._day(d)
         columns = {
             name: np.concatenate([p[name] for p in self.parts]) if self.parts else np.zeros(0)
-            for name in (
-                "household",
-                "category",
-                "sku",
-                "day",
-                "minute",
-                "second",
-                "basket",
-                "qty",
-                "price",
-                "promo",
-            )
+            for name in LINE_COLUMNS
         }
         return HouseholdSimulation(
             config=self.config,

@@ -3,7 +3,7 @@ screen, arrows + Enter reach "Larger text"; the page reloads with the larger `?f
 terminal has fewer cells (still at least 80x24 in a 1280x720 window) and the toggle says "Normal
 text"; pressing it brings the normal size and the first terminal size back.
 
-Reuses the DevTools driver and screen model of `test_kiosk_route_browser.py`; the terminal's size is
+Uses the DevTools driver and screen model of `tests/kiosk/browser_kit.py`; the terminal's size is
 read from the WebSocket address the page opens (textual-serve's page puts the size it fitted there).
 """
 
@@ -13,9 +13,6 @@ import asyncio
 import base64
 import json
 import re
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -24,8 +21,8 @@ import pytest
 from edge.demo.broker import MosquittoBroker
 from kiosk.serve import EXTERNAL_URL
 from tests.conftest import run_daemon
-from tests.kiosk.kiosk_daemon_kit import KIOSK_TOKEN, kiosk_config
-from tests.kiosk.test_kiosk_route_browser import CHROMIUM, REPO, DevTools, Screen, free_port
+from tests.kiosk.browser_kit import CHROMIUM, DevTools, Screen, kiosk_in_chromium
+from tests.kiosk.kiosk_daemon_kit import kiosk_config
 
 pytestmark = [
     pytest.mark.integration,
@@ -75,59 +72,6 @@ class PageDevTools(DevTools):
             await self.key(key, code, text)
 
 
-@asynccontextmanager
-async def kiosk_in_chromium(
-    tmp_path: Path, api: str, width: int, height: int
-) -> AsyncIterator[tuple[PageDevTools, int]]:
-    """`storeedge kiosk --serve` and a headless Chromium that cannot resolve any host but 127.0.0.1."""
-    port = free_port()
-    kiosk = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "edge", "kiosk", "--api", api, "--token", KIOSK_TOKEN,
-        "--serve", "--host", "127.0.0.1", "--port", str(port),
-        cwd=REPO, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    browser = await asyncio.create_subprocess_exec(
-        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-extensions", "--remote-debugging-port=0", f"--window-size={width},{height}",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # offline, as a store is
-        f"--user-data-dir={tmp_path / 'chromium'}", "about:blank",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        assert browser.stderr is not None
-        line = b""
-        while b"DevTools listening on" not in line:
-            line = await asyncio.wait_for(browser.stderr.readline(), 30)
-            assert line, "chromium exited before it listened"
-        endpoint = line.decode().split("listening on ", 1)[1].strip()
-        async with aiohttp.ClientSession() as http:
-            for _ in range(300):  # the kiosk server takes a moment to listen
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-            devtools = PageDevTools(await http.ws_connect(endpoint, max_msg_size=0))
-            try:
-                target = await devtools.send("Target.createTarget", url="about:blank")
-                attached = await devtools.send(
-                    "Target.attachToTarget", targetId=target["targetId"], flatten=True
-                )
-                devtools.session = attached["sessionId"]
-                await devtools.send("Network.enable")
-                yield devtools, port
-            finally:
-                await devtools.close()
-    finally:
-        for process in (browser, kiosk):
-            if process.returncode is None:
-                process.terminate()
-                await process.wait()
-
-
 async def until_socket(devtools: PageDevTools, font_size: int, opened_before: int) -> tuple[int, int, int]:
     for _ in range(600):
         if len(devtools.sockets) > opened_before and devtools.sockets[-1][0] == font_size:
@@ -143,7 +87,7 @@ async def test_large_text_toggle_in_a_browser(tmp_path: Path, broker: MosquittoB
     config = kiosk_config(tmp_path, broker)
     async with (
         run_daemon(config) as daemon,
-        kiosk_in_chromium(tmp_path, daemon.url, 1280, 720) as (devtools, port),
+        kiosk_in_chromium(tmp_path, daemon.url, 1280, 720, PageDevTools) as (devtools, port),
     ):
         page = f"http://127.0.0.1:{port}/"
         await devtools.send("Page.navigate", url=page)

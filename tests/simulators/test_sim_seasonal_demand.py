@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from simulators import seasonal_demand
+from simulators.household_days import LINE_COLUMNS
 from simulators.household_history import HouseholdSimConfig, HouseholdSimulation, simulate_households
 from simulators.household_population import DEMO_CATEGORY_TRAITS
 from simulators.seasonal_demand import CHRISTMAS, EASTER, HOLIDAY, SEASONS, SeasonalDemand
@@ -104,18 +105,7 @@ def test_seasonal_demand_acts_only_through_its_factors(monkeypatch: pytest.Monke
     for table in ("SEASONS", "CHRISTMAS", "EASTER", "HOLIDAY"):
         monkeypatch.setattr(seasonal_demand, table, {})
     flat = simulate_households(replace(config, seasonal_demand=True))
-    for name in (
-        "household",
-        "category",
-        "sku",
-        "day",
-        "minute",
-        "second",
-        "basket",
-        "qty",
-        "price",
-        "promo",
-    ):
+    for name in LINE_COLUMNS:
         assert np.array_equal(getattr(off, name), getattr(flat, name)), name
     monkeypatch.undo()
     assert simulate_households(replace(config, seasonal_demand=True)).n_lines != off.n_lines
