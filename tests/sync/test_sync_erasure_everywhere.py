@@ -193,6 +193,7 @@ async def test_forget_me_at_one_store_erases_the_household_at_every_store(
         assert count(dbs["sb"], "SELECT count(*) FROM purchases") == 3  # H's baskets stay as anonymous sales
 
 
+@pytest.mark.slow  # 40 s of real poll intervals (a measurement for docs/sync.md): `make test-long`
 async def test_time_from_forget_me_at_one_store_to_gone_at_another_with_the_default_intervals(
     tmp_path: Path, broker: MosquittoBroker, central_dsn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
