@@ -76,10 +76,6 @@ class DailyBaskets:
     baskets: npt.NDArray[np.int64]  # days
     with_category: npt.NDArray[np.int64]  # days x categories
 
-    @staticmethod
-    def empty(first_day: int = 0) -> DailyBaskets:
-        return DailyBaskets(first_day, (), np.zeros(0, np.int64), np.zeros((0, 0), np.int64))
-
     @property
     def days(self) -> int:
         return int(self.baskets.shape[0])

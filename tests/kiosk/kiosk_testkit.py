@@ -39,6 +39,7 @@ from kiosk.schemas import (
     ZoneOccupancy,
 )
 from kiosk.screens.attract import AttractScreen
+from kiosk.screens.list_dialogs import AddItem
 from kiosk.settings import KioskSettings
 from kiosk.staff_insights import (
     ChurnPart,
@@ -324,6 +325,23 @@ async def wait_for_screen(pilot: Pilot[Any], kind: type, timeout: float = 5.0) -
             return
         await pilot.pause(0.05)
     raise AssertionError(f"expected {kind.__name__}, on {type(pilot.app.screen).__name__}")
+
+
+async def wait_until(
+    pilot: Pilot[Any], condition: Callable[[], bool], what: str, timeout: float = 5.0
+) -> None:
+    """Let the app run until ``condition()`` holds; fail naming ``what`` after ``timeout`` seconds."""
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            await pilot.pause()
+            return
+        await pilot.pause(0.02)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def has_products(dialog: AddItem) -> bool:
+    """The "Add item" dialog shows the catalog's products (they follow the categories once searched)."""
+    return any(isinstance(row, Product) for row in dialog.shown)
 
 
 def assert_no_personal_data(app: KioskApp) -> None:

@@ -26,8 +26,10 @@ from tests.kiosk.kiosk_testkit import (
     FakeClock,
     assert_no_personal_data,
     fake_app,
+    has_products,
     screen_text,
     wait_for_screen,
+    wait_until,
 )
 
 SIZE = (80, 24)
@@ -73,9 +75,7 @@ async def test_returning_customer_goes_straight_to_the_list() -> None:
         # Then, with the list on screen, every row's products in one request, shown on the rows.
         screen = app.screen
         assert isinstance(screen, ShoppingListScreen)
-        while not screen.products_shown:
-            await pilot.pause(0.02)
-        await pilot.pause()
+        await wait_until(pilot, lambda: screen.products_shown, "the rows' products")
         assert api.calls[2:] == [("products", (["milk", "bread", "ice cream", "chocolate", "soup"], []))]
         assert "Whole milk 1l  €1.09 · €1.09/l · your usual" in screen_text(app)
 
@@ -484,8 +484,7 @@ async def test_add_item_finds_the_stores_products_and_puts_the_chosen_one_on_the
         await pilot.pause(0.3)
         assert not any(name == "search_products" for name, _ in api.calls)
         await pilot.press("c", "e")
-        while not any(isinstance(row, Product) for row in dialog.shown):
-            await pilot.pause(0.02)
+        await wait_until(pilot, lambda: has_products(dialog), "the catalog's products")
         assert ("search_products", "rice") in api.calls  # only what was typed last (no "ric")
         assert ("search_products", "ric") not in api.calls
         assert "Basmati rice 1kg  €2.49 · Rice" in screen_text(app)
@@ -506,8 +505,7 @@ async def test_add_item_finds_the_stores_products_and_puts_the_chosen_one_on_the
         dialog = app.screen
         assert isinstance(dialog, AddItem)
         await pilot.press(*"oat")
-        while not any(isinstance(row, Product) for row in dialog.shown):
-            await pilot.pause(0.02)
+        await wait_until(pilot, lambda: has_products(dialog), "the catalog's products")
         await pilot.press("enter")  # the first row: the oat drink (no category is called "oat")
         await wait_for_screen(pilot, ShoppingListScreen)
         assert screen.items.count("milk") == 1

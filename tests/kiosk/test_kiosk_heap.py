@@ -18,7 +18,7 @@ from textual.widget import Widget
 from kiosk.schemas import Consent
 from kiosk.screens.attract import AttractScreen
 from kiosk.screens.shopping_list import ShoppingListScreen
-from tests.kiosk.kiosk_testkit import FakeApi, fake_app, wait_for_screen
+from tests.kiosk.kiosk_testkit import FakeApi, fake_app, wait_for_screen, wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -43,17 +43,14 @@ async def test_no_widget_of_an_ended_session_stays_alive_and_each_end_settles_th
     before = {id(w) for w in detached_widgets()}
     app = fake_app(FakeApi(consent=Consent(True, True, 1)))
     async with app.run_test(size=(120, 40)) as pilot:
-        while app.layout is None or app.info is None:
-            await pilot.pause(0.02)
-        await pilot.pause(0.1)
+        await wait_until(pilot, lambda: app.layout is not None and app.info is not None, "started")
         assert gc.get_freeze_count() > 0  # started: settled
         for _ in range(5):
             await pilot.press(*"777", "enter")
             await wait_for_screen(pilot, ShoppingListScreen)
             app.end_session()
             await wait_for_screen(pilot, AttractScreen)
-            while app.session is not None or app._wiping:
-                await pilot.pause(0.01)
+            await wait_until(pilot, lambda: app.session is None and not app._wiping, "wiped")
             assert gc.get_freeze_count() > 0  # the wipe settled the heap
         await pilot.pause(0.1)
         leftovers = new_since(before)

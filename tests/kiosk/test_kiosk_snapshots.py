@@ -13,7 +13,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList
 
-from kiosk.schemas import Consent, Product
+from kiosk.schemas import Consent
 from kiosk.screens.consent import ConsentScreen
 from kiosk.screens.dialogs import ForgetScreen, IdleWarningScreen
 from kiosk.screens.list_dialogs import AddItem, ItemActions
@@ -22,7 +22,16 @@ from kiosk.screens.preferences import PreferencesDialog
 from kiosk.screens.route import RouteScreen
 from kiosk.screens.shopping_list import ShoppingListScreen
 from kiosk.screens.staff import StaffLoginScreen, StaffScreen
-from tests.kiosk.kiosk_testkit import ALERT, STAFF, FakeApi, FakeClock, fake_app, wait_for_screen
+from tests.kiosk.kiosk_testkit import (
+    ALERT,
+    STAFF,
+    FakeApi,
+    FakeClock,
+    fake_app,
+    has_products,
+    wait_for_screen,
+    wait_until,
+)
 
 SIZES = {"80x24": (80, 24), "kiosk": (120, 40)}
 
@@ -44,9 +53,8 @@ async def shopping_list(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> No
     await wait_for_screen(pilot, ShoppingListScreen)
     screen = pilot.app.screen
     assert isinstance(screen, ShoppingListScreen)
-    while not screen.products_shown:  # the rows' products come after the list: the snapshot has them
-        await pilot.pause(0.02)
-    await pilot.pause()
+    # The rows' products come after the list: the snapshot has them.
+    await wait_until(pilot, lambda: screen.products_shown, "the rows' products")
 
 
 async def add_item(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None:
@@ -66,8 +74,7 @@ async def add_product(pilot: Pilot[Any], api: FakeApi, clock: FakeClock) -> None
     assert isinstance(dialog, AddItem)
     await pilot.press(*"rice")  # the Rice category, then the store's products matching "rice"
     dialog.query_one("#filter", Input).cursor_blink = False
-    while not any(isinstance(row, Product) for row in dialog.shown):
-        await pilot.pause(0.02)
+    await wait_until(pilot, lambda: has_products(dialog), "the catalog's products")
     await pilot.pause(0.5)
 
 
