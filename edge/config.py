@@ -179,6 +179,9 @@ class ModelsSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     history_days: Annotated[int, msgspec.Meta(ge=28, le=3660)] = 365  # purchase history the models see
     list_limit: Annotated[int, msgspec.Meta(ge=1, le=50)] = 10  # items on a shopping list
     batch_households: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 2000  # per scoring + write step
+    # Steps of the nightly rescore and the customer scores scored at once (threads; 2 = both cores of
+    # the store box; 1 = one core left for everything else during the night).
+    batch_workers: Annotated[int, msgspec.Meta(ge=1, le=8)] = 2
     # How often a running experiment (the live `experiment` bundle) is analysed and its rollout decided.
     experiment_check_s: PositiveFloat = 3600.0
     # Customer lifetime value horizon (docs/customers.md, "Insights"): discounted spend over these days.

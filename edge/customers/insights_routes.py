@@ -256,6 +256,7 @@ def insights_api(
         history_days=m.history_days,
         clv_horizon_days=m.clv_horizon_days,
         batch_households=m.batch_households,
+        batch_workers=m.batch_workers,
         history=history,
     )
     return InsightsApi(

@@ -36,6 +36,7 @@ from edge.customers.score_tables import CustomerScore
 from edge.store.db import ReadThread
 from edge.store.history_cache import read_history
 from edge.store.history_refresh import HistoryCache
+from edge.store.steps import run_steps, steps_in_flight
 from edge.store.writer import StoreWriter
 from models.cards import CUSTOMER_PARAMS_FILE, CUSTOMERS_DIR, SEGMENTS_FILE, read_json_model
 from models.customers.scoring import CustomerModelParams, churn_band, score_households
@@ -295,6 +296,7 @@ class CustomerScoring:
         history_days: int,
         clv_horizon_days: int,
         batch_households: int,
+        batch_workers: int,
         now_ms: Callable[[], int] | None = None,
         history: HistoryCache | None = None,
     ) -> None:
@@ -308,7 +310,8 @@ class CustomerScoring:
         self.clv_horizon_days = clv_horizon_days
         self._batch = batch_households
         self._reads = ReadThread(db_path, "customers-scores")
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="customers-score")
+        self._workers = batch_workers
+        self._pool = ThreadPoolExecutor(max_workers=batch_workers, thread_name_prefix="customers-score")
         self._lock = asyncio.Lock()
         # Loaded with the model set at start (a small JSON file), so the log says at once if it is off.
         self._loaded: tuple[Path, CustomerModels | None] = (model_dir(), _load(model_dir()))
@@ -360,6 +363,9 @@ class CustomerScoring:
     async def _write(self, scored: list[CustomerScore]) -> int:
         return await self._writer.run_job(lambda c: score_tables.write_scores(c, scored))
 
+    async def _step(self, households: Sequence[str]) -> int:
+        return await self._write(await self.score(households, packed=True))
+
     async def rescore_all(self) -> int:
         """Every household with analytics consent, in steps; stale documents dropped. Returns rows."""
         if await self.models() is None:
@@ -369,10 +375,9 @@ class CustomerScoring:
             await self._writer.run_job(score_tables.drop_without_analytics)
             households = await self._reads.run(score_tables.analytics_households)
             await self._history.refresh(self._now_ms() - self._history_days * MS_PER_DAY)
-            written = 0
-            for start in range(0, len(households), self._batch):
-                step = households[start : start + self._batch]
-                written += await self._write(await self.score(step, packed=True))
+            written = sum(
+                await run_steps(households, self._batch, self._step, in_flight=steps_in_flight(self._workers))
+            )
             await self._writer.run_job(lambda c: score_tables.clear_documents(c, started_ms))
         log.info(
             "customer_scores_done",

@@ -29,7 +29,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -37,6 +37,7 @@ from typing import TypeVar
 from edge.config import Config
 from edge.errors import ConfigError
 from edge.metrics import IngestMetrics
+from edge.predictions.aggregates import store_aggregates
 from edge.predictions.arms import ArmCost, ArmPlanner, score_arms
 from edge.predictions.clock import StoreClock, nightly_wait_ms
 from edge.predictions.lists import HouseholdLists
@@ -54,7 +55,6 @@ from edge.predictions.tables import (
     MS_PER_DAY,
     CategoryAggregates,
     HouseholdLines,
-    category_aggregates,
     consented_households,
     delete_household_predictions,
     drop_unconsented,
@@ -63,7 +63,6 @@ from edge.predictions.tables import (
     load_lines_cached,
     record_arm_costs,
     record_run,
-    store_categories,
     write_predictions,
 )
 from edge.predictions.views import (
@@ -73,6 +72,7 @@ from edge.predictions.views import (
 )
 from edge.store.db import ReadThread
 from edge.store.history_refresh import HistoryCache
+from edge.store.steps import run_steps, steps_in_flight
 from edge.store.writer import StoreWriter
 from models import StoreModels
 
@@ -106,7 +106,9 @@ class PredictionService:
         self._metrics = PredictionMetrics(metrics)
         self._batch_reads = ReadThread(db_path, "predictions-reader")
         self._live_reads = ReadThread(db_path, "predictions-live")
-        self._batch_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="models-batch")
+        self._batch_pool = ThreadPoolExecutor(
+            max_workers=self._settings.batch_workers, thread_name_prefix="models-batch"
+        )
         self._live_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="models-live")
         self._requested: set[str] = set()
         self._wake = asyncio.Event()
@@ -195,11 +197,7 @@ class PredictionService:
         since = now_ms - self._settings.history_days * MS_PER_DAY
         cached = self._aggregates
         if refresh or cached is None or not 0 <= now_ms - cached[0] < AGGREGATES_TTL_MS:
-
-            def q(c: sqlite3.Connection) -> tuple[tuple[str, ...], CategoryAggregates]:
-                return store_categories(c, since), category_aggregates(c, since)
-
-            categories, aggregates = await self._batch_reads.run(q)
+            categories, aggregates = await self._batch_reads.run(lambda c: store_aggregates(c, since))
             cached = self._aggregates = (now_ms, categories, aggregates)
         return ScoringContext(
             now_ms, self.clock.utc_offset_min(now_ms), self._settings.list_limit, cached[1], cached[2]
@@ -296,49 +294,32 @@ class PredictionService:
             )
         return RescoreReport(written[0], written[1], time.perf_counter() - began)
 
+    async def _full_step(self, households: Sequence[str]) -> tuple[int, int]:
+        chunk = list(households)
+        read = await self._read(chunk, self._batch_reads, True)
+        return await self._write(chunk, read, await self._score_read(read, self._batch_pool), "full")
+
     async def full_rescore(self) -> RescoreReport:
         """Every household with personalisation consent, in steps of ``[models] batch_households``."""
         began = time.perf_counter()
         stages_before = StageSeconds(self.stages.read_s, self.stages.score_s, self.stages.write_s)
         started_ms = self.clock.now_ms()
-        await self._context(started_ms, refresh=True)
-        households = await self._batch_reads.run(consented_households)
         keep_from = started_ms - self._settings.history_days * MS_PER_DAY
         await self._writer.run_job(lambda c: (drop_unconsented(c), prune_outcomes(c, keep_from)))
-        await self.history.refresh(keep_from)
-        step = self._settings.batch_households
-        chunks = [households[start : start + step] for start in range(0, len(households), step)]
-        total_h = total_rows = 0
+        await self.history.refresh(keep_from)  # first: the store-wide counts read it too
+        await self._context(started_ms, refresh=True)
+        households = await self._batch_reads.run(consented_households)
         # One full run at a time with the on-change passes (an older snapshot never overwrites a newer
-        # one). A three-stage pipeline: the next step's read and the previous step's write overlap this
-        # step's scoring (steps are disjoint households, so their writes commute; one write in flight).
+        # one); within it, steps overlap (`edge.store.steps`): reads and writes beside the scoring, and
+        # ``[models] batch_workers`` steps scored at once.
         async with self._scoring:
-            pending = (
-                asyncio.ensure_future(self._read(chunks[0], self._batch_reads, True)) if chunks else None
+            written = await run_steps(
+                households,
+                self._settings.batch_households,
+                self._full_step,
+                in_flight=steps_in_flight(self._settings.batch_workers),
             )
-            writing: asyncio.Future[tuple[int, int]] | None = None
-            try:
-                for index, chunk in enumerate(chunks):
-                    assert pending is not None
-                    read = await pending
-                    if index + 1 < len(chunks):
-                        pending = asyncio.ensure_future(
-                            self._read(chunks[index + 1], self._batch_reads, True)
-                        )
-                    scored = await self._score_read(read, self._batch_pool)
-                    if writing is not None:
-                        h, rows = await writing
-                        total_h, total_rows = total_h + h, total_rows + rows
-                    writing = asyncio.ensure_future(self._write(chunk, read, scored, "full"))
-                if writing is not None:
-                    h, rows = await writing
-                    total_h, total_rows = total_h + h, total_rows + rows
-            finally:
-                if pending is not None and not pending.done():
-                    pending.cancel()
-                if writing is not None and not writing.done():
-                    # The job is already queued in the writer and commits anyway; only stop waiting.
-                    writing.cancel()
+        total_h, total_rows = sum(h for h, _ in written), sum(rows for _, rows in written)
         seconds = time.perf_counter() - began
         version = self.models.next_purchase.card.version
         finished = self.clock.now_ms()

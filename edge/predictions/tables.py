@@ -82,16 +82,6 @@ class HouseholdLines:
     queued: dict[str, int]  # household -> queued_ms
 
 
-def store_categories(conn: sqlite3.Connection, since_ms: int) -> tuple[str, ...]:
-    """Every category the store sells or sold in the window, sorted (the models' category table)."""
-    rows = conn.execute(
-        "SELECT category FROM products UNION SELECT DISTINCT i.category FROM purchases p"
-        " JOIN purchase_items i ON i.purchase_id = p.id WHERE p.ts_ms >= ? AND i.category IS NOT NULL",
-        (since_ms,),
-    ).fetchall()
-    return tuple(sorted(str(c) for (c,) in rows))
-
-
 def load_lines(
     conn: sqlite3.Connection, households: Sequence[str], categories: Sequence[str], since_ms: int
 ) -> HouseholdLines:
@@ -221,23 +211,6 @@ class CategoryAggregates:
 
     households_by_category: dict[str, int]
     active_households: int
-
-
-def category_aggregates(conn: sqlite3.Connection, since_ms: int) -> CategoryAggregates:
-    by_category = {
-        str(c): int(n)
-        for c, n in conn.execute(
-            "SELECT i.category, count(DISTINCT p.household) FROM purchases p"
-            " JOIN purchase_items i ON i.purchase_id = p.id"
-            " WHERE p.household IS NOT NULL AND p.ts_ms >= ? AND i.category IS NOT NULL GROUP BY i.category",
-            (since_ms,),
-        )
-    }
-    (active,) = conn.execute(
-        "SELECT count(DISTINCT household) FROM purchases WHERE household IS NOT NULL AND ts_ms >= ?",
-        (since_ms,),
-    ).fetchone()
-    return CategoryAggregates(by_category, int(active))
 
 
 def popular_categories(conn: sqlite3.Connection, since_ms: int, limit: int) -> list[tuple[str, float]]:

@@ -15,6 +15,8 @@ purchases, merged into one when a household has `MAX_CHUNKS`. Reading 20,000 hou
   that a crash interrupts is read again; a purchase that lands in two chunks is counted once on reading.
 * `read_history`: the cached chunks of some households plus, in the same read snapshot, their purchases
   above the watermark straight from the tables: exact whenever it runs, fast once refreshed.
+* Beside the chunks, `edge.store.history_categories` notes which categories each household bought
+  (the store-wide counts the models need), in the same transaction.
 * Erasure deletes the household's chunks in its own transaction (`register_hooks`); a step checks in
   its writing transaction that each purchase it packed is still linked to the household, so an erasure
   that commits while a step is being packed wins.
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from edge.store.history_categories import forget_household, record_chunk
 from edge.store.hooks import HouseholdErased, HouseholdHooks
 
 MAX_CHUNKS = 8  # a household's chunks are merged into one when a refresh would make more
@@ -90,7 +93,7 @@ def register_hooks(hooks: HouseholdHooks) -> None:
 
 def _household_erased(conn: sqlite3.Connection, event: HouseholdErased) -> dict[str, int]:
     deleted = conn.execute("DELETE FROM history_chunks WHERE household = ?", (event.household,)).rowcount
-    return {"history_chunks": deleted}
+    return {"history_chunks": deleted, "history_categories": forget_household(conn, event.household)}
 
 
 # -- refresh --------------------------------------------------------------------------------------------
@@ -292,6 +295,7 @@ def write_step(conn: sqlite3.Connection, step: Step) -> int:
             linked += int(n)
         if linked != len(ids):
             conn.execute("DELETE FROM history_chunks WHERE household = ?", (chunk.household,))
+            forget_household(conn, chunk.household)
             continue
         conn.execute(
             "INSERT OR REPLACE INTO history_chunks (household, first_id, last_id, categories, lines, trips)"
@@ -305,6 +309,7 @@ def write_step(conn: sqlite3.Connection, step: Step) -> int:
                 chunk.trips.tobytes(),
             ),
         )
+        record_chunk(conn, chunk.household, chunk.categories, chunk.lines["category"], chunk.lines["ts"])
         written += 1
     merged_into = {(c.household, c.first_id) for c in step.chunks}
     conn.executemany(

@@ -409,3 +409,21 @@ def _v16(conn: sqlite3.Connection) -> None:
     conn.execute(
         "CREATE TABLE history_cache_state (id INTEGER PRIMARY KEY CHECK (id = 1), upto_id INTEGER NOT NULL)"
     )
+
+
+@migration(17, "history_categories")
+def _v17(conn: sqlite3.Connection) -> None:
+    # edge/store/history_categories.py: the categories each household bought, beside the packed history,
+    # filled from the purchases the cache already holds (those up to its watermark).
+    conn.execute(
+        "CREATE TABLE history_categories (household TEXT NOT NULL, category TEXT NOT NULL,"
+        " last_ms INTEGER NOT NULL, PRIMARY KEY (household, category)) WITHOUT ROWID"
+    )
+    conn.execute(
+        "INSERT INTO history_categories (household, category, last_ms)"
+        " SELECT p.household, i.category, max(p.ts_ms) FROM purchases p"
+        " JOIN purchase_items i ON i.purchase_id = p.id"
+        " WHERE p.household IS NOT NULL AND i.category IS NOT NULL"
+        " AND p.id <= (SELECT coalesce(max(upto_id), 0) FROM history_cache_state)"
+        " GROUP BY p.household, i.category"
+    )

@@ -1,6 +1,7 @@
 """The packed purchase history (`edge.store.history_cache`): whatever was refreshed, merged, interrupted
 or erased, reading it gives exactly the lines and trips the purchase tables hold, and the full rescore's
-`load_lines_cached` exactly what `load_lines` reads."""
+`load_lines_cached` exactly what `load_lines` reads; the store-wide counts read through it equal those
+counted over every line."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from edge.customers.privacy import Pseudonymiser
 from edge.customers.tables import erase_household
 from edge.metrics import IngestMetrics
+from edge.predictions.aggregates import store_aggregates, store_aggregates_from_tables
 from edge.predictions.tables import load_lines, load_lines_cached
 from edge.store import history_cache
 from edge.store.apply import BatchApplier
@@ -121,6 +123,20 @@ def same(conn: sqlite3.Connection, households: list[str], since_ms: int) -> None
         want_lines, key=lambda r: (r[1], r[3], r[4], r[5])
     )
     assert got_trips, "the test must read something"
+    same_store_counts(conn, since_ms)
+
+
+def same_store_counts(conn: sqlite3.Connection, since_ms: int) -> None:
+    """The store-wide counts through the cache's category table equal those counted over every line."""
+    want_categories, want = store_aggregates_from_tables(conn, since_ms)
+    got_categories, got = store_aggregates(conn, since_ms)
+    assert got == want
+    assert want.active_households > 0
+    assert sum(want.households_by_category.values()) > 0
+    products = {c for (c,) in conn.execute("SELECT category FROM products")}
+    # Categories only anonymous sales bought are not in it; every bought or sold one is.
+    assert set(got_categories) == set(want.households_by_category) | products
+    assert set(got_categories) <= set(want_categories)
 
 
 def refresh(conn: sqlite3.Connection, keep_since_ms: int, *, step: int = 3, finish: bool = True) -> None:
@@ -211,6 +227,8 @@ def test_erasure_deletes_the_households_chunks_and_wins_over_a_step_packed_befor
         conn.execute("BEGIN")
         touched = erase_household(conn, "bob", 411 * DAY_MS, store_household_hooks())
     assert touched["history_chunks"] >= 1
+    assert touched["history_categories"] >= 1
+    same_store_counts(conn, 0)  # at once, not only after the next refresh
     with conn:
         conn.execute("BEGIN")
         history_cache.write_step(conn, packed)
@@ -252,3 +270,28 @@ def test_the_full_rescore_reads_the_same_lines_through_the_cache(db: tuple[Path,
         order_g = np.lexsort((got.category, got.basket))
         for field in ("household", "category", "ts_ms", "basket", "qty", "price"):
             np.testing.assert_array_equal(getattr(got, field)[order_g], getattr(want, field)[order_w])
+
+
+def test_a_store_upgraded_to_the_category_table_counts_from_the_cache_it_already_had(
+    db: tuple[Path, sqlite3.Connection],
+) -> None:
+    path, conn = db
+    shop = Shop(conn, seed=6)
+    households = [f"h{n:02d}" for n in range(8)]
+    shop.shop_days(households, first_day=600, days=15)
+    refresh(conn, 0, finish=True)
+    shop.shop_days(households, first_day=615, days=2)  # above the watermark at the upgrade
+    # The database as schema 16 left it: a cache, no category table.
+    conn.execute("DROP TABLE history_categories")
+    conn.execute("DELETE FROM schema_migrations WHERE version = 17")
+    conn.close()
+    upgraded = open_store(path)
+    try:
+        (rows,) = upgraded.execute("SELECT count(*) FROM history_categories").fetchone()
+        assert rows > 0
+        for since in (0, 610 * DAY_MS):
+            same_store_counts(upgraded, since)
+        refresh(upgraded, 0)
+        same_store_counts(upgraded, 0)
+    finally:
+        upgraded.close()

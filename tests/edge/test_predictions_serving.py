@@ -6,12 +6,14 @@ household rescored; shelves are forecast and a staff alert opens before a predic
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiomqtt
 import msgspec
@@ -233,16 +235,30 @@ async def publish_levels(port: int, shelf: str, unit: float, levels: list[tuple[
                 )
 
 
+def late_morning_zone(now_s: float) -> str:
+    """A fixed-offset IANA zone in which ``now_s`` falls between 11:00 and 12:00 local time."""
+    offset = (11 - time.gmtime(now_s).tm_hour + 12) % 24 - 12  # -12..11 hours east of UTC
+    return "UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"  # the Etc/ zones' signs are inverted
+
+
+def test_the_late_morning_zone_is_late_morning_at_every_hour() -> None:
+    for hour in range(24):
+        now_s = 1_790_000_000 - 1_790_000_000 % 86_400 + hour * 3600 + 1800
+        local = dt.datetime.fromtimestamp(now_s, ZoneInfo(late_morning_zone(now_s)))
+        assert local.hour == 11, (hour, late_morning_zone(now_s))
+
+
 async def test_shelf_forecast_opens_and_clears_the_stockout_predicted_alert(
     tmp_path: Path, broker: MosquittoBroker
 ) -> None:
     # Picks a week ago and yesterday at the same time of day, and now: one item every 3 minutes. The
-    # warning is wide (the model expects quiet evenings), the hysteresis clears past twice that.
+    # warning is wide, the hysteresis clears past twice that. The model expects quiet evenings, so the
+    # store's clock is set to late morning whenever the test runs (a fixed-offset zone).
     warning_min = 240.0
     config = write_config(
         tmp_path,
         broker,
-        store={"timezone": "UTC"},
+        store={"timezone": late_morning_zone(time.time())},
         models={"shelf_forecast_interval_s": 3600.0},
         thresholds={"max_clock_skew_s": 8 * 86_400.0, "stockout_warning_min": warning_min},
     )
