@@ -4,7 +4,7 @@ how many shop at all (anonymous sales statistics over the loyalty purchases of t
 `store_aggregates` reads them from the history cache's category table and, above its watermark, the
 tables (`edge.store.history_categories`): a few hundred thousand rows at 20,000 households.
 `store_aggregates_from_tables` counts the same over every basket line (two joins over the year's lines:
-4.7 s at 20,000 households); it is the reference the tests compare with and the benchmark's baseline.
+6.0 s at 20,000 households); it is the reference the tests compare with and the benchmark's baseline.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 the models need (how many households buy each category, how many shop at all) without a join over
 every basket line of the year.
 
-Counted straight from the tables, those two figures took 4.7 s of a 20,000-household store's nightly
+Counted straight from the tables, those two figures took 6.0 s of a 20,000-household store's nightly
 run (5.1 M lines; two joins and a scan), before any household was scored. ``history_categories``
 holds one row per (household, category) with the time of its latest purchase, written by the history
 cache's refresh in the same transaction as the household's chunks (`edge.store.history_cache`), so it
