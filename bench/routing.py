@@ -29,8 +29,9 @@ How the comparison is kept fair:
   daemon; baselines are timed on the ready-made distance matrix.
 
 Further sections (issue #18): layout validation time against layout size (bench/routing_scale.py),
-exact solving time at 15 and 16 stops, and the choice of places for categories sold in several places
-against the exact solver and against OR-Tools choosing places itself (bench/routing_places.py).
+exact solving time at 15 and 16 stops, new solver against the one before in the same run
+(bench/routing_exact.py), and the choice of places for categories sold in several places against the
+exact solver and against OR-Tools choosing places itself (bench/routing_places.py).
 """
 
 from __future__ import annotations
@@ -57,13 +58,8 @@ sys.path.insert(0, str(_BENCH_DIR.parent))
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench.routing_places import (  # noqa: E402
-    print_exact,
-    print_places,
-    run_exact,
-    run_long,
-    run_seventeen,
-)
+from bench.routing_exact import print_exact, run_exact  # noqa: E402
+from bench.routing_places import print_places, run_long, run_seventeen  # noqa: E402
 from bench.routing_scale import print_validation, run_validation  # noqa: E402
 from routing import Layout, NodeKind, load_bundled_layout, load_demo_layout, plan_route  # noqa: E402
 from routing.graph import cost_graph  # noqa: E402

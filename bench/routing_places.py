@@ -1,12 +1,10 @@
-"""Exact solving time and the choice of places, sections of bench/routing.py (`--section exact|places`).
+"""The choice of places, a section of bench/routing.py (`--section places`; exact times: routing_exact.py).
 
-* exact: `plan_route(strategy="exact")` on random 15- and 16-item lists, with and without precedence
-  (warm shortest-path cache), milliseconds per plan.
-* places: categories sold in several places (most of the hypermarket's). Lists of 17 stops, just past
-  the exact solver's limit: storeedge's default (LKH-3 choosing places with the order) against
-  `strategy="exact"` on the same list. Longer lists: storeedge against OR-Tools choosing the places
-  itself (one disjunction per stop over its places, guided local search with a time limit), both on
-  the ordering problem storeedge builds (same start, free end, asymmetric metres).
+Categories sold in several places (most of the hypermarket's). Lists of 17 stops, just past the exact
+solver's limit: storeedge's default (LKH-3 choosing places with the order) against `strategy="exact"`
+on the same list. Longer lists: storeedge against OR-Tools choosing the places itself (one disjunction
+per stop over its places, guided local search with a time limit), both on the ordering problem
+storeedge builds (same start, free end, asymmetric metres).
 """
 
 from __future__ import annotations
@@ -18,22 +16,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
 
-from routing import Layout, Route, plan_route, planner
-from routing.ordering import OrderingProblem
+from routing import Layout, Route, ordering, plan_route, planner
+from routing.ordering import OrderingProblem, Strategy
 
-EXACT_SIZES = (15, 16)
 SEVENTEEN = 17
 LONG_SIZES = (25, 40, 60)
-
-
-@dataclass
-class ExactResult:
-    layout: str
-    items: int
-    precedence: bool
-    stops: list[int] = field(default_factory=list)
-    ms: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -52,17 +41,14 @@ class PlacesResult:
 def captured_problems() -> Iterator[list[OrderingProblem]]:
     """The ordering problems `plan_route` builds while the block runs."""
     problems: list[OrderingProblem] = []
-    original = planner.solve
+    original = ordering.solve
 
     def capture(problem: OrderingProblem, *args: object, **kwargs: object) -> object:
         problems.append(problem)
         return original(problem, *args, **kwargs)  # type: ignore[arg-type]
 
-    planner.solve = capture  # type: ignore[assignment]
-    try:
+    with mock.patch.object(planner, "solve", capture):
         yield problems
-    finally:
-        planner.solve = original
 
 
 def _timed_plan(layout: Layout, items: list[str], **options: Any) -> tuple[Route, float]:
@@ -72,23 +58,6 @@ def _timed_plan(layout: Layout, items: list[str], **options: Any) -> tuple[Route
     return route, (time.perf_counter() - started) * 1000
 
 
-def run_exact(layouts: list[tuple[str, Layout]], lists: int, seed: int) -> list[ExactResult]:
-    results: list[ExactResult] = []
-    for name, layout in layouts:
-        categories = list(layout.categories)
-        for size in EXACT_SIZES:
-            for precedence in (False, True):
-                result = ExactResult(name, size, precedence)
-                for index in range(lists):
-                    items = random.Random(f"{seed}-exact-{name}-{size}-{index}").sample(categories, size)
-                    plan_route(layout, items, precedence=precedence, strategy="exact")  # warm
-                    route, ms = _timed_plan(layout, items, precedence=precedence, strategy="exact")
-                    result.stops.append(len({(stop.node, stop.storage) for stop in route.stops}))
-                    result.ms.append(ms)
-                results.append(result)
-    return results
-
-
 def run_seventeen(
     layouts: list[tuple[str, Layout]], lists: int, seed: int, *, use_lkh: bool
 ) -> list[PlacesResult]:
@@ -96,7 +65,7 @@ def run_seventeen(
     for name, layout in layouts:
         categories = list(layout.categories)
         result = PlacesResult(name, SEVENTEEN, lists)
-        strategy = "lkh" if use_lkh else "local"
+        strategy: Strategy = "lkh" if use_lkh else "local"
         for index in range(lists):
             items = random.Random(f"{seed}-places-{name}-{index}").sample(categories, SEVENTEEN)
             with captured_problems() as problems:
@@ -167,19 +136,6 @@ def ortools_choosing_places(problem: OrderingProblem, time_limit_ms: int) -> lis
             order.append(node)
         index = solution.Value(model.NextVar(index))
     return order
-
-
-def print_exact(results: list[ExactResult]) -> None:
-    print("\nExact (Held-Karp) plans, milliseconds with a warm cache (median / max over the lists)")
-    header = f"{'layout':<18}{'items':>6}{'stops':>8}{'precedence':>12}{'median':>9}{'max':>9}"
-    print(header)
-    print("-" * len(header))
-    for r in results:
-        stops = f"{min(r.stops)}-{max(r.stops)}"
-        print(
-            f"{r.layout:<18}{r.items:>6}{stops:>8}{'on' if r.precedence else 'off':>12}"
-            f"{statistics.median(r.ms):>9.1f}{max(r.ms):>9.1f}"
-        )
 
 
 def print_places(results: list[PlacesResult]) -> None:

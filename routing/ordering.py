@@ -32,7 +32,8 @@ __all__ = [
 Strategy = Literal["auto", "exact", "lkh", "local"]
 
 #: `solve(strategy="auto")` is exact up to this many groups (stops). 16 groups with two places each
-#: take tens of milliseconds on the store box; each further group doubles time and memory.
+#: take about 5-15 ms on the store box's layouts (bounded Held-Karp, routing.held_karp); each further
+#: group doubles the bound's time and memory.
 EXACT_MAX_GROUPS: Final = 16
 
 

@@ -12,18 +12,19 @@ import random
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from routing import LayoutError, Storage, parse_layout
+from routing import LayoutError, Storage, layout_file, parse_layout
 from routing._toml_lines import scan_locations
 from routing.layout_checks import MAX_METRES, repeated_values
 from routing.layout_file import _LayoutReader
 from routing.layouts import BUNDLED_LAYOUTS, demo_layout_path
 from routing.layouts import __file__ as layouts_init
-from tests.routing.routing_testkit import corridor_toml, grid_tables_toml, random_grid_tables
+from tests.routing.routing_testkit import corridor_toml, grid_tables_toml, random_grid_tables, toml_tables
 
 
 class _QuadraticReader(_LayoutReader):
@@ -141,6 +142,31 @@ def test_thousands_of_sections_with_x_but_no_y_are_each_reported_once() -> None:
     assert str(problems[0]).startswith(
         "big.toml: sections[0]: give both 'x' and 'y' for the shelf position, or neither"
     )
+
+
+def test_a_long_aisle_with_repeated_members_reports_each_once_as_the_quadratic_count_did() -> None:
+    # One aisle of 3,000 members, three of them listed again further on.
+    members = [f"n{i}" for i in range(3_000)]
+    members += ["n7", "n1500", "n7", "n2999"]
+    nodes = [{"id": f"n{i}", "x": 100, "y": i + 1} for i in range(3_000)]
+    text = corridor_toml(
+        extra=toml_tables("nodes", nodes) + toml_tables("aisles", [{"id": "A", "nodes": members}])
+    )
+    result = _read(_LayoutReader, text, "aisle.toml")
+
+    def quadratic(items: list[tuple[str, str]]) -> set[str]:
+        return {value for _, value in items if sum(1 for _, other in items if other == value) > 1}
+
+    with mock.patch.object(layout_file, "repeated_values", quadratic):
+        assert _read(_LayoutReader, text, "aisle.toml") == result
+    assert result[0] == "problems"
+    problems = result[1]
+    assert isinstance(problems, tuple)
+    assert [str(problem).split(" (line")[0] for problem in problems] == [
+        "aisle.toml: aisles[0].nodes[7]: node 'n7' appears more than once in this aisle",
+        "aisle.toml: aisles[0].nodes[1500]: node 'n1500' appears more than once in this aisle",
+        "aisle.toml: aisles[0].nodes[2999]: node 'n2999' appears more than once in this aisle",
+    ]
 
 
 @given(st.lists(st.tuples(st.just("loc"), st.sampled_from(["a", "b", "c", "d", "e"])), max_size=12))
