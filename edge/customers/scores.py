@@ -39,7 +39,7 @@ from edge.store.history_refresh import HistoryCache
 from edge.store.steps import run_steps, steps_in_flight
 from edge.store.writer import StoreWriter
 from models.cards import CUSTOMER_PARAMS_FILE, CUSTOMERS_DIR, SEGMENTS_FILE, read_json_model
-from models.customers.scoring import CustomerModelParams, churn_band, score_households
+from models.customers.scoring import CustomerModelParams, churn_band, score_households, spend_inputs
 from models.customers.segments import (
     FEATURE_NAMES,
     BasketLines,
@@ -126,9 +126,20 @@ def score_trips(
     )
     if summary.size == 0:
         return []
+    # The spend model may look at other days than the trip model (its card says which it was chosen on).
+    spend = spend_inputs(
+        params,
+        summary.customers,
+        customer=np.asarray(trips.households, dtype=str)[trips.owner],
+        day=trips.day,
+        spend=trips.total,
+        end_day=today + 1,
+    )
     scores = score_households(
         params,
         x=summary.x,
+        spend_x=None if spend is None else spend[0],
+        spend_zbar=None if spend is None else spend[1],
         t_x_days=summary.t_x * params.unit_days,
         T_days=summary.T * params.unit_days,
         zbar=summary.zbar,

@@ -2,7 +2,7 @@
 
 Runtime (numpy and scipy only; what the edge scores with):
 
-    from models.customers import CustomerModelParams, score_households, churn_band
+    from models.customers import CustomerModelParams, score_households, spend_inputs, churn_band
     from models.customers import BasketLines, SegmentModel, segment_features, assign  # segments
 
 Fitting and evaluation (`models.customers.btyd`, `rfm`, `cdnow`, `evaluate`, `figures`) are imported
@@ -11,7 +11,13 @@ on demand. See docs/customer_models.md.
 
 from models.customers.btyd import GammaGamma, TripModel, fit_gamma_gamma, fit_trip_model
 from models.customers.rfm import RfmSummary, history_rfm, rfm_summary
-from models.customers.scoring import CustomerModelParams, HouseholdScores, churn_band, score_households
+from models.customers.scoring import (
+    CustomerModelParams,
+    HouseholdScores,
+    churn_band,
+    score_households,
+    spend_inputs,
+)
 from models.customers.segments import (
     BasketLines,
     Segment,
@@ -43,4 +49,5 @@ __all__ = [
     "segment_features",
     "segment_model_from_json",
     "segment_model_to_json",
+    "spend_inputs",
 ]

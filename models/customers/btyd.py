@@ -25,7 +25,7 @@ import numpy.typing as npt
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaincinv, gammaln, hyp2f1
 
-from models.customers.rfm import Purchases, RfmSummary
+from models.customers.rfm import Purchases, RfmSummary, aligned
 from models.errors import TrainingError
 
 F64 = npt.NDArray[np.float64]
@@ -373,12 +373,7 @@ class Fitted:
 
     def aligned(self, values: F64, full: RfmSummary, absent: float) -> F64:
         """``values`` (per customer of ``summary``) in the order of ``full``; ``absent`` for the others."""
-        position = np.searchsorted(self.summary.customers, full.customers)
-        position = np.minimum(position, max(self.summary.size - 1, 0))
-        found = self.summary.customers[position] == full.customers if self.summary.size else position < 0
-        return np.asarray(
-            np.where(found, values[position] if values.size else absent, absent), dtype=np.float64
-        )
+        return aligned(self.summary, values, full.customers, absent)
 
     def trips(self, full: RfmSummary, horizon_days: float) -> F64:
         """Expected trips in the ``horizon_days`` after calibration, for ``full``'s customers."""

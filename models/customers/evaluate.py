@@ -5,31 +5,33 @@ bootstrap CIs over customers (`models.customers.report` prints them).
 Model choice uses calibration only: every candidate (BG/NBD, MBG/NBD, Pareto/NBD, each with and without
 the log first-trip spend as covariate) is fitted on the calibration period cut at 20/39 and 26/39 of its
 length and scored on the rest (pseudo-holdouts); the lowest mean RMSE is selected, then every candidate is
-refitted on the whole calibration period. The holdout never fits or tunes anything.
+refitted on the whole calibration period. The spend per trip is chosen the same way among the Gamma-Gamma
+variants of `models.customers.spend` (spend MAE with the selected trip model). The holdout never fits or
+tunes anything.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Literal
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import rankdata
 
 from models.customers import btyd
 from models.customers.btyd import (
     CANDIDATES,
     Candidates,
     Fitted,
+    candidate_name,
     covariate_values,
     fit_candidates,
     select_model,
 )
 from models.customers.cdnow import CALIBRATION_END, CDNOW, HOLDOUT_DAYS
+from models.customers.intervals import Estimate, auc_rows, error_estimates, estimate, mean_estimate
 from models.customers.rfm import Purchases, load_purchases
 from models.customers.scoring import CustomerModelParams
 from models.customers.segments_breakdown import (
@@ -39,6 +41,16 @@ from models.customers.segments_breakdown import (
     clv_by_segment,
 )
 from models.customers.segments_evaluate import segment_source
+from models.customers.spend import (
+    SPEND_CANDIDATES,
+    SpendCandidates,
+    SpendRow,
+    fit_spend,
+    select_spend,
+    spend_per_trip,
+    spend_rows,
+    variant_named,
+)
 from models.errors import DatasetError
 from models.history import PurchaseHistory, day_date, epoch_day
 from models.metrics import ece
@@ -55,14 +67,6 @@ PUBLISHED_CDNOW = {  # Fader, Hardie & Lee (2005); Fader & Hardie's Pareto/NBD n
 CDNOW_GOAL_RMSE = 1.60
 CDNOW_GOAL_CORR = 0.63
 Role = Literal["model", "baseline", "published"]
-
-
-class Estimate(msgspec.Struct, frozen=True):
-    """A figure and its bootstrap 95% interval (percentiles)."""
-
-    value: float
-    low: float
-    high: float
 
 
 class ClvRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,12 +91,14 @@ class ClvReport(msgspec.Struct, frozen=True, kw_only=True):
     bootstrap: int
     selected: str
     selection_rmse: dict[str, float]  # mean pseudo-holdout RMSE per candidate (calibration only)
-    rows: list[ClvRow]
-    spend_model: btyd.GammaGamma
-    spend_mae_vs_baseline: Estimate  # selected model minus the spend baseline (< 0: better)
+    rows: list[ClvRow]  # spend: each trip candidate's trips x the selected spend variant's spend per trip
+    spend_model: btyd.GammaGamma  # the selected spend variant's
+    spend_mae_vs_baseline: Estimate  # selected trips x selected spend minus the spend baseline (< 0: better)
     goals: dict[str, bool]
     seconds: float
     by_segment: list[SegmentClvRow] = []  # the selected model and the own-recent baselines per segment
+    spend_selected: str = "gamma_gamma"  # the spend variant chosen on calibration (models.customers.spend)
+    spend_rows: list[SpendRow] = []  # every spend variant with the selected trip model
 
 
 class ChurnRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -138,37 +144,6 @@ def _calibration(
     return start, end
 
 
-def _bootstrap(
-    n: int, seed: int, rounds: int, statistic: Callable[[npt.NDArray[np.int64]], F64], point: float
-) -> Estimate:
-    idx = np.random.default_rng(seed).integers(0, n, size=(rounds, n))
-    return _estimate(float(point), statistic(idx))
-
-
-def _resampled_mean(values: F64) -> Callable[[npt.NDArray[np.int64]], F64]:
-    return lambda idx: np.asarray(values[idx].mean(axis=1), dtype=np.float64)
-
-
-def _corr_rows(pred: F64, y: F64) -> F64:
-    pc = pred - pred.mean(axis=-1, keepdims=True)
-    yc = y - y.mean(axis=-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray((pc * yc).sum(-1) / np.sqrt((pc**2).sum(-1) * (yc**2).sum(-1)), dtype=np.float64)
-
-
-def _errors(pred: F64, y: F64, seed: int, rounds: int) -> tuple[Estimate, Estimate, Estimate | None]:
-    n = y.size
-    err = pred - y
-    mae = _bootstrap(n, seed, rounds, lambda i: np.abs(err[i]).mean(1), float(np.abs(err).mean()))
-    rmse = _bootstrap(
-        n, seed, rounds, lambda i: np.sqrt((err[i] ** 2).mean(1)), float(np.sqrt((err**2).mean()))
-    )
-    if np.ptp(pred) == 0:
-        return mae, rmse, None
-    corr = _bootstrap(n, seed, rounds, lambda i: _corr_rows(pred[i], y[i]), float(_corr_rows(pred, y)))
-    return mae, rmse, corr
-
-
 def evaluate_clv(
     source: str,
     *,
@@ -176,6 +151,7 @@ def evaluate_clv(
     cutoff: date | None = None,
     horizon_days: float = 90.0,
     candidates: Candidates = CANDIDATES,
+    spend_candidates: SpendCandidates = SPEND_CANDIDATES,
     seed: int = 0,
     bootstrap: int = 1000,
     by_segment: bool = True,
@@ -185,7 +161,8 @@ def evaluate_clv(
     CDNOW: the published protocol (calibration to 1997-09-30, 39-week holdout, time in weeks), with the
     published fits scored as well. Other sources: the ``horizon_days`` after ``cutoff`` (default: the
     last ``horizon_days`` of the data); baselines: the customer's own trips and spend in the
-    ``horizon_days`` before the cutoff.
+    ``horizon_days`` before the cutoff. The spend per trip is the spend variant chosen on calibration
+    with the selected trip model (`models.customers.spend`); every variant is reported.
     """
     began = time.perf_counter()
     p = load_purchases(source, history)
@@ -193,10 +170,12 @@ def evaluate_clv(
         horizon_days = float(HOLDOUT_DAYS)
     start, end = _calibration(p, cutoff, horizon_days)
     selected, selection = select_model(p, start, end, candidates)
+    trip_candidate = next(c for c in candidates if candidate_name(*c) == selected)
+    spend_selected, spend_selection = select_spend(p, start, end, trip_candidate, spend_candidates)
     s = p.summary(end, horizon_days, horizon_days)
     y = s.holdout_trips
-    spend_model = btyd.fit_gamma_gamma(s.x, s.zbar)
-    per_trip = btyd.expected_spend(spend_model, s.x, s.zbar)
+    variants = spend_per_trip(p, end, s, spend_candidates)
+    spend_model, per_trip = variants[spend_selected]
     fitted = fit_candidates(p, end, horizon_days, candidates)
     models: list[tuple[str, Role, Fitted]] = [(n, "model", f) for n, f in fitted.items()]
     if source == CDNOW:
@@ -208,7 +187,7 @@ def evaluate_clv(
         pred = candidate.trips(s, horizon_days)
         spend_pred = pred * per_trip
         spend_err[name] = np.abs(spend_pred - s.holdout_spend)
-        mae, rmse, corr = _errors(pred, y, seed, bootstrap)
+        mae, rmse, corr = error_estimates(pred, y, seed, bootstrap)
         err = spend_err[name]
         if name == selected:
             chosen_trips, chosen_spend = pred, spend_pred
@@ -219,7 +198,7 @@ def evaluate_clv(
                 mae=mae,
                 rmse=rmse,
                 corr=corr,
-                spend_mae=_bootstrap(y.size, seed, bootstrap, _resampled_mean(err), float(err.mean())),
+                spend_mae=mean_estimate(err, seed, bootstrap),
                 log_likelihood=float(
                     np.sum(btyd.log_likelihood(model, own.x, own.t_x, own.T, covariate_values(own)))
                 ),
@@ -236,11 +215,21 @@ def evaluate_clv(
     baselines = {"zero": np.zeros_like(y), "own trips before cutoff": own_trips}
     spend_base_err = np.abs((s.spend_recent - first_inside * s.first_spend) * scale - s.holdout_spend)
     for name, pred in baselines.items():
-        mae, rmse, corr = _errors(pred, y, seed, bootstrap)
+        mae, rmse, corr = error_estimates(pred, y, seed, bootstrap)
         err = np.abs(pred * 0.0 - s.holdout_spend) if name == "zero" else spend_base_err
-        spend = _bootstrap(y.size, seed, bootstrap, _resampled_mean(err), float(err.mean()))
+        spend = mean_estimate(err, seed, bootstrap)
         rows.append(ClvRow(name=name, role="baseline", mae=mae, rmse=rmse, corr=corr, spend_mae=spend))
     gap = spend_err[selected] - spend_base_err
+    spend_table = spend_rows(
+        variants,
+        selected=spend_selected,
+        selection=spend_selection,
+        trips=chosen_trips,
+        actual=s.holdout_spend,
+        baseline_error=spend_base_err,
+        seed=seed,
+        rounds=bootstrap,
+    )
     segment_rows = []
     if by_segment:
         segment_rows = clv_by_segment(
@@ -254,12 +243,8 @@ def evaluate_clv(
             baseline_spend=(s.spend_recent - first_inside * s.first_spend) * scale,
         )
     chosen = next(r for r in rows if r.name == selected)
-    goals = {
-        "spend_mae_beats_own_recent_spend": _bootstrap(
-            y.size, seed, bootstrap, lambda i: gap[i].mean(1), 0
-        ).high
-        < 0
-    }
+    spend_gap = mean_estimate(gap, seed, bootstrap)
+    goals = {"spend_mae_beats_own_recent_spend": spend_gap.high < 0}
     if source == CDNOW:
         goals |= {
             "rmse_le_1.60": chosen.rmse.value <= CDNOW_GOAL_RMSE,
@@ -277,23 +262,13 @@ def evaluate_clv(
         selection_rmse=selection,
         rows=rows,
         spend_model=spend_model,
-        spend_mae_vs_baseline=_bootstrap(
-            y.size, seed, bootstrap, lambda i: gap[i].mean(1), float(gap.mean())
-        ),
+        spend_mae_vs_baseline=spend_gap,
         goals=goals,
         seconds=round(time.perf_counter() - began, 2),
         by_segment=segment_rows,
+        spend_selected=spend_selected,
+        spend_rows=spend_table,
     )
-
-
-def _auc_rows(score: F64, label: npt.NDArray[np.bool_]) -> F64:
-    """ROC AUC per row (Mann-Whitney with mid-ranks for ties)."""
-    ranks = rankdata(score, axis=-1)
-    positives = label.sum(-1)
-    negatives = label.shape[-1] - positives
-    with np.errstate(invalid="ignore", divide="ignore"):
-        u = (ranks * label).sum(-1) - positives * (positives + 1) / 2.0
-        return np.asarray(u / (positives * negatives), dtype=np.float64)
 
 
 def evaluate_churn(
@@ -338,23 +313,23 @@ def evaluate_churn(
     n = s.size
     idx = np.random.default_rng(seed).integers(0, n, size=(bootstrap, n))
     boot_label = label[idx]
-    boot_auc = {name: _auc_rows(score[idx], boot_label) for name, score in baselines.items()}
+    boot_auc = {name: auc_rows(score[idx], boot_label) for name, score in baselines.items()}
     rows = [
-        ChurnRow(name=name, role="baseline", auc=_estimate(float(_auc_rows(score, label)), boot_auc[name]))
+        ChurnRow(name=name, role="baseline", auc=estimate(float(auc_rows(score, label)), boot_auc[name]))
         for name, score in baselines.items()
     ]
     for name, score in scores.items():
-        auc = _auc_rows(score[idx], boot_label)
-        point = float(_auc_rows(score, label))
+        auc = auc_rows(score[idx], boot_label)
+        point = float(auc_rows(score, label))
         gaps = {
-            b: _estimate(point - float(_auc_rows(v, label)), auc - boot_auc[b]) for b, v in baselines.items()
+            b: estimate(point - float(auc_rows(v, label)), auc - boot_auc[b]) for b, v in baselines.items()
         }
         brier = float(np.mean((score - label) ** 2))
         rows.append(
             ChurnRow(
                 name=name,
                 role="model",
-                auc=_estimate(point, auc),
+                auc=estimate(point, auc),
                 auc_minus_baseline=gaps,
                 ece=ece(score, label),
                 brier=brier,
@@ -376,7 +351,7 @@ def evaluate_churn(
         window_days=window_days,
         households=n,
         churners=int(label.sum()),
-        churn_rate=_estimate(float(label.mean()), boot_label.mean(1)),
+        churn_rate=estimate(float(label.mean()), boot_label.mean(1)),
         seed=seed,
         bootstrap=bootstrap,
         selected=selected,
@@ -394,14 +369,17 @@ def train_customer_model(
     clv: ClvReport | None = None,
     churn: ChurnReport | None = None,
     candidates: Candidates = CANDIDATES,
+    spend_candidates: SpendCandidates = SPEND_CANDIDATES,
 ) -> CustomerModelParams:
-    """The model to ship: the candidate chosen on calibration data (as `evaluate_clv` chooses it, with
-    every day up to the end of the data as calibration), refitted on all of it with the Gamma-Gamma spend
-    model; the card records the training data and, when given, the held-out reports' figures."""
+    """The model to ship: the trip candidate and then the spend variant chosen on calibration data (as
+    `evaluate_clv` chooses them, with every day up to the end of the data as calibration), refitted on all
+    of it; the card records the training data and, when given, the held-out reports' figures."""
     p = load_purchases(source, history)
-    end = int(p.day.max()) + 1
-    selected, selection = select_model(p, int(p.day.min()), end, candidates)
-    kind, cov, window = next(c for c in candidates if btyd.candidate_name(*c) == selected)
+    start, end = int(p.day.min()), int(p.day.max()) + 1
+    selected, selection = select_model(p, start, end, candidates)
+    kind, cov, window = next(c for c in candidates if candidate_name(*c) == selected)
+    spend_selected, spend_selection = select_spend(p, start, end, (kind, cov, window), spend_candidates)
+    spend_variant = variant_named(spend_selected, spend_candidates)
     fitted = fit_candidates(p, end, 0.0, ((kind, cov, window),))[selected]
     whole = p.summary(end)
     measured: dict[str, object] = {}
@@ -418,16 +396,14 @@ def train_customer_model(
         },
         "selected": selected,
         "selection_rmse": selection,
+        "spend_selected": spend_selected,
+        "spend_selection_mae": spend_selection,
         "measured": measured,
     }
     return CustomerModelParams(
-        trips=fitted.model, spend=btyd.fit_gamma_gamma(whole.x, whole.zbar), window_days=window, card=card
+        trips=fitted.model,
+        spend=fit_spend(p, end, spend_variant),
+        window_days=window,
+        spend_window_days=spend_variant.own_days,
+        card=card,
     )
-
-
-def _estimate(point: float, values: F64) -> Estimate:
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return Estimate(point, float("nan"), float("nan"))
-    low, high = np.percentile(finite, [2.5, 97.5])
-    return Estimate(point, float(low), float(high))

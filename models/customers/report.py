@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import msgspec
 
-from models.customers.evaluate import ChurnReport, ClvReport, Estimate
+from models.customers.evaluate import ChurnReport, ClvReport
+from models.customers.intervals import Estimate
 from models.customers.segments_breakdown import SegmentChurnRow, SegmentClvRow
 from models.customers.segments_evaluate import SegmentReport, VarianceExplained
 
@@ -30,10 +31,30 @@ def format_clv(report: ClvReport) -> str:
             f"{r.name:<30} {r.role:<9} {_ci(r.mae):<22} {_ci(r.rmse):<22} {_ci(r.corr):<22} {_ci(r.spend_mae, 2):<28}"
         )
     lines.append(f"spend MAE, selected minus own recent spend: {_ci(report.spend_mae_vs_baseline, 2)}")
+    lines += _spend_lines(report)
     lines.append("goals: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in report.goals.items()))
     lines += _clv_segment_lines(report.by_segment, report.selected)
     lines.append(f"took {report.seconds:g} s")
     return "\n".join(lines)
+
+
+def _spend_lines(report: ClvReport) -> list[str]:
+    if not report.spend_rows:
+        return []
+    lines = [
+        f"spend per trip variants ({report.selected} trips x each; chosen by mean pseudo-holdout spend MAE "
+        f"on calibration: {report.spend_selected}):",
+        f"{'spend variant':<30} {'pseudo MAE':>10} {'p':>7} {'q':>7} {'gamma':>8} {'per trip':>8} "
+        f"{'spend MAE':<28} {'minus own recent spend':<28}",
+    ]
+    for r in report.spend_rows:
+        name = r.name + (" (selected)" if r.selected else "")
+        lines.append(
+            f"{name:<30} {r.selection_mae:>10.2f} {r.params.p:>7.2f} {r.params.q:>7.2f} "
+            f"{r.params.gamma:>8.2f} {r.spend_per_trip_mean:>8.2f} {_ci(r.spend_mae, 2):<28} "
+            f"{_ci(r.minus_baseline, 2):<28}"
+        )
+    return lines
 
 
 def _clv_segment_lines(rows: list[SegmentClvRow], selected: str) -> list[str]:

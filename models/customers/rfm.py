@@ -142,6 +142,15 @@ def rfm_summary(
     return summary.select(born)
 
 
+def aligned(own: RfmSummary, values: F64, customers: npt.NDArray[np.str_], absent: float) -> F64:
+    """``values`` (one per customer of ``own``, e.g. a window's summary) for ``customers``; ``absent`` for
+    those ``own`` lacks. ``own`` lists its customers sorted, as `rfm_summary` builds it."""
+    position = np.searchsorted(own.customers, customers)
+    position = np.minimum(position, max(own.size - 1, 0))
+    found = own.customers[position] == customers if own.size else position < 0
+    return np.asarray(np.where(found, values[position] if values.size else absent, absent), dtype=np.float64)
+
+
 def _sum_by(code: npt.NDArray[np.int64], weights: F64, n: int) -> F64:
     return np.asarray(np.bincount(code, weights=weights, minlength=n), dtype=np.float64)
 

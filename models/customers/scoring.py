@@ -1,10 +1,11 @@
 """Edge-side scoring of households with fitted customer models: closed forms only (numpy and scipy).
 
 `CustomerModelParams` is what a model bundle ships (JSON via msgspec): the trip model, the Gamma-Gamma
-spend model, the time unit and a card (training date, data, measured figures). `score_households`
-turns RFM summaries into expected trips and spend over a horizon, P(alive), the probability of no trip
-in the churn window, and a discounted CLV; `churn_band` gives a band and a reason in words from the
-household's own rhythm ("your usual weekly trip has not happened for 5 weeks").
+spend model, the time unit, the windows the household's summaries are taken over and a card (training
+date, data, measured figures). `score_households` turns RFM summaries into expected trips and spend over
+a horizon, P(alive), the probability of no trip in the churn window, and a discounted CLV (`spend_inputs`
+gives the spend model's inputs when its window is not the trip model's); `churn_band` gives a band and a
+reason in words from the household's own rhythm ("your usual weekly trip has not happened for 5 weeks").
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class CustomerModelParams(msgspec.Struct, frozen=True, kw_only=True):
     spend: GammaGamma
     unit_days: float = 7.0
     window_days: int | None = None  # fitted on the last days only: summarise that window when scoring
+    # The days the household's own repeat trips and mean spend per trip (spend_x, spend_zbar) are taken
+    # from for the spend model (None: every day); when it differs from window_days the caller passes them.
+    spend_window_days: int | None = None
     card: dict[str, object] = {}
 
 
@@ -66,13 +70,17 @@ def score_households(
     T_days: npt.ArrayLike,
     zbar: npt.ArrayLike,
     first_spend: npt.ArrayLike | None = None,
+    spend_x: npt.ArrayLike | None = None,
+    spend_zbar: npt.ArrayLike | None = None,
     horizon_days: float = 90.0,
     churn_days: float = 56.0,
     clv_days: float = 365.0,
     annual_discount: float = 0.10,
 ) -> HouseholdScores:
     """Score households from their summaries (x repeat trips, days from the first trip to the last and to
-    today, mean spend of repeat trips, spend of the first trip for a covariate model).
+    today, mean spend of repeat trips, spend of the first trip for a covariate model). The spend per trip
+    uses ``spend_x`` and ``spend_zbar`` when given (the household's repeat trips and their mean spend over
+    ``params.spend_window_days``), else ``x`` and ``zbar``.
 
     CLV = sum over weeks k of E[trips in week k] x spend per trip / (1 + annual_discount)^(k weeks / year).
     """
@@ -84,7 +92,13 @@ def score_households(
     if params.trips.covariate is not None and z is None:
         z = np.full(xs.shape, params.trips.covariate_mean)  # the population's average household
     model = params.trips
-    per_trip = expected_spend(params.spend, xs, zbar)
+    if (spend_x is None) != (spend_zbar is None):
+        raise ValueError("score_households: pass both spend_x and spend_zbar, or neither")
+    per_trip = (
+        expected_spend(params.spend, xs, zbar)
+        if spend_x is None or spend_zbar is None
+        else expected_spend(params.spend, spend_x, spend_zbar)
+    )
     trips = conditional_expected(model, horizon_days / unit, xs, t_x, big_t, z)
     weeks = np.arange(0.0, clv_days + 7.0, 7.0)
     weeks[-1] = clv_days
@@ -104,6 +118,34 @@ def score_households(
         churn_days=churn_days,
         clv_days=clv_days,
     )
+
+
+def spend_inputs(
+    params: CustomerModelParams,
+    households: npt.NDArray[np.str_],
+    *,
+    customer: npt.ArrayLike,
+    day: npt.ArrayLike,
+    spend: npt.ArrayLike,
+    end_day: int,
+) -> tuple[F64, F64] | None:
+    """(spend_x, spend_zbar) of ``households`` for `score_households`: their repeat trips and mean repeat
+    spend over the last ``params.spend_window_days`` days before ``end_day`` (every day when None), from
+    purchase rows (customer, day, spend). None when the spend window is the trip window: the trip
+    summary's own x and zbar are the spend model's inputs. Households without rows there get x = 0 (the
+    population's mean spend per trip)."""
+    if params.spend_window_days == params.window_days:
+        return None
+    from models.customers.rfm import aligned, rfm_summary  # noqa: PLC0415 - as the edge imports it: lazily
+
+    names = np.asarray(customer)
+    days = np.asarray(day, dtype=np.int64)
+    amounts = np.asarray(spend, dtype=np.float64)
+    if params.spend_window_days is not None:
+        keep = days >= end_day - params.spend_window_days
+        names, days, amounts = names[keep], days[keep], amounts[keep]
+    own = rfm_summary(names, days, amounts, calibration_end_day=end_day, unit_days=params.unit_days)
+    return aligned(own, own.x, households, 0.0), aligned(own, own.zbar, households, 0.0)
 
 
 def _rhythm(interval_days: float) -> str:

@@ -17,11 +17,11 @@ from models.customers.cdnow import cdnow_path
 from models.customers.evaluate import (
     ChurnReport,
     ClvReport,
-    _auc_rows,
     evaluate_churn,
     evaluate_clv,
     train_customer_model,
 )
+from models.customers.intervals import auc_rows
 from models.customers.report import format_churn, format_clv, report_json
 from models.customers.rfm import Purchases, history_rfm, rfm_summary
 from models.customers.scoring import CustomerModelParams, score_households
@@ -56,7 +56,7 @@ def test_auc_matches_scikit_learn_with_ties() -> None:
     rng = np.random.default_rng(0)
     score = rng.integers(0, 5, 300).astype(float)
     label = rng.random(300) < 0.2
-    assert float(_auc_rows(score, label)) == pytest.approx(roc_auc_score(label, score))
+    assert float(auc_rows(score, label)) == pytest.approx(roc_auc_score(label, score))
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +145,8 @@ def test_completejourney_evaluations() -> None:
     assert 0 < churn.churners < churn.households
     rows = {r.name: r for r in churn.rows}
     assert rows[f"{churn.selected} P(no trip)"].auc.value > 0.8
+    assert [r.name for r in clv.spend_rows] == ["gamma_gamma", "gamma_gamma@91d", "gamma_gamma@91d/whole-fit"]
+    assert clv.spend_selected == min(clv.spend_rows, key=lambda r: r.selection_mae).name
 
 
 def test_a_window_model_scores_only_customers_with_a_trip_in_its_window() -> None:
