@@ -31,7 +31,15 @@ from models.customers.btyd import (
     select_model,
 )
 from models.customers.cdnow import CALIBRATION_END, CDNOW, HOLDOUT_DAYS
-from models.customers.intervals import Estimate, auc_rows, error_estimates, estimate, mean_estimate
+from models.customers.intervals import (
+    Estimate,
+    PairedGap,
+    auc_rows,
+    error_estimates,
+    estimate,
+    mean_estimate,
+    paired_gap,
+)
 from models.customers.rfm import Purchases, load_purchases
 from models.customers.scoring import CustomerModelParams
 from models.customers.segments_breakdown import (
@@ -99,6 +107,8 @@ class ClvReport(msgspec.Struct, frozen=True, kw_only=True):
     by_segment: list[SegmentClvRow] = []  # the selected model and the own-recent baselines per segment
     spend_selected: str = "gamma_gamma"  # the spend variant chosen on calibration (models.customers.spend)
     spend_rows: list[SpendRow] = []  # every spend variant with the selected trip model
+    # CDNOW: the selected model's RMSE and correlation minus each published fit's (paired bootstrap)
+    versus_published: dict[str, PairedGap] = {}
 
 
 class ChurnRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -182,9 +192,10 @@ def evaluate_clv(
         models += [(n, "published", Fitted(m, s, None)) for n, m in PUBLISHED_CDNOW.items()]
     spend_err = {}
     rows = []
+    trips_of: dict[str, npt.NDArray[np.float64]] = {}
     for name, role, candidate in models:
         model, own = candidate.model, candidate.summary
-        pred = candidate.trips(s, horizon_days)
+        pred = trips_of[name] = candidate.trips(s, horizon_days)
         spend_pred = pred * per_trip
         spend_err[name] = np.abs(spend_pred - s.holdout_spend)
         mae, rmse, corr = error_estimates(pred, y, seed, bootstrap)
@@ -268,6 +279,11 @@ def evaluate_clv(
         by_segment=segment_rows,
         spend_selected=spend_selected,
         spend_rows=spend_table,
+        versus_published={
+            name: paired_gap(trips_of[selected], trips_of[name], y, seed, bootstrap)
+            for name, role, _ in models
+            if role == "published"
+        },
     )
 
 

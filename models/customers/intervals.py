@@ -78,3 +78,35 @@ def auc_rows(score: F64, label: npt.NDArray[np.bool_]) -> F64:
     with np.errstate(invalid="ignore", divide="ignore"):
         u = (ranks * label).sum(-1) - positives * (positives + 1) / 2.0
         return np.asarray(u / (positives * negatives), dtype=np.float64)
+
+
+class PairedGap(msgspec.Struct, frozen=True, kw_only=True):
+    """One predictor's RMSE and correlation minus another's, on the same resamples of customers (paired:
+    the customers both are judged on move together, so the interval is that of the difference itself)."""
+
+    rmse: Estimate  # < 0: the first predictor is better
+    corr: Estimate  # > 0: the first predictor is better
+
+
+def paired_gap(pred: F64, other: F64, y: F64, seed: int, rounds: int) -> PairedGap:
+    """``pred``'s RMSE and correlation against ``y`` minus ``other``'s, with paired bootstrap intervals."""
+
+    def rmse_rows(p: F64, i: npt.NDArray[np.int64]) -> F64:
+        return np.asarray(np.sqrt(((p[i] - y[i]) ** 2).mean(1)), dtype=np.float64)
+
+    def rmse(p: F64) -> float:
+        return float(np.sqrt(((p - y) ** 2).mean()))
+
+    n = y.size
+    return PairedGap(
+        rmse=bootstrap(
+            n, seed, rounds, lambda i: rmse_rows(pred, i) - rmse_rows(other, i), rmse(pred) - rmse(other)
+        ),
+        corr=bootstrap(
+            n,
+            seed,
+            rounds,
+            lambda i: corr_rows(pred[i], y[i]) - corr_rows(other[i], y[i]),
+            float(corr_rows(pred, y) - corr_rows(other, y)),
+        ),
+    )

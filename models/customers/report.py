@@ -32,6 +32,10 @@ def format_clv(report: ClvReport) -> str:
         )
     lines.append(f"spend MAE, selected minus own recent spend: {_ci(report.spend_mae_vs_baseline, 2)}")
     lines += _spend_lines(report)
+    lines += [
+        f"{report.selected} minus {name} (paired): RMSE {_ci(gap.rmse)}, correlation {_ci(gap.corr)}"
+        for name, gap in report.versus_published.items()
+    ]
     lines.append("goals: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in report.goals.items()))
     lines += _clv_segment_lines(report.by_segment, report.selected)
     lines.append(f"took {report.seconds:g} s")
