@@ -28,7 +28,7 @@ kiosk: setup
 	$(BIN)/storeedge kiosk --config var/demo/storeedge.toml $(KIOSK_ARGS)
 
 test: setup openmp mosquitto postgresql chromium cdnow lint
-	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not slow" --durations=15 $(PYTEST_ARGS)
 
 test-long: setup openmp mosquitto postgresql chromium cdnow lint
 	HYPOTHESIS_PROFILE=long $(BIN)/pytest $(PYTEST_ARGS)

@@ -43,7 +43,7 @@ from edge.store.history_refresh import HistoryCache
 from edge.store.housekeeping import run_housekeeping
 from edge.store.reader import StoreReader
 from edge.store.writer import StoreWriter
-from edge.supervisor import supervise
+from edge.supervisor import cancel_all, supervise
 from edge.uplink.erasures import store_household_hooks
 from edge.uplink.live_layout import LiveLayout, initial_layout
 from edge.uplink.service import SyncService
@@ -290,7 +290,7 @@ class Daemon:
             await stop.wait()
             log.info("daemon_stopping")
             t_stop = time.monotonic()
-            await _cancel_all(sources, timeout_s=3.0)
+            await cancel_all(sources, timeout_s=3.0)
             await self.writer.stop()
             await writer_task
             await runner.cleanup()
@@ -391,17 +391,3 @@ class Daemon:
         bound = runner.addresses[0] if runner.addresses else (h.host, h.port)
         self.http = HttpEndpoint(h.host, int(bound[1]))
         return runner
-
-
-async def _cancel_all(tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
-    """Cancel and wait. Cancels again while any is still running: on Python 3.11, asyncio.wait_for
-    (used inside aiomqtt's publish) can swallow a cancellation that races with its inner future."""
-    deadline = time.monotonic() + timeout_s
-    pending = {t for t in tasks if not t.done()}
-    while pending:
-        for task in pending:
-            task.cancel()
-        _done, pending = await asyncio.wait(pending, timeout=0.25)
-        if pending and time.monotonic() > deadline:
-            log.error("tasks_did_not_stop", extra={"tasks": ",".join(sorted(t.get_name() for t in pending))})
-            return

@@ -1,9 +1,11 @@
-"""Supervised tasks: a task that fails is logged and restarted with backoff; cancellation stops it."""
+"""Supervised tasks: a task that fails is logged and restarted with backoff; cancellation stops it
+(`cancel_all` stops a group of them within a deadline)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from edge.metrics import IngestMetrics
@@ -26,4 +28,18 @@ async def supervise(name: str, run: Callable[[], Awaitable[None]], metrics: Inge
             await asyncio.sleep(delay)
         else:
             log.info("task_finished", extra={"task": name})
+            return
+
+
+async def cancel_all(tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
+    """Cancel and wait. Cancels again while any is still running: on Python 3.11, asyncio.wait_for
+    (used inside aiomqtt's publish) can swallow a cancellation that races with its inner future."""
+    deadline = time.monotonic() + timeout_s
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _done, pending = await asyncio.wait(pending, timeout=0.25)
+        if pending and time.monotonic() > deadline:
+            log.error("tasks_did_not_stop", extra={"tasks": ",".join(sorted(t.get_name() for t in pending))})
             return

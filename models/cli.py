@@ -225,7 +225,8 @@ def _shelf_task(args: argparse.Namespace) -> int:
 
 def _customer_task(args: argparse.Namespace) -> int:
     """`models evaluate --task clv|churn|segments`: the customer models against their baselines, in one run."""
-    from models.customers.evaluate import evaluate_churn, evaluate_clv  # noqa: PLC0415
+    from models.customers.evaluate import evaluate_clv  # noqa: PLC0415
+    from models.customers.evaluate_churn import evaluate_churn  # noqa: PLC0415
     from models.customers.report import format_churn, format_clv, format_segments, report_json  # noqa: PLC0415
     from models.customers.segments_evaluate import evaluate_segments  # noqa: PLC0415
     from models.datasets import COMPLETEJOURNEY, SIMULATED  # noqa: PLC0415

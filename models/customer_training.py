@@ -15,7 +15,8 @@ from models.cards import (
     params_version,
     write_json_model,
 )
-from models.customers.evaluate import ChurnRow, ClvRow
+from models.customers.evaluate import ClvRow
+from models.customers.evaluate_churn import ChurnRow
 from models.customers.scoring import CustomerModelParams
 from models.customers.segments import SegmentModel
 from models.errors import ModelsError, TrainingError
@@ -38,7 +39,8 @@ def train_customer_params(
     of the same candidates on the days after the cutoff (CLV: 90-day trips and spend; churn: no trip in 56
     days), next to their baselines from the same run. Without enough days after the cutoff the card says
     so instead of figures."""
-    from models.customers.evaluate import evaluate_churn, evaluate_clv, train_customer_model  # noqa: PLC0415
+    from models.customers.evaluate import evaluate_clv, train_customer_model  # noqa: PLC0415
+    from models.customers.evaluate_churn import evaluate_churn  # noqa: PLC0415
 
     cutoff_date = day_date(cutoff)
     before = history.select(history.day < cutoff)

@@ -34,7 +34,7 @@ import numpy.typing as npt
 from edge.customers import score_tables
 from edge.customers.score_tables import CustomerScore
 from edge.store.db import ReadThread
-from edge.store.history_cache import read_history
+from edge.store.history_read import read_history
 from edge.store.history_refresh import HistoryCache
 from edge.store.steps import run_steps, steps_in_flight
 from edge.store.writer import StoreWriter

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.customers.tables import has_consent
-from edge.store.history_cache import read_history
+from edge.store.history_read import read_history
 
 MS_PER_DAY = 86_400_000
 FETCH_ROWS = 50_000

@@ -13,8 +13,8 @@ purchases, merged into one when a household has `MAX_CHUNKS`. Reading 20,000 hou
   cache's watermark (``history_cache_state``) are read on a read connection, packed in an executor and
   written through the store's one writer, a step of households at a time, the watermark last. A step
   that a crash interrupts is read again; a purchase that lands in two chunks is counted once on reading.
-* `read_history`: the cached chunks of some households plus, in the same read snapshot, their purchases
-  above the watermark straight from the tables: exact whenever it runs, fast once refreshed.
+* `edge.store.history_read.read_history`: the cached chunks of some households plus their purchases
+  above the watermark straight from the tables (the reading side, in its own module).
 * Beside the chunks, `edge.store.history_categories` notes which categories each household bought
   (the store-wide counts the models need), in the same transaction.
 * Erasure deletes the household's chunks in its own transaction (`register_hooks`); a step checks in
@@ -45,8 +45,6 @@ RANGE_SCAN_PURCHASES = 200_000  # up to this many new purchases are read in one 
 LINE = np.dtype([("purchase", "<i8"), ("ts", "<i8"), ("category", "<i4"), ("qty", "<f8"), ("price", "<f8")])
 TRIP = np.dtype([("purchase", "<i8"), ("ts", "<i8"), ("total", "<f8")])
 
-I64 = npt.NDArray[np.int64]
-
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
@@ -66,24 +64,6 @@ class Step:
 
     chunks: list[Chunk]
     replaced: list[tuple[str, int]]  # (household, first_id) of chunks merged into the new ones
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class History:
-    """Basket lines and trips of some households (``households`` sorted; owners index into it)."""
-
-    households: tuple[str, ...]
-    categories: tuple[str, ...]  # category code -> name
-    line_owner: I64
-    line_purchase: I64
-    line_ts: I64
-    line_category: npt.NDArray[np.int32]
-    line_qty: npt.NDArray[np.float64]
-    line_price: npt.NDArray[np.float64]
-    trip_owner: I64
-    trip_purchase: I64
-    trip_ts: I64
-    trip_total: npt.NDArray[np.float64]
 
 
 # -- hooks -----------------------------------------------------------------------------------
@@ -345,66 +325,3 @@ def _chunks(conn: sqlite3.Connection, households: Sequence[str]) -> Iterable[Chu
                 np.frombuffer(lines, dtype=LINE),
                 np.frombuffer(trips, dtype=TRIP),
             )
-
-
-def read_history(conn: sqlite3.Connection, households: Sequence[str], since_ms: int) -> History:
-    """The households' lines and trips since ``since_ms``: the cache up to its watermark and the
-    tables above it (exact at any time; fast when the cache is fresh). Call it inside a read
-    transaction (``BEGIN`` ... ``COMMIT``) so that both come from one snapshot."""
-    names = tuple(sorted(set(households)))
-    upto = watermark(conn)
-    chunks = list(_chunks(conn, names))
-    top = newest_purchase(conn)
-    rows: Rows = _rows_by_id(conn, names, upto, top) if top > upto else ([], [])
-    tail = pack_step(rows, [], since_ms)
-    return _assemble(names, [*chunks, *tail.chunks], since_ms)
-
-
-def _assemble(names: tuple[str, ...], chunks: Sequence[Chunk], since_ms: int) -> History:
-    index = {h: i for i, h in enumerate(names)}
-    categories: dict[str, int] = {}
-    parts_l: list[npt.NDArray[np.void]] = []
-    parts_t: list[npt.NDArray[np.void]] = []
-    owners_l: list[I64] = []
-    owners_t: list[I64] = []
-    codes: list[npt.NDArray[np.int32]] = []
-    for chunk in chunks:
-        owner = index.get(chunk.household)
-        if owner is None:
-            continue
-        lut = np.array([categories.setdefault(c, len(categories)) for c in chunk.categories] or [0], np.int32)
-        parts_l.append(chunk.lines)
-        parts_t.append(chunk.trips)
-        owners_l.append(np.full(chunk.lines.size, owner, dtype=np.int64))
-        owners_t.append(np.full(chunk.trips.size, owner, dtype=np.int64))
-        codes.append(lut[chunk.lines["category"]] if chunk.lines.size else np.zeros(0, np.int32))
-    if not parts_t:
-        e_i, e_f = np.zeros(0, np.int64), np.zeros(0, np.float64)
-        return History(names, (), e_i, e_i, e_i, np.zeros(0, np.int32), e_f, e_f, e_i, e_i, e_i, e_f)
-    trips = np.concatenate(parts_t)
-    trip_owner = np.concatenate(owners_t)
-    lines = np.concatenate(parts_l)
-    line_owner = np.concatenate(owners_l)
-    line_code = np.concatenate(codes)
-    trip_keep, line_keep = _once(parts_t, parts_l)
-    trips, trip_owner = trips[trip_keep], trip_owner[trip_keep]
-    lines, line_owner, line_code = lines[line_keep], line_owner[line_keep], line_code[line_keep]
-    # Rows come by household, then purchase; the consumers sort canonically (`models.history`).
-    recent_t = trips["ts"] >= since_ms
-    recent_l = lines["ts"] >= since_ms
-    lines, line_owner, line_code = lines[recent_l], line_owner[recent_l], line_code[recent_l]
-    trips, trip_owner = trips[recent_t], trip_owner[recent_t]
-    return History(
-        names,
-        tuple(categories),
-        line_owner,
-        lines["purchase"].astype(np.int64),
-        lines["ts"].astype(np.int64),
-        line_code.astype(np.int32),
-        lines["qty"].astype(np.float64),
-        lines["price"].astype(np.float64),
-        trip_owner,
-        trips["purchase"].astype(np.int64),
-        trips["ts"].astype(np.int64),
-        trips["total"].astype(np.float64),
-    )

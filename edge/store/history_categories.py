@@ -8,7 +8,7 @@ holds one row per (household, category) with the time of its latest purchase, wr
 cache's refresh in the same transaction as the household's chunks (`edge.store.history_cache`), so it
 covers exactly the purchases up to the cache's watermark. `store_category_counts` adds the purchases
 above the watermark from the tables, in the same read snapshot: exact at any time, like
-`history_cache.read_history`. Erasure deletes the household's rows with its chunks.
+`history_read.read_history`. Erasure deletes the household's rows with its chunks.
 
 A household counts as shopping when it bought a line with a category in the window (the cache keeps
 only those lines, and so do the models).

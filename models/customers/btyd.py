@@ -1,6 +1,7 @@
 """Buy-till-you-die models: BG/NBD, MBG/NBD and Pareto/NBD for the number of trips and P(alive),
 Gamma-Gamma for the spend per trip. Log-likelihoods in log space (scipy.special), fitted by maximum
 likelihood over the log of the parameters (scipy.optimize); the closed forms need only numpy and scipy.
+The candidate models and the choice among them are in `models.customers.btyd_selection`.
 
 Inputs are RFM summaries (`models.customers.rfm`): x repeat trips, t_x the time of the last one and T
 the time since the first trip, in one time unit. A trip model may carry one time-invariant covariate z
@@ -16,7 +17,6 @@ Gamma-Gamma Model of Monetary Value". docs/customer_models.md has the formulas.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Literal
 
 import msgspec
@@ -25,7 +25,6 @@ import numpy.typing as npt
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaincinv, gammaln, hyp2f1
 
-from models.customers.rfm import Purchases, RfmSummary, aligned
 from models.errors import TrainingError
 
 F64 = npt.NDArray[np.float64]
@@ -339,74 +338,3 @@ def fit_gamma_gamma(x: Arr, zbar: Arr) -> GammaGamma:
     theta, ll = _minimise(nll, np.log([1.0, 2.0, float(np.mean(z))]), "Gamma-Gamma")
     p, q, g = np.exp(theta)
     return GammaGamma(float(p), float(q), float(g), ll)
-
-
-# --- model choice on calibration data only -------------------------------------------------------------
-
-Candidates = tuple[tuple[TripKind, bool, int | None], ...]  # (kind, with the covariate, window days)
-CANDIDATES: Candidates = (
-    *((kind, cov, None) for kind in ("bgnbd", "mbgnbd", "pareto_nbd") for cov in (False, True)),
-    *((kind, False, 91) for kind in ("bgnbd", "mbgnbd", "pareto_nbd")),
-)
-PSEUDO_SPLITS = (20 / 39, 26 / 39)
-COVARIATE = "log_first_spend"
-
-
-def candidate_name(kind: str, covariate: bool, window: int | None) -> str:
-    """`pareto_nbd`, `pareto_nbd+log_first_spend`, `mbgnbd@91d`."""
-    return kind + (f"+{COVARIATE}" if covariate else "") + (f"@{window}d" if window else "")
-
-
-def covariate_values(s: RfmSummary) -> F64:
-    """The covariate of every customer of a summary: ln(1 + spend of the first trip)."""
-    return np.asarray(np.log1p(s.first_spend), dtype=np.float64)
-
-
-@dataclass(frozen=True, slots=True)
-class Fitted:
-    """A candidate fitted on its summary: the whole calibration period, or only its last ``window``
-    days (customers are then born at their first trip in the window; those without one are absent)."""
-
-    model: TripModel
-    summary: RfmSummary
-    window: int | None
-
-    def aligned(self, values: F64, full: RfmSummary, absent: float) -> F64:
-        """``values`` (per customer of ``summary``) in the order of ``full``; ``absent`` for the others."""
-        return aligned(self.summary, values, full.customers, absent)
-
-    def trips(self, full: RfmSummary, horizon_days: float) -> F64:
-        """Expected trips in the ``horizon_days`` after calibration, for ``full``'s customers."""
-        s = self.summary
-        own = conditional_expected(
-            self.model, horizon_days / s.unit_days, s.x, s.t_x, s.T, covariate_values(s)
-        )
-        return self.aligned(own, full, 0.0)
-
-
-def fit_candidates(
-    p: Purchases, end: int, holdout_days: float, candidates: Candidates = CANDIDATES
-) -> dict[str, Fitted]:
-    """Every candidate trip model fitted on the calibration period before ``end``."""
-    out = {}
-    for kind, cov, window in candidates:
-        s = (p.since(end - window) if window else p).summary(end, holdout_days)
-        model = fit_trip_model(
-            kind, s.x, s.t_x, s.T, covariate=(COVARIATE, covariate_values(s)) if cov else None
-        )
-        out[candidate_name(kind, cov, window)] = Fitted(model, s, window)
-    return out
-
-
-def select_model(
-    p: Purchases, start: int, end: int, candidates: Candidates = CANDIDATES
-) -> tuple[str, dict[str, float]]:
-    """The candidate with the lowest mean RMSE over pseudo-holdouts inside calibration [start, end)."""
-    errors: dict[str, list[float]] = {candidate_name(*c): [] for c in candidates}
-    for share in PSEUDO_SPLITS:
-        cut = start + round(share * (end - start))
-        s = p.summary(cut, end - cut, end - cut)
-        for name, fitted in fit_candidates(p, cut, end - cut, candidates).items():
-            errors[name].append(float(np.sqrt(np.mean((fitted.trips(s, end - cut) - s.holdout_trips) ** 2))))
-    mean = {name: float(np.mean(v)) for name, v in errors.items()}
-    return min(mean, key=lambda n: mean[n]), mean

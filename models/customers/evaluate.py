@@ -1,6 +1,7 @@
-"""Held-out evaluation of the customer models: `evaluate_clv` (trips and spend after a cutoff) and
-`evaluate_churn` (no trip in the weeks after it), each with its baselines in the same run and seeded
-bootstrap CIs over customers (`models.customers.report` prints them).
+"""Held-out evaluation of the customer models: `evaluate_clv` (trips and spend after a cutoff), with its
+baselines in the same run and seeded bootstrap CIs over customers (`models.customers.report` prints
+them), and `train_customer_model`, the model to ship. `evaluate_churn` (no trip in the weeks after the
+cutoff) is in `models.customers.evaluate_churn`.
 
 Model choice uses calibration only: every candidate (BG/NBD, MBG/NBD, Pareto/NBD, each with and without
 the log first-trip spend as covariate) is fitted on the calibration period cut at 20/39 and 26/39 of its
@@ -14,14 +15,14 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
 from models.customers import btyd
-from models.customers.btyd import (
+from models.customers.btyd_selection import (
     CANDIDATES,
     Candidates,
     Fitted,
@@ -34,20 +35,13 @@ from models.customers.cdnow import CALIBRATION_END, CDNOW, HOLDOUT_DAYS
 from models.customers.intervals import (
     Estimate,
     PairedGap,
-    auc_rows,
     error_estimates,
-    estimate,
     mean_estimate,
     paired_gap,
 )
 from models.customers.rfm import Purchases, load_purchases
 from models.customers.scoring import CustomerModelParams
-from models.customers.segments_breakdown import (
-    SegmentChurnRow,
-    SegmentClvRow,
-    churn_by_segment,
-    clv_by_segment,
-)
+from models.customers.segments_breakdown import SegmentClvRow, clv_by_segment
 from models.customers.segments_evaluate import segment_source
 from models.customers.spend import (
     SPEND_CANDIDATES,
@@ -61,9 +55,10 @@ from models.customers.spend import (
 )
 from models.errors import DatasetError
 from models.history import PurchaseHistory, day_date, epoch_day
-from models.metrics import ece
 
-F64 = npt.NDArray[np.float64]
+if TYPE_CHECKING:  # evaluate_churn imports this module's `_calibration` and `Role`
+    from models.customers.evaluate_churn import ChurnReport
+
 PUBLISHED_CDNOW = {  # Fader, Hardie & Lee (2005); Fader & Hardie's Pareto/NBD note
     "published bgnbd": btyd.TripModel(
         kind="bgnbd", params={"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
@@ -109,32 +104,6 @@ class ClvReport(msgspec.Struct, frozen=True, kw_only=True):
     spend_rows: list[SpendRow] = []  # every spend variant with the selected trip model
     # CDNOW: the selected model's RMSE and correlation minus each published fit's (paired bootstrap)
     versus_published: dict[str, PairedGap] = {}
-
-
-class ChurnRow(msgspec.Struct, frozen=True, kw_only=True):
-    name: str
-    role: Role
-    auc: Estimate
-    auc_minus_baseline: dict[str, Estimate] = {}  # model rows only
-    ece: float | None = None  # probabilities only
-    brier: float | None = None
-
-
-class ChurnReport(msgspec.Struct, frozen=True, kw_only=True):
-    task: Literal["churn"] = "churn"
-    source: str
-    cutoff: str
-    window_days: float
-    households: int
-    churners: int
-    churn_rate: Estimate
-    seed: int
-    bootstrap: int
-    selected: str
-    rows: list[ChurnRow]
-    goal_met: bool  # the selected model's P(churn) beats every baseline with the CI of the gap above 0
-    seconds: float
-    by_segment: list[SegmentChurnRow] = []  # AUCs per segment (the selected model's P(no trip))
 
 
 def _calibration(
@@ -284,97 +253,6 @@ def evaluate_clv(
             for name, role, _ in models
             if role == "published"
         },
-    )
-
-
-def evaluate_churn(
-    source: str,
-    *,
-    history: PurchaseHistory | None = None,
-    cutoff: date | None = None,
-    window_days: float = 56.0,
-    candidates: Candidates = CANDIDATES,
-    seed: int = 0,
-    bootstrap: int = 1000,
-    by_segment: bool = True,
-) -> ChurnReport:
-    """Churn = no trip in the ``window_days`` after the cutoff (default: 90 days before the data's end,
-    the CLV task's cutoff; CDNOW: 1997-10-01). Scores of customers with a trip before the cutoff:
-    the selected model's P(no trip in the window) and 1 - P(alive), every candidate's P(no trip), and the
-    baselines days since the last trip and that over the customer's own mean interval (for one-trip
-    customers the median of everyone's mean interval)."""
-    began = time.perf_counter()
-    p = load_purchases(source, history)
-    start, end = _calibration(p, cutoff, window_days, 90.0)
-    selected, _ = select_model(p, start, end, candidates)
-    s = p.summary(end, window_days, window_days)
-    label = s.holdout_trips == 0
-    t_window = window_days / s.unit_days
-    interval = np.where(
-        np.isfinite(s.mean_interval_days), s.mean_interval_days, np.nanmedian(s.mean_interval_days)
-    )
-    scores: dict[str, F64] = {}
-    for name, fitted in fit_candidates(p, end, window_days, candidates).items():
-        m, own, z = fitted.model, fitted.summary, covariate_values(fitted.summary)
-        scores[f"{name} P(no trip)"] = fitted.aligned(
-            btyd.p_no_trip(m, t_window, own.x, own.t_x, own.T, z), s, 1.0
-        )
-        if name == selected:
-            dead = 1.0 - btyd.p_alive(m, own.x, own.t_x, own.T, z)
-            scores[f"{name} 1 - P(alive)"] = fitted.aligned(dead, s, 1.0)
-    baselines = {
-        "days since last trip": s.last_gap_days,
-        "days since last / own mean interval": s.last_gap_days / np.maximum(interval, 1.0),
-    }
-    n = s.size
-    idx = np.random.default_rng(seed).integers(0, n, size=(bootstrap, n))
-    boot_label = label[idx]
-    boot_auc = {name: auc_rows(score[idx], boot_label) for name, score in baselines.items()}
-    rows = [
-        ChurnRow(name=name, role="baseline", auc=estimate(float(auc_rows(score, label)), boot_auc[name]))
-        for name, score in baselines.items()
-    ]
-    for name, score in scores.items():
-        auc = auc_rows(score[idx], boot_label)
-        point = float(auc_rows(score, label))
-        gaps = {
-            b: estimate(point - float(auc_rows(v, label)), auc - boot_auc[b]) for b, v in baselines.items()
-        }
-        brier = float(np.mean((score - label) ** 2))
-        rows.append(
-            ChurnRow(
-                name=name,
-                role="model",
-                auc=estimate(point, auc),
-                auc_minus_baseline=gaps,
-                ece=ece(score, label),
-                brier=brier,
-            )
-        )
-    chosen = next(r for r in rows if r.name == f"{selected} P(no trip)")
-    segment_rows = []
-    if by_segment:
-        segment_rows = churn_by_segment(
-            segment_source(source, history, end, seed),
-            s.customers,
-            churned=label,
-            model_score=scores[f"{selected} P(no trip)"],
-            baseline_scores=baselines,
-        )
-    return ChurnReport(
-        source=source,
-        cutoff=day_date(end).isoformat(),
-        window_days=window_days,
-        households=n,
-        churners=int(label.sum()),
-        churn_rate=estimate(float(label.mean()), boot_label.mean(1)),
-        seed=seed,
-        bootstrap=bootstrap,
-        selected=selected,
-        rows=rows,
-        goal_met=all(g.low > 0 for g in chosen.auc_minus_baseline.values()),
-        seconds=round(time.perf_counter() - began, 2),
-        by_segment=segment_rows,
     )
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.customers import btyd
-from models.customers.btyd import fit_candidates, select_model
+from models.customers.btyd_selection import fit_candidates, select_model
 from models.customers.cdnow import CALIBRATION_END, CDNOW, HOLDOUT_DAYS, REPO
 from models.customers.rfm import load_purchases
 from models.history import epoch_day

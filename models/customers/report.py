@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import msgspec
 
-from models.customers.evaluate import ChurnReport, ClvReport
+from models.customers.evaluate import ClvReport
+from models.customers.evaluate_churn import ChurnReport
 from models.customers.intervals import Estimate
 from models.customers.segments_breakdown import SegmentChurnRow, SegmentClvRow
 from models.customers.segments_evaluate import SegmentReport, VarianceExplained

@@ -14,7 +14,7 @@ applies it to each household's repeat trips and mean repeat spend (x, zbar) of o
 A household without a repeat trip in the applied period gets the population mean p gamma / (q - 1).
 
 Choice (`select_spend`): the selected trip candidate is refitted on calibration cut at the same fractions
-as `btyd.select_model`'s pseudo-holdouts; every variant's spend per trip at the cut times those trips is
+as `btyd_selection.select_model`'s pseudo-holdouts; every variant's spend per trip at the cut times those trips is
 scored (spend MAE) on the rest of calibration, and the lowest mean MAE wins. The holdout chooses nothing.
 """
 
@@ -26,15 +26,8 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from models.customers.btyd import (
-    PSEUDO_SPLITS,
-    GammaGamma,
-    TripKind,
-    candidate_name,
-    expected_spend,
-    fit_candidates,
-    fit_gamma_gamma,
-)
+from models.customers.btyd import GammaGamma, TripKind, expected_spend, fit_gamma_gamma
+from models.customers.btyd_selection import PSEUDO_SPLITS, candidate_name, fit_candidates
 from models.customers.intervals import Estimate, mean_estimate
 from models.customers.rfm import Purchases, RfmSummary, aligned
 

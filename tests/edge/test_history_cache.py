@@ -19,7 +19,7 @@ from edge.customers.tables import erase_household
 from edge.metrics import IngestMetrics
 from edge.predictions.aggregates import store_aggregates, store_aggregates_from_tables
 from edge.predictions.tables import load_lines, load_lines_cached
-from edge.store import history_cache
+from edge.store import history_cache, history_read
 from edge.store.apply import BatchApplier
 from edge.store.db import open_store
 from edge.store.history_refresh import HistoryCache
@@ -98,7 +98,7 @@ def expected(
 def cached(conn: sqlite3.Connection, households: list[str], since_ms: int) -> tuple[list[tuple], list[tuple]]:
     conn.execute("BEGIN")
     try:
-        h = history_cache.read_history(conn, households, since_ms)
+        h = history_read.read_history(conn, households, since_ms)
     finally:
         conn.execute("COMMIT")
     names = h.households

@@ -12,15 +12,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score  # type: ignore[import-untyped]
 
-from models.customers.btyd import Candidates, fit_candidates
+from models.customers.btyd_selection import Candidates, fit_candidates
 from models.customers.cdnow import cdnow_path
-from models.customers.evaluate import (
-    ChurnReport,
-    ClvReport,
-    evaluate_churn,
-    evaluate_clv,
-    train_customer_model,
-)
+from models.customers.evaluate import ClvReport, evaluate_clv, train_customer_model
+from models.customers.evaluate_churn import ChurnReport, evaluate_churn
 from models.customers.intervals import auc_rows
 from models.customers.report import format_churn, format_clv, report_json
 from models.customers.rfm import Purchases, history_rfm, rfm_summary

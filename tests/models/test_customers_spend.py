@@ -12,7 +12,8 @@ import msgspec
 import numpy as np
 import pytest
 
-from models.customers.btyd import PSEUDO_SPLITS, Candidates, GammaGamma, expected_spend, fit_candidates
+from models.customers.btyd import GammaGamma, expected_spend
+from models.customers.btyd_selection import PSEUDO_SPLITS, Candidates, fit_candidates
 from models.customers.evaluate import ClvReport, evaluate_clv, train_customer_model
 from models.customers.report import format_clv, report_json
 from models.customers.rfm import Purchases, load_purchases

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from models.cli import configure_parser, run
-from models.customers.btyd import Candidates
-from models.customers.evaluate import evaluate_churn, evaluate_clv
+from models.customers.btyd_selection import Candidates
+from models.customers.evaluate import evaluate_clv
+from models.customers.evaluate_churn import evaluate_churn
 from models.customers.report import format_churn, format_clv, format_segments
 from models.customers.segment_naming import forbidden_in
 from models.customers.segments_breakdown import UNSEGMENTED
