@@ -314,7 +314,9 @@ def fit_trip_model(
         )
 
     def nll(theta: F64) -> float:
-        value = -float(np.sum(w * log_likelihood(build(theta), x, t_x, T, z)))
+        # The optimiser tries extreme points (exp overflows there); they score as impossible, not as noise.
+        with np.errstate(over="ignore", invalid="ignore"):
+            value = -float(np.sum(w * log_likelihood(build(theta), x, t_x, T, z)))
         return value if np.isfinite(value) else 1e300
 
     theta, ll = _minimise(nll, np.concatenate([start, np.zeros(len(targets))]), kind)
