@@ -18,6 +18,7 @@ peak and how long it took to drain after the last publish.
 
     python bench/ingest.py            # full: 20,000 messages, 4 publishers, 10 s steady
     python bench/ingest.py --quick    # a smaller run
+    python bench/ingest.py --repeats 3   # three ceiling/storeedge pairs per scenario, median ratio
     python bench/ingest.py --only mix --profile /tmp/prof   # py-spy the daemon (raw stacks per run)
 """
 
@@ -25,11 +26,13 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import itertools
 import json
 import multiprocessing as mp
 import os
 import platform
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -265,6 +268,31 @@ def measure_storeedge(
     }
 
 
+def measure_pair(
+    root: Path, index: int, name: str, rate: float | None, n: int, workload: str,
+    args: argparse.Namespace, overrides: dict[str, dict[str, object]], *, edge_first: bool,
+) -> tuple[dict[str, float], dict[str, float]]:  # fmt: skip
+    """(ceiling, storeedge) for one scenario, each on its own fresh broker."""
+
+    def ceiling_run() -> dict[str, float]:
+        with MosquittoBroker(root / f"broker-ceiling-{index}") as broker:
+            return measure_ceiling(broker, n, args.publishers, rate, workload)
+
+    def edge_run() -> dict[str, float]:
+        with MosquittoBroker(root / f"broker-edge-{index}") as broker:
+            work = root / f"edge-{index}-{name.replace(' ', '-').replace('/', '')}"
+            work.mkdir()
+            return measure_storeedge(
+                broker, work, n, args.publishers, rate, workload, args.profile, overrides
+            )
+
+    if edge_first:
+        edge = edge_run()
+        return ceiling_run(), edge
+    ceiling = ceiling_run()
+    return ceiling, edge_run()
+
+
 def print_table(rows: list[dict[str, object]]) -> None:
     print(f"{'scenario':<16} {'path':<10} {'msgs':>7} {'rate/s':>8} {'p50 ms':>8} {'p99 ms':>8}  notes")
     for row in rows:
@@ -298,6 +326,12 @@ def main() -> None:
     parser.add_argument("--steady-only", action="store_true", help="only the 1,000 msg/s runs")
     parser.add_argument("--batch-wait-ms", type=float, help="the daemon's [database] batch_wait_ms")
     parser.add_argument("--profile", type=Path, help="py-spy the daemon; raw stacks into this directory")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="ceiling/storeedge pairs per scenario, alternating (median ratio)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "ingest.json")
     args = parser.parse_args()
     total = args.messages or (300 if args.smoke else 5000 if args.quick else 20_000)
@@ -311,29 +345,40 @@ def main() -> None:
         root = Path(tmp)
         for workload in workloads:
             runs = [(f"{workload}", None, total), (f"{workload} 1000/s", 1000.0, 1000 * steady_s)]
-            for name, rate, n in runs[1:] if args.steady_only else runs:
-                with MosquittoBroker(root / f"broker-ceiling-{len(rows)}") as broker:
-                    ceiling = measure_ceiling(broker, n, args.publishers, rate, workload)
-                with MosquittoBroker(root / f"broker-edge-{len(rows)}") as broker:
-                    work = root / f"edge-{len(rows)}-{name.replace(' ', '-').replace('/', '')}"
-                    work.mkdir()
-                    edge = measure_storeedge(
-                        broker, work, n, args.publishers, rate, workload, args.profile, overrides
-                    )
+            for (name, rate, n), repeat in itertools.product(
+                runs[1:] if args.steady_only else runs, range(args.repeats)
+            ):
+                # Repeats alternate which path runs first, so drift on a shared box falls on both.
+                ceiling, edge = measure_pair(
+                    root, len(rows), name, rate, n, workload, args, overrides, edge_first=repeat % 2 == 1
+                )
                 rows.append(
                     {
                         "scenario": name,
+                        "repeat": repeat,
                         "ceiling": ceiling,
                         "storeedge": edge,
                         "ratio_rate": round(edge["rate_per_s"] / ceiling["rate_per_s"], 3),
                     }
                 )
     print_table(rows)
+    medians = {
+        scenario: statistics.median(r["ratio_rate"] for r in rows if r["scenario"] == scenario)  # type: ignore[misc]
+        for scenario in dict.fromkeys(str(r["scenario"]) for r in rows)
+    }
+    if args.repeats > 1:
+        print(
+            "\nmedian ratio over "
+            + f"{args.repeats} pairs: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in medians.items())
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg()},
         "publishers": args.publishers,
         "daemon_overrides": overrides,
+        "repeats": args.repeats,
+        "median_ratio": medians,
         "rows": rows,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
