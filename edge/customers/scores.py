@@ -127,13 +127,17 @@ def score_trips(
     if summary.size == 0:
         return []
     # The spend model may look at other days than the trip model (its card says which it was chosen on).
-    spend = spend_inputs(
-        params,
-        summary.customers,
-        customer=np.asarray(trips.households, dtype=str)[trips.owner],
-        day=trips.day,
-        spend=trips.total,
-        end_day=today + 1,
+    spend = (
+        spend_inputs(
+            params,
+            summary.customers,
+            customer=np.asarray(trips.households, dtype=str)[trips.owner],
+            day=trips.day,
+            spend=trips.total,
+            end_day=today + 1,
+        )
+        if params.spend_window_days != params.window_days
+        else None  # the trip summary's own x and zbar: no second summary of every purchase
     )
     scores = score_households(
         params,
