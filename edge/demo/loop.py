@@ -301,8 +301,14 @@ class LearningLoop:
             )
         on_page = ""
         if step == 0:
-            async with session.get(f"{self.central_url}/") as resp:
-                on_page = "; on central's operations page" if experiment in await resp.text() else ""
+            # Central's page shows the stores' experiment events once it has pulled them: wait for that
+            # like everything else here, rather than looking once while the pull may still be on its way.
+            async def shown() -> bool:
+                async with session.get(f"{self.central_url}/") as resp:
+                    return experiment in await resp.text()
+
+            await self._await_true(shown, f"central's operations page showing {experiment}")
+            on_page = "; on central's operations page"
         self.say(f"experiment {experiment} served: {', '.join(seen)} (staff API){on_page}")
         return lists
 
