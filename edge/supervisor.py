@@ -33,7 +33,7 @@ async def supervise(name: str, run: Callable[[], Awaitable[None]], metrics: Inge
 
 async def cancel_all(tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
     """Cancel and wait. Cancels again while any is still running: on Python 3.11, asyncio.wait_for
-    (used inside aiomqtt's publish) can swallow a cancellation that races with its inner future."""
+    (used inside an MQTT publish's wait for its PUBACK) can swallow a cancellation that races with its inner future."""
     deadline = time.monotonic() + timeout_s
     pending = {t for t in tasks if not t.done()}
     while pending:

@@ -9,7 +9,3 @@ class SensorError(Exception):
 
 class TransportError(SensorError):
     """A transport (MQTT connection, serial port) failed; the caller reconnects."""
-
-
-class ManualAckUnavailableError(SensorError):
-    """The MQTT client library no longer offers the manual-acknowledgement hooks we rely on."""

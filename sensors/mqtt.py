@@ -1,26 +1,34 @@
-"""MQTT transport: an aiomqtt client whose QoS 1 messages are acknowledged only when the caller says so.
+"""MQTT transport: one connection to the broker whose QoS 1 messages are acknowledged only when the
+caller says so (after the commit that makes them durable).
 
-aiomqtt 2.5 does not expose paho's manual acknowledgement. The paho-mqtt 2 client it wraps does
-(`manual_ack_set(True)` and `ack(mid, qos)`) and runs its network I/O on the same event loop, so acking
-from the loop after a commit is safe. `enable_manual_ack` is the only place that reaches into aiomqtt's
-private attribute; `tests/sensors/test_mqtt_manual_ack.py` fails loudly if an upgrade breaks it.
+The daemon speaks MQTT 3.1.1 itself over an asyncio protocol (packets in sensors/mqtt_wire.py) instead
+of through aiomqtt/paho. A profile of the ingest flood (issue #18) put over half of the event loop's
+time in paho's per-message path: a `recv` per packet header, length and body, a `send` per PUBACK, a
+`threading.Condition` per received message, then aiomqtt's queue. Here one `data_received` parses every
+packet of a chunk in one loop, and the acks of one commit leave in one write. Simulators and tests keep
+aiomqtt: they are the other side of the wire and not on the measured path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
-import aiomqtt
-
-from sensors.errors import ManualAckUnavailableError, TransportError
+from sensors import mqtt_wire as wire
+from sensors.errors import TransportError
 
 log = logging.getLogger(__name__)
-_DRAIN_TURN = 64  # messages taken from the incoming queue between two turns of the event loop
+_DRAIN_TURN = 64  # messages handed out between two turns of the event loop
+_PAUSE_AT = 20_000  # received, not yet taken by the consumer: stop reading the socket (QoS 0 floods)
+_RESUME_AT = 5_000
+_REPLY_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,26 +50,126 @@ class LastWill:
     retain: bool = True
 
 
-@dataclass(frozen=True, slots=True)
 class ReceivedMessage:
-    topic: str
-    payload: bytes
-    qos: int
-    ack: Callable[[], None]  # call after the message is durable; a no-op for QoS 0
+    """A message from the broker. ``ack()`` once it is durable; a no-op for QoS 0, and for a message
+    of an earlier connection (the broker redelivers those, and ingest is idempotent)."""
+
+    __slots__ = ("_connection", "packet_id", "payload", "qos", "topic")
+
+    def __init__(self, publish: wire.Publish, connection: _Connection) -> None:
+        self.topic = publish.topic
+        self.payload = publish.payload
+        self.qos = publish.qos
+        self.packet_id = publish.packet_id
+        self._connection = connection
+
+    def ack(self) -> None:
+        if self.qos:
+            self._connection.ack(self.packet_id)
 
 
-def enable_manual_ack(client: aiomqtt.Client) -> Callable[[int, int], Any]:
-    """Switch the wrapped paho client to manual acknowledgement and return its ``ack(mid, qos)``."""
-    paho = getattr(client, "_client", None)
-    manual_ack_set = getattr(paho, "manual_ack_set", None)
-    ack = getattr(paho, "ack", None)
-    if not callable(manual_ack_set) or not callable(ack):
-        raise ManualAckUnavailableError(
-            "aiomqtt.Client._client no longer offers paho's manual_ack_set/ack: "
-            "check the aiomqtt upgrade before acknowledging anything"
-        )
-    manual_ack_set(True)
-    return ack  # type: ignore[no-any-return]
+class _Connection(asyncio.Protocol):
+    """The socket's side: parses what arrives, answers the broker's replies, batches acks."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.reader = wire.PacketReader()
+        self.incoming: collections.deque[ReceivedMessage] = collections.deque()
+        self.replies: dict[tuple[int, int], asyncio.Future[bytes]] = {}  # (kind, packet id) -> body
+        self.lost: TransportError | None = None
+        self.arrived = asyncio.Event()  # something to take, or the connection ended
+        self.last_heard = time.monotonic()
+        self._acks = bytearray()
+        self._paused = False
+        self._loop = asyncio.get_running_loop()
+
+    # -- asyncio.Protocol -----------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.last_heard = time.monotonic()
+        try:
+            packets = self.reader.feed(data)
+        except TransportError as exc:
+            self.fail(exc)
+            return
+        for packet in packets:
+            if isinstance(packet, wire.Publish):
+                self.incoming.append(ReceivedMessage(packet, self))
+            else:
+                self._control(packet)
+        if self.incoming:
+            self.arrived.set()
+            if len(self.incoming) >= _PAUSE_AT and not self._paused and self.transport is not None:
+                self._paused = True
+                self.transport.pause_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end(TransportError(f"connection to broker lost: {exc or 'closed by the broker'}"))
+
+    # -- used by MqttSource ---------------------------------------------------------------------------
+    def take(self) -> ReceivedMessage | None:
+        if not self.incoming:
+            return None
+        message = self.incoming.popleft()
+        if self._paused and len(self.incoming) <= _RESUME_AT and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        return message
+
+    def send(self, packet: bytes) -> None:
+        if self.lost is not None or self.transport is None:
+            raise self.lost or TransportError("not connected to the broker")
+        self.transport.write(packet)
+
+    def ack(self, packet_id: int) -> None:
+        """Queue a PUBACK; every ack queued in one turn of the loop leaves in one write."""
+        if self.lost is not None:
+            return
+        if not self._acks:
+            self._loop.call_soon(self._flush_acks)
+        self._acks += wire.puback_packet(packet_id)
+
+    def expect(self, kind: int, packet_id: int) -> asyncio.Future[bytes]:
+        future: asyncio.Future[bytes] = self._loop.create_future()
+        if self.lost is not None:
+            future.set_exception(self.lost)
+        else:
+            self.replies[(kind, packet_id)] = future
+        return future
+
+    def fail(self, error: TransportError) -> None:
+        """Give up on the connection: close the socket and wake whoever waits on it."""
+        self._end(error)
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- internals ------------------------------------------------------------------------------------
+    def _flush_acks(self) -> None:
+        acks, self._acks = self._acks, bytearray()
+        if acks and self.lost is None and self.transport is not None:
+            self.transport.write(bytes(acks))
+
+    def _control(self, packet: wire.Control) -> None:
+        if packet.kind == wire.CONNACK:
+            key = (wire.CONNACK, 0)
+        elif packet.kind in (wire.SUBACK, wire.PUBACK) and len(packet.body) >= 2:
+            key = (packet.kind, packet.body[0] << 8 | packet.body[1])
+        else:
+            return  # PINGRESP (last_heard is enough) or anything a 3.1.1 client may ignore
+        future = self.replies.pop(key, None)
+        if future is not None and not future.done():
+            future.set_result(packet.body)
+
+    def _end(self, error: TransportError) -> None:
+        if self.lost is None:
+            self.lost = error
+        self.arrived.set()
+        replies, self.replies = self.replies, {}
+        for future in replies.values():
+            if not future.done():
+                future.set_exception(error)
 
 
 class MqttSource:
@@ -82,123 +190,125 @@ class MqttSource:
     def __init__(self, settings: MqttSettings, will: LastWill | None = None) -> None:
         self._settings = settings
         self._will = will
-        self._client: aiomqtt.Client | None = None
-        self._incoming: asyncio.Queue[aiomqtt.Message] | None = None
-        self._generation = 0
+        self._connection: _Connection | None = None
+        self._pinger: asyncio.Task[None] | None = None
+        self._packet_id = 0
 
     async def __aenter__(self) -> Self:
         s = self._settings
-        will = (
-            aiomqtt.Will(self._will.topic, self._will.payload, qos=1, retain=self._will.retain)
-            if self._will
-            else None
-        )
-        incoming: list[asyncio.Queue[aiomqtt.Message]] = []
-        client = aiomqtt.Client(
-            s.host,
-            s.port,
-            username=s.username,
-            password=s.password,
-            identifier=s.client_id,
-            clean_session=False,
-            keepalive=s.keepalive_s,
-            will=will,
-            timeout=10,
-            queue_type=_recording_queue(incoming),
-        )
-        self._incoming = incoming[0]
-        self._paho_ack = enable_manual_ack(client)
+        loop = asyncio.get_running_loop()
+        where = f"mqtt://{s.host}:{s.port}"
         try:
-            await client.__aenter__()
-        except aiomqtt.MqttError as exc:
-            raise TransportError(f"cannot connect to mqtt://{s.host}:{s.port}: {exc}") from exc
-        self._client = client
-        self._generation += 1
+            _, connection = await asyncio.wait_for(
+                loop.create_connection(_Connection, s.host, s.port), _REPLY_TIMEOUT_S
+            )
+        except (OSError, TimeoutError) as exc:
+            raise TransportError(f"cannot connect to {where}: {exc or 'timed out'}") from exc
+        will = wire.Will(self._will.topic, self._will.payload, 1, self._will.retain) if self._will else None
+        try:
+            connection.send(
+                wire.connect_packet(
+                    s.client_id, keepalive_s=s.keepalive_s, clean_session=False,
+                    username=s.username, password=s.password, will=will,
+                )
+            )  # fmt: skip
+            body = await self._reply(connection, wire.CONNACK, 0)
+        except TransportError as exc:
+            connection.fail(exc)
+            raise TransportError(f"cannot connect to {where}: {exc}") from exc
+        code = body[1] if len(body) >= 2 else -1
+        if code != 0:
+            reason = wire.CONNACK_REASONS.get(code, f"return code {code}")
+            connection.fail(TransportError(reason))
+            raise TransportError(f"cannot connect to {where}: the broker refused: {reason}")
+        self._connection = connection
+        self._pinger = asyncio.create_task(self._keep_alive(connection), name="mqtt:keepalive")
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        client, self._client = self._client, None
-        self._generation += 1
-        if client is None:
+        connection, self._connection = self._connection, None
+        pinger, self._pinger = self._pinger, None
+        if pinger is not None:
+            pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pinger
+        if connection is None or connection.transport is None:
             return
-        try:
-            await client.__aexit__(exc_type, exc, tb)
-        except aiomqtt.MqttError as err:
-            log.debug("mqtt_disconnect_unclean", extra={"error": str(err)})
+        if connection.lost is None:
+            connection._flush_acks()  # acks queued this turn still leave before the DISCONNECT
+            connection.transport.write(wire.DISCONNECT_PACKET)  # a clean end: the will does not fire
+            connection.transport.close()
+        connection.lost = connection.lost or TransportError("disconnected")
 
-    def _connected(self) -> aiomqtt.Client:
-        if self._client is None:
+    def _connected(self) -> _Connection:
+        if self._connection is None:
             raise TransportError("MqttSource is not connected (use it as an async context manager)")
-        return self._client
+        return self._connection
+
+    def _next_id(self) -> int:
+        self._packet_id = self._packet_id % 0xFFFF + 1
+        return self._packet_id
+
+    @staticmethod
+    async def _reply(connection: _Connection, kind: int, packet_id: int) -> bytes:
+        future = connection.expect(kind, packet_id)
+        try:
+            return await asyncio.wait_for(future, _REPLY_TIMEOUT_S)
+        except TimeoutError:
+            connection.replies.pop((kind, packet_id), None)
+            raise TransportError(f"no reply from the broker in {_REPLY_TIMEOUT_S:.0f} s") from None
 
     async def subscribe(self, topic_filters: list[str]) -> None:
+        connection = self._connected()
+        packet_id = self._next_id()
+        connection.send(wire.subscribe_packet(packet_id, [(f, 1) for f in topic_filters]))
         try:
-            await self._connected().subscribe([(f, 1) for f in topic_filters])
-        except aiomqtt.MqttError as exc:
+            body = await self._reply(connection, wire.SUBACK, packet_id)
+        except TransportError as exc:
             raise TransportError(f"subscribe failed: {exc}") from exc
+        refused = [f for f, granted in zip(topic_filters, body[2:], strict=False) if granted == 0x80]
+        if refused:
+            raise TransportError(f"subscribe failed: the broker refused {', '.join(refused)}")
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        connection = self._connected()
+        packet_id = self._next_id() if qos else 0
         try:
-            await self._connected().publish(topic, payload, qos=qos, retain=retain, timeout=10)
-        except aiomqtt.MqttError as exc:
+            connection.send(
+                wire.publish_packet(topic, payload, qos=min(qos, 1), retain=retain, packet_id=packet_id)
+            )
+            if qos:
+                await self._reply(connection, wire.PUBACK, packet_id)
+        except TransportError as exc:
             raise TransportError(f"publish to {topic} failed: {exc}") from exc
 
     async def messages(self) -> AsyncIterator[ReceivedMessage]:
-        client = self._connected()
-        generation = self._generation
-        try:
-            async for first in client.messages:
-                message: aiomqtt.Message | None = first
-                taken = 0
-                while message is not None:
-                    yield ReceivedMessage(
-                        topic=message.topic.value,
-                        payload=_payload_bytes(message.payload),
-                        qos=message.qos,
-                        ack=self._acker(generation, message.mid, message.qos),
-                    )
-                    # What is already queued, without aiomqtt's task and wait per message (15 us each),
-                    # letting the loop's other tasks (commits, acks, HTTP) run every so often.
-                    taken += 1
-                    if taken % _DRAIN_TURN == 0:
-                        await asyncio.sleep(0)
-                    message = _next_queued(self._incoming)
-        except aiomqtt.MqttError as exc:
-            raise TransportError(f"connection to broker lost: {exc}") from exc
+        """Messages in the order they arrived, until the connection ends (`TransportError`)."""
+        connection = self._connected()
+        taken = 0
+        while True:
+            message = connection.take()
+            if message is None:
+                if connection.lost is not None:
+                    raise connection.lost
+                connection.arrived.clear()
+                await connection.arrived.wait()
+                continue
+            yield message
+            taken += 1
+            if taken % _DRAIN_TURN == 0:
+                await asyncio.sleep(0)  # let the loop's other tasks (commits, acks, HTTP) run
 
-    def _acker(self, generation: int, mid: int, qos: int) -> Callable[[], None]:
-        def ack() -> None:
-            if qos > 0 and generation == self._generation and self._client is not None:
-                self._paho_ack(mid, qos)
-
-        return ack
-
-
-def _recording_queue(store: list[asyncio.Queue[aiomqtt.Message]]) -> type[asyncio.Queue[aiomqtt.Message]]:
-    """A queue type for aiomqtt's public ``queue_type`` that hands its instance to ``store``, so that
-    `MqttSource.messages` can take the messages already received in one go."""
-
-    class IncomingQueue(asyncio.Queue[aiomqtt.Message]):
-        def __init__(self, maxsize: int = 0) -> None:
-            super().__init__(maxsize)
-            store.append(self)
-
-    return IncomingQueue
-
-
-def _next_queued(queue: asyncio.Queue[aiomqtt.Message] | None) -> aiomqtt.Message | None:
-    if queue is None or queue.empty():
-        return None
-    return queue.get_nowait()
-
-
-def _payload_bytes(payload: object) -> bytes:
-    if isinstance(payload, bytes | bytearray):
-        return bytes(payload)
-    if isinstance(payload, str):
-        return payload.encode("utf-8")
-    if payload is None:
-        return b""
-    return str(payload).encode("utf-8")
+    async def _keep_alive(self, connection: _Connection) -> None:
+        """PINGREQ every half keepalive; a broker silent for 1.5 keepalives is gone (a half-open TCP
+        connection is otherwise only noticed at the next write)."""
+        keepalive = max(1, self._settings.keepalive_s)
+        while connection.lost is None:
+            await asyncio.sleep(keepalive / 2)
+            if time.monotonic() - connection.last_heard > keepalive * 1.5:
+                connection.fail(TransportError(f"the broker was silent for {keepalive * 1.5:.0f} s"))
+                return
+            with contextlib.suppress(TransportError):
+                connection.send(wire.PINGREQ_PACKET)

@@ -1,4 +1,4 @@
-"""The one reach into aiomqtt: manual acks. If an aiomqtt/paho upgrade breaks it, these fail loudly."""
+"""Manual acks through a real broker: only acknowledged messages are gone from the persistent session."""
 
 from __future__ import annotations
 
@@ -9,23 +9,7 @@ import aiomqtt
 import pytest
 
 from edge.demo.broker import MosquittoBroker
-from sensors.errors import ManualAckUnavailableError
-from sensors.mqtt import MqttSettings, MqttSource, enable_manual_ack
-
-
-async def test_enable_manual_ack_switches_paho_to_manual_mode() -> None:
-    client = aiomqtt.Client("127.0.0.1", 1)
-    ack = enable_manual_ack(client)
-    assert client._client._manual_ack is True
-    assert callable(ack)
-
-
-async def test_enable_manual_ack_refuses_a_client_without_the_hooks() -> None:
-    class NotAClient:
-        _client = object()
-
-    with pytest.raises(ManualAckUnavailableError, match="manual_ack_set"):
-        enable_manual_ack(NotAClient())  # type: ignore[arg-type]
+from sensors.mqtt import MqttSettings, MqttSource
 
 
 async def _publish(broker: MosquittoBroker, topic: str, payloads: list[bytes]) -> None:
