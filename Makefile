@@ -27,11 +27,15 @@ kiosk: setup
 	@test -f var/demo/storeedge.toml || { echo "no store running: start 'make demo' in another terminal first"; exit 2; }
 	$(BIN)/storeedge kiosk --config var/demo/storeedge.toml $(KIOSK_ARGS)
 
+# Tests run in TEST_WORKERS processes (pytest-xdist): most of the suite waits on brokers, databases and
+# daemons it starts on free ports, so two workers on two cores finish well before one.
+TEST_WORKERS ?= 2
+
 test: setup openmp mosquitto postgresql chromium cdnow lint
-	$(BIN)/pytest -m "not slow" --durations=15 $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not slow" --durations=15 $(PYTEST_ARGS)
 
 test-long: setup openmp mosquitto postgresql chromium cdnow lint
-	HYPOTHESIS_PROFILE=long $(BIN)/pytest $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=long $(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .
