@@ -21,6 +21,7 @@ import numpy as np
 from edge.customers.insights_data import InsightInputs
 from edge.customers.insights_economics import EconomicProfile, economic_profile
 from edge.customers.offers import Offer, Promotion, active
+from edge.customers.spend_forecast import BTYD
 from models.customers.segments import Segment
 from models.features import F, pair_features, summarise
 from models.history import make_history
@@ -126,8 +127,10 @@ def build_insights(
     tz: dt.tzinfo,
     clv_horizon_days: int,
     currency: str,
+    spend_source: str = BTYD,
 ) -> CustomerInsights:
-    """The document (CPU work on one household's lines: run it off the event loop)."""
+    """The document (CPU work on one household's lines: run it off the event loop); ``spend_source``
+    says what produced the 90-day spend (`edge.customers.spend_forecast.forecast_description`)."""
     trips = len({(ts + data.offset_ms) // MS_PER_DAY for _, ts, _ in data.baskets})
     consumption = consumption_patterns(data)
     bought = {p.category for p in consumption.categories} | {line.category for line in data.lines}
@@ -143,7 +146,7 @@ def build_insights(
         consumption=consumption,
         economic_profile=economic_profile(data, currency),
         churn_risk=churn_risk(data, trips),
-        lifetime_value=lifetime_value(data, trips, clv_horizon_days, currency),
+        lifetime_value=lifetime_value(data, trips, clv_horizon_days, currency, spend_source),
         segment=segment_part(data, segment),
         opportunities=opportunities(data, bought, consumption, segment, promotions, tz),
         not_inferred=list(NOT_INFERRED),
@@ -250,7 +253,11 @@ def churn_risk(data: InsightInputs, trips: int) -> ChurnRisk:
     )
 
 
-def lifetime_value(data: InsightInputs, trips: int, horizon_days: int, currency: str) -> LifetimeValue:
+def lifetime_value(
+    data: InsightInputs, trips: int, horizon_days: int, currency: str, spend_source: str = BTYD
+) -> LifetimeValue:
+    """CLV and the 90-day figures; the reasoning says what produced the 90-day spend (``spend_source``,
+    `edge.customers.spend_forecast.forecast_description`) and that CLV is trips x spend per trip."""
     s = data.score
     if s is None:
         return LifetimeValue(
@@ -265,7 +272,8 @@ def lifetime_value(data: InsightInputs, trips: int, horizon_days: int, currency:
         confidence=round(_weight(trips, 12) * 0.8, 2),  # spend per trip adds its own uncertainty
         reasoning=(
             f"about {s.expected_trips_90d:.1f} trips and {s.expected_spend_90d:.2f} {currency} expected in the"
-            f" next 90 days; {s.clv:.2f} {currency} over {s.clv_horizon_days} days, discounted 10% a year"
+            f" next 90 days (the spend from {spend_source}); {s.clv:.2f} {currency} over"
+            f" {s.clv_horizon_days} days from {BTYD}, discounted 10% a year"
         ),
     )
 

@@ -30,7 +30,8 @@ from edge.customers.insights_data import MIN_PEERS, InsightInputs, promotion_win
 from edge.customers.insights_document import CustomerInsights, build_insights
 from edge.customers.offers import Promotion
 from edge.customers.routes import AuditedReads, promotions_source
-from edge.customers.scores import CustomerModels, CustomerScoring
+from edge.customers.scores import HORIZON_DAYS, CustomerModels, CustomerScoring
+from edge.customers.spend_forecast import forecast_description
 from edge.http.responses import Handler, error_response, json_response
 from edge.live_file import LiveFile
 from edge.store.db import ReadThread
@@ -163,6 +164,7 @@ class InsightsApi:
                 tz=self._settings.timezone,
                 clv_horizon_days=self._scoring.clv_horizon_days,
                 currency=self._settings.currency,
+                spend_source=_spend_source(models, data),
             )
             return document, _encode.encode(document)
 
@@ -183,6 +185,15 @@ def _segment(models: CustomerModels | None, data: InsightInputs) -> Segment | No
     if models is None or models.segments is None or data.score is None or data.score.segment is None:
         return None
     return next((s for s in models.segments.segments if s.id == data.score.segment), None)
+
+
+def _spend_source(models: CustomerModels | None, data: InsightInputs) -> str:
+    """What produced the household's 90-day spend: the served set's forecast if it scored the row."""
+    scored_by_served = (
+        models is not None and data.score is not None and data.score.model_version == models.version
+    )
+    forecast = models.params.spend_forecast if models is not None and scored_by_served else None
+    return forecast_description(forecast, HORIZON_DAYS)
 
 
 def segment_summaries(

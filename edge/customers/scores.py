@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 from edge.customers import score_tables
 from edge.customers.score_tables import CustomerScore
+from edge.customers.spend_forecast import served_spend
 from edge.store.db import ReadThread
 from edge.store.history_read import read_history
 from edge.store.history_refresh import HistoryCache
@@ -126,12 +127,13 @@ def score_trips(
     )
     if summary.size == 0:
         return []
+    owners = np.asarray(trips.households, dtype=str)[trips.owner]  # the household of every purchase
     # The spend model may look at other days than the trip model (its card says which it was chosen on).
     spend = (
         spend_inputs(
             params,
             summary.customers,
-            customer=np.asarray(trips.households, dtype=str)[trips.owner],
+            customer=owners,
             day=trips.day,
             spend=trips.total,
             end_day=today + 1,
@@ -152,6 +154,10 @@ def score_trips(
         churn_days=CHURN_DAYS,
         clv_days=float(clv_days),
     )
+    # The 90-day spend: the bundle's direct forecast when it has one (edge.customers.spend_forecast).
+    spend_90d = served_spend(
+        params.spend_forecast, scores, summary.customers, (owners, trips.day, trips.total), today + 1
+    )
     segment_of = _segments(models, trips, today) if trips.lines is not None else {}
     out: list[CustomerScore] = []
     for i, household in enumerate(summary.customers.tolist()):
@@ -166,7 +172,7 @@ def score_trips(
             CustomerScore(
                 household=household,
                 expected_trips_90d=_round(scores.expected_trips[i]),
-                expected_spend_90d=_round(scores.expected_spend[i]),
+                expected_spend_90d=_round(spend_90d[i]),
                 p_alive=_round(scores.p_alive[i], 4),
                 p_churn=_round(scores.p_churn[i], 4),
                 churn_band=band,

@@ -3,6 +3,7 @@
 Runtime (numpy and scipy only; what the edge scores with):
 
     from models.customers import CustomerModelParams, score_households, spend_inputs, churn_band
+    from models.customers import SpendForecast  # the direct 90-day spend forecast (params.spend_forecast)
     from models.customers import BasketLines, SegmentModel, segment_features, assign  # segments
 
 Fitting and evaluation (`models.customers.btyd`, `rfm`, `cdnow`, `evaluate`, `figures`) are imported
@@ -10,6 +11,7 @@ on demand. See docs/customer_models.md.
 """
 
 from models.customers.btyd import GammaGamma, TripModel, fit_gamma_gamma, fit_trip_model
+from models.customers.forecast import SpendForecast
 from models.customers.rfm import RfmSummary, history_rfm, rfm_summary
 from models.customers.scoring import (
     CustomerModelParams,
@@ -37,6 +39,7 @@ __all__ = [
     "RfmSummary",
     "Segment",
     "SegmentModel",
+    "SpendForecast",
     "TripModel",
     "assign",
     "churn_band",

@@ -7,8 +7,9 @@ Model choice uses calibration only: every candidate (BG/NBD, MBG/NBD, Pareto/NBD
 the log first-trip spend as covariate) is fitted on the calibration period cut at 20/39 and 26/39 of its
 length and scored on the rest (pseudo-holdouts); the lowest mean RMSE is selected, then every candidate is
 refitted on the whole calibration period. The spend per trip is chosen the same way among the Gamma-Gamma
-variants of `models.customers.spend` (spend MAE with the selected trip model). The holdout never fits or
-tunes anything.
+variants of `models.customers.spend` (spend MAE with the selected trip model), and the direct 90-day
+spend forecast among those of `models.customers.spend_forecast` (cross-validated on the horizon before the
+cutoff). The holdout never fits or tunes anything.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from models.customers.btyd_selection import (
     select_model,
 )
 from models.customers.cdnow import CALIBRATION_END, CDNOW, HOLDOUT_DAYS
+from models.customers.forecast import SpendForecast
 from models.customers.intervals import (
     Estimate,
     PairedGap,
@@ -53,6 +55,7 @@ from models.customers.spend import (
     spend_rows,
     variant_named,
 )
+from models.customers.spend_forecast import ForecastReport, forecast_at, train_forecast
 from models.errors import DatasetError
 from models.history import PurchaseHistory, day_date, epoch_day
 
@@ -104,6 +107,9 @@ class ClvReport(msgspec.Struct, frozen=True, kw_only=True):
     spend_rows: list[SpendRow] = []  # every spend variant with the selected trip model
     # CDNOW: the selected model's RMSE and correlation minus each published fit's (paired bootstrap)
     versus_published: dict[str, PairedGap] = {}
+    # Direct spend forecasts chosen on the horizon before the cutoff (models.customers.spend_forecast);
+    # None when the data before that pseudo-cutoff is shorter than the horizon (CDNOW's protocol)
+    spend_forecast: ForecastReport | None = None
 
 
 def _calibration(
@@ -253,6 +259,16 @@ def evaluate_clv(
             for name, role, _ in models
             if role == "published"
         },
+        spend_forecast=forecast_at(
+            p,
+            (start, end, horizon_days),
+            s,
+            (trip_candidate, fitted[selected]),
+            (variant_named(spend_selected, spend_candidates), per_trip),
+            spend_base_err,
+            seed=seed,
+            rounds=bootstrap,
+        ),
     )
 
 
@@ -276,6 +292,7 @@ def train_customer_model(
     spend_variant = variant_named(spend_selected, spend_candidates)
     fitted = fit_candidates(p, end, 0.0, ((kind, cov, window),))[selected]
     whole = p.summary(end)
+    forecast = train_forecast(p, start, end, (kind, cov, window), spend_variant)
     measured: dict[str, object] = {}
     for report in (clv, churn):
         if report is not None:
@@ -292,6 +309,7 @@ def train_customer_model(
         "selection_rmse": selection,
         "spend_selected": spend_selected,
         "spend_selection_mae": spend_selection,
+        "spend_forecast": forecast,  # served as the 90-day spend (params.spend_forecast) when fitted
         "measured": measured,
     }
     return CustomerModelParams(
@@ -299,5 +317,14 @@ def train_customer_model(
         spend=fit_spend(p, end, spend_variant),
         window_days=window,
         spend_window_days=spend_variant.own_days,
+        spend_forecast=_shipped_forecast(forecast),
         card=card,
     )
+
+
+def _shipped_forecast(entry: dict[str, object] | None) -> SpendForecast | None:
+    """The card's forecast entry (`train_forecast`) as the params' field; None when none was fitted."""
+    if entry is None or "coef" not in entry:
+        return None
+    fields = {"name": entry["selected"], "coef": entry["coef"], "horizon_days": entry["horizon_days"]}
+    return msgspec.convert(fields, SpendForecast)

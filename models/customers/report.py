@@ -11,6 +11,7 @@ from models.customers.evaluate_churn import ChurnReport
 from models.customers.intervals import Estimate
 from models.customers.segments_breakdown import SegmentChurnRow, SegmentClvRow
 from models.customers.segments_evaluate import SegmentReport, VarianceExplained
+from models.history import day_date
 
 
 def _ci(e: Estimate | None, digits: int = 3) -> str:
@@ -33,6 +34,7 @@ def format_clv(report: ClvReport) -> str:
         )
     lines.append(f"spend MAE, selected minus own recent spend: {_ci(report.spend_mae_vs_baseline, 2)}")
     lines += _spend_lines(report)
+    lines += _forecast_lines(report)
     lines += [
         f"{report.selected} minus {name} (paired): RMSE {_ci(gap.rmse)}, correlation {_ci(gap.corr)}"
         for name, gap in report.versus_published.items()
@@ -58,6 +60,26 @@ def _spend_lines(report: ClvReport) -> list[str]:
             f"{name:<30} {r.selection_mae:>10.2f} {r.params.p:>7.2f} {r.params.q:>7.2f} "
             f"{r.params.gamma:>8.2f} {r.spend_per_trip_mean:>8.2f} {_ci(r.spend_mae, 2):<28} "
             f"{_ci(r.minus_baseline, 2):<28}"
+        )
+    return lines
+
+
+def _forecast_lines(report: ClvReport) -> list[str]:
+    f = report.spend_forecast
+    if f is None:
+        return []
+    lines = [
+        f"direct spend forecasts (fitted on the {f.pseudo_households} households' spend in the horizon after "
+        f"the pseudo-cutoff {day_date(f.pseudo_cutoff)}, features {', '.join(f.features)}; chosen by "
+        f"5-fold cross-validated MAE there: {f.selected}; beats own recent spend outside its CI: "
+        f"{'yes' if f.beats_baseline else 'no'}):",
+        f"{'forecast':<20} {'CV MAE':>8} {'spend MAE':<28} {'minus own recent spend':<28} coefficients",
+    ]
+    for r in f.rows:
+        name = r.name + (" (selected)" if r.selected else "")
+        coef = " ".join(f"{k}:{v:.4g}" for k, v in r.coef.items())
+        lines.append(
+            f"{name:<20} {r.cv_mae:>8.2f} {_ci(r.spend_mae, 2):<28} {_ci(r.minus_baseline, 2):<28} {coef}"
         )
     return lines
 

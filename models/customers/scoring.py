@@ -1,8 +1,9 @@
 """Edge-side scoring of households with fitted customer models: closed forms only (numpy and scipy).
 
 `CustomerModelParams` is what a model bundle ships (JSON via msgspec): the trip model, the Gamma-Gamma
-spend model, the time unit, the windows the household's summaries are taken over and a card (training
-date, data, measured figures). `score_households` turns RFM summaries into expected trips and spend over
+spend model, the time unit, the windows the household's summaries are taken over, the direct 90-day
+spend forecast when the bundle has one (`models.customers.forecast`) and a card (training date, data,
+measured figures). `score_households` turns RFM summaries into expected trips and spend over
 a horizon, P(alive), the probability of no trip in the churn window, and a discounted CLV (`spend_inputs`
 gives the spend model's inputs when its window is not the trip model's); `churn_band` gives a band and a
 reason in words from the household's own rhythm ("your usual weekly trip has not happened for 5 weeks").
@@ -24,6 +25,7 @@ from models.customers.btyd import (
     p_alive,
     p_no_trip,
 )
+from models.customers.forecast import SpendForecast
 
 F64 = npt.NDArray[np.float64]
 PARAMS_FORMAT = 1
@@ -45,6 +47,9 @@ class CustomerModelParams(msgspec.Struct, frozen=True, kw_only=True):
     # The days the household's own repeat trips and mean spend per trip (spend_x, spend_zbar) are taken
     # from for the spend model (None: every day); when it differs from window_days the caller passes them.
     spend_window_days: int | None = None
+    # The direct forecast of the spend in the next 90 days (models.customers.forecast); None in bundles
+    # trained before it: the served 90-day spend is then expected trips x spend per trip.
+    spend_forecast: SpendForecast | None = None
     card: dict[str, object] = {}
 
 
