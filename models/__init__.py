@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from models.history import PurchaseHistory, PurchaseLine, history_from_lines, load_history, save_history
     from models.inference import (
         NextBasketModel,
+        NextBasketRankerModel,
         NextBasketScores,
         NextPurchaseModel,
         ShelfDepletionModel,
@@ -47,6 +48,7 @@ _LAZY: dict[str, str] = {
     "load_history": "models.history",
     "save_history": "models.history",
     "NextBasketModel": "models.inference",
+    "NextBasketRankerModel": "models.inference",
     "NextBasketScores": "models.inference",
     "NextPurchaseModel": "models.inference",
     "ShelfDepletionModel": "models.inference",
@@ -90,6 +92,7 @@ __all__ = [
     "ModelLoadError",
     "ModelsError",
     "NextBasketModel",
+    "NextBasketRankerModel",
     "NextBasketScores",
     "NextPurchaseModel",
     "NextPurchaseScores",

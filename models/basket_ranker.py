@@ -214,6 +214,7 @@ def ranker_onnx_bytes(ranker: BasketRanker, doc: str = "storeedge next-basket ra
             zipmap=False,
         )
     onx.doc_string = doc
+    onx.graph.name = "next_basket_ranker"  # the converter names the graph by a random UUID
     data: bytes = onx.SerializeToString()
     return data
 

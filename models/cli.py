@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -34,7 +35,8 @@ SIM_START = date(2024, 1, 1)
 SIM_HOUSEHOLDS = 2000
 CDNOW = "cdnow"
 SHELF_TASK = "shelf"  # the shelf-depletion model alone (models/shelf_task.py)
-TASKS = ("models", "clv", "churn", "segments", SHELF_TASK)
+RANKER_TASK = "ranker"  # the next-basket ranker alone (models/ranker_task.py)
+TASKS = ("models", "clv", "churn", "segments", SHELF_TASK, RANKER_TASK)
 SIM_DAYS = 365
 
 
@@ -101,10 +103,11 @@ def configure_parser(
             sub.add_argument("--out", required=True, type=Path, help="directory for the trained models")
             sub.add_argument(
                 "--task",
-                choices=("models", SHELF_TASK),
+                choices=("models", SHELF_TASK, RANKER_TASK),
                 default="models",
                 help="models: the household and shelf models (default); shelf: only the shelf-depletion "
-                "model (writes <out>/shelf_depletion/; --source simulated)",
+                "model (writes <out>/shelf_depletion/; --source simulated); ranker: only the next-basket "
+                "ranker (writes <out>/next_basket_ranker/)",
             )
         else:
             sub.add_argument(
@@ -112,7 +115,8 @@ def configure_parser(
                 choices=TASKS,
                 default="models",
                 help="models: the household and shelf models (default); clv, churn, segments: the customer "
-                "models (docs/customer_models.md) on --source completejourney, cdnow or simulated",
+                "models (docs/customer_models.md) on --source completejourney, cdnow or simulated; shelf, "
+                "ranker: the shelf-depletion model or the next-basket ranker alone",
             )
     return commands
 
@@ -129,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     if getattr(args, "task", "models") == SHELF_TASK:
         return _shelf_task(args)
+    if getattr(args, "task", "models") == RANKER_TASK:
+        return _ranker_task(args)
     if getattr(args, "task", "models") != "models":
         return _customer_task(args)
     if args.cutoff is None:
@@ -197,13 +203,47 @@ def _run(args: argparse.Namespace) -> int:
 def _shelf_task(args: argparse.Namespace) -> int:
     """`models train|evaluate --task shelf`: the shelf-depletion model alone (`models.shelf_task`)."""
     from models.datasets import SIMULATED  # noqa: PLC0415
-    from models.history import epoch_day  # noqa: PLC0415
     from models.shelf_task import run_shelf_task  # noqa: PLC0415
 
     if args.source != SIMULATED:
         raise DatasetError("--source: --task shelf trains on the household simulator: use --source simulated")
+    report = _one_model_task(
+        args, lambda h, c, out, p: run_shelf_task(h, c, seed=args.seed, out_dir=out, progress=p)
+    )
+    if not args.json:
+        timing = ", ".join(f"{k} {v}" for k, v in report["timing_seconds"].items())
+        print("\n".join([*_shelf_lines(report), "", f"seconds: {timing}"]))
+    return 0
+
+
+def _ranker_task(args: argparse.Namespace) -> int:
+    """`models train|evaluate --task ranker`: the next-basket ranker alone (`models.ranker_task`)."""
+    from models.ranker_task import run_ranker_task  # noqa: PLC0415
+
+    source = Path(args.source).name
+    report = _one_model_task(
+        args,
+        lambda h, c, out, p: run_ranker_task(h, c, seed=args.seed, source=source, out_dir=out, progress=p),
+    )
+    if not args.json:
+        for protocol in ("frozen", "rolling"):
+            rows = _basket_rows(report["next_basket_ranker"][protocol])
+            print(
+                "\n".join(
+                    [f"next-basket ranker ('model'), {protocol} protocol", *_table(BASKET_KEYS, rows), ""]
+                )
+            )
+        print(f"seconds: {report['timing_seconds']}; written: {report.get('written')}")
+    return 0
+
+
+def _one_model_task(args: argparse.Namespace, run: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    """Load ``--source``, check ``--cutoff``, run ``run(history, cutoff, out_dir, progress)`` (out_dir:
+    ``--out`` for `train`, None for `evaluate`); the report printed as JSON with ``--json``."""
+    from models.history import epoch_day  # noqa: PLC0415
+
     if args.cutoff is None:
-        raise DatasetError("--cutoff: required (YYYY-MM-DD) for --task shelf")
+        raise DatasetError(f"--cutoff: required (YYYY-MM-DD) for --task {args.task}")
     simulate: HistorySimulator | None = getattr(args, "models_simulate", None)
     out = args.out if args.models_command == "train" else None
     with (
@@ -214,13 +254,10 @@ def _shelf_task(args: argparse.Namespace) -> int:
         history = _load(args.source, simulate, args, Path(scratch))
         cutoff = epoch_day(args.cutoff)
         _check_cutoff(history, cutoff, args.cutoff)
-        report = run_shelf_task(history, cutoff, seed=args.seed, out_dir=out, progress=progress)
+        report = run(history, cutoff, out, progress)
     if args.json:
         print(json.dumps(report, indent=2, default=float))
-    else:
-        timing = ", ".join(f"{k} {v}" for k, v in report["timing_seconds"].items())
-        print("\n".join([*_shelf_lines(report), "", f"seconds: {timing}"]))
-    return 0
+    return report
 
 
 def _customer_task(args: argparse.Namespace) -> int:

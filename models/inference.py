@@ -21,14 +21,17 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from models.cards import CARD_FILE, INPUT_NAME, ModelCard, read_card, read_model
+from models.basket_baselines import TifuParams
+from models.cards import CARD_FILE, INPUT_NAME, MODEL_FILE, ModelCard, read_card, read_model
 from models.errors import ModelLoadError
 from models.features import FEATURE_NAMES
 from models.next_basket import BASKET_FEATURES
 from models.next_purchase import HAZARD_FEATURES, N_BINS, NextPurchaseScores, hazard_rows, scores_from_hazard
+from models.ranker_features import GROUP_FEATURES, feature_names
 from models.shelf import SHELF_FEATURE_SETS, SHELF_FEATURES, ShelfDepletionScores, depletion_from_log_minutes
 
 TRAINED_DIR = Path(__file__).resolve().parent / "trained"
+RANKER_DIR = "next_basket_ranker"  # <model set>/next_basket_ranker/: optional (`models.ranker_task`)
 RUN_CHUNK = 262_144
 
 F32 = npt.NDArray[np.float32]
@@ -135,6 +138,40 @@ class NextBasketModel:
         return NextBasketScores(self.onnx.run(features))
 
 
+class NextBasketRankerModel:
+    """The LambdaRank next-basket ranker (`models.basket_ranker`): `score(ranker features) -> scores` that
+    only order a household's candidates (higher first; no probabilities). Its card's params carry the
+    feature groups (`groups`, of `models.ranker_features`) and the tuned TIFU-KNN parameters (`tifu_knn`)
+    its ``tifu`` columns are computed with."""
+
+    name = "next_basket_ranker"
+
+    def __init__(self, directory: Path, *, threads: int = 1) -> None:
+        card = read_card(directory / CARD_FILE)
+        groups, tifu = card.params.get("groups"), card.params.get("tifu_knn")
+        if not isinstance(groups, list) or not groups or any(g not in GROUP_FEATURES for g in groups):
+            raise ModelLoadError(
+                f"{directory / CARD_FILE}: params.groups: expected a list of {sorted(GROUP_FEATURES)}"
+            )
+        try:
+            params = TifuParams(**tifu) if isinstance(tifu, dict) else None
+        except TypeError:
+            params = None
+        if params is None or params.grouping not in ("size", "count") or params.group_size < 1:
+            raise ModelLoadError(f"{directory / CARD_FILE}: params.tifu_knn: not TIFU-KNN parameters")
+        self.tifu = params
+        self.groups: tuple[str, ...] = tuple(groups)
+        self.onnx = OnnxModel(directory, expected_features=feature_names(self.groups), threads=threads)
+
+    @property
+    def card(self) -> ModelCard:
+        return self.onnx.card
+
+    def score(self, features: F32) -> F64:
+        _check_width(features, len(self.onnx.card.features), self.name)
+        return self.onnx.run(features)
+
+
 class ShelfDepletionModel:
     """Minutes until a shelf is empty: `score(shelf features) -> ShelfDepletionScores`.
 
@@ -166,14 +203,19 @@ class StoreModels:
     next_purchase: NextPurchaseModel
     next_basket: NextBasketModel
     shelf_depletion: ShelfDepletionModel
+    # Optional: when present, it orders the next-basket candidates (the pointwise model still gives P).
+    next_basket_ranker: NextBasketRankerModel | None = None
 
 
 def load_models(directory: Path = TRAINED_DIR, *, threads: int = 1) -> StoreModels:
-    """The three models from ``directory``/<name>/ (default: the ones shipped in the package)."""
+    """The three models from ``directory``/<name>/ (default: the ones shipped in the package), and the
+    next-basket ranker from ``directory``/next_basket_ranker/ when that directory has a model."""
+    ranker = directory / RANKER_DIR
     return StoreModels(
         NextPurchaseModel(directory / "next_purchase", threads=threads),
         NextBasketModel(directory / "next_basket", threads=threads),
         ShelfDepletionModel(directory / "shelf_depletion", threads=threads),
+        NextBasketRankerModel(ranker, threads=threads) if (ranker / MODEL_FILE).is_file() else None,
     )
 
 

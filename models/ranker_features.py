@@ -75,6 +75,32 @@ class StoreTrend:
         )
         self.n_days = n_days
 
+    @classmethod
+    def from_canonical(cls, history: PurchaseHistory) -> StoreTrend:
+        """The same counts in linear time (no sort), for a history in canonical order (`make_history`:
+        a basket's lines together, by category): what the daemon computes at 20,000 households, where
+        the sorts of `__init__` took 5.6 s over 5.2 M lines."""
+        trend = cls.__new__(cls)
+        trend.first = history.first_day
+        n_days, n_cat = history.last_day - history.first_day + 2, len(history.categories)
+        day = history.day.astype(np.int64) - trend.first
+        new_basket = np.ones(history.n_lines, dtype=bool)
+        new_basket[1:] = (history.basket[1:] != history.basket[:-1]) | (
+            history.household[1:] != history.household[:-1]
+        )
+        new_item = new_basket.copy()
+        new_item[1:] |= history.category[1:] != history.category[:-1]
+        per_day = np.bincount(day[new_basket], minlength=n_days)
+        trend.per_day = np.concatenate(([0.0], np.cumsum(per_day)))
+        counts = np.bincount(
+            history.category[new_item].astype(np.int64) * n_days + day[new_item], minlength=n_cat * n_days
+        )
+        trend.cumulative = np.concatenate(
+            (np.zeros((n_cat, 1)), np.cumsum(counts.reshape(-1, n_days), axis=1)), axis=1
+        )
+        trend.n_days = n_days
+        return trend
+
     def at(self, category: I64, day: npt.ArrayLike) -> F32:
         """Per row: the store's share of baskets with the category in the 7 and 28 days before ``day``
         and in all history before it, and share_7 / share_all, share_28 / share_all (`TREND_FEATURES`)."""

@@ -22,6 +22,7 @@ import numpy as np
 
 from edge.predictions.scoring import ScoredHouseholds, ScoringContext, score_households
 from edge.predictions.tables import HouseholdLines
+from models.history import PurchaseHistory
 from models.inference import StoreModels
 
 log = logging.getLogger(__name__)
@@ -78,16 +79,21 @@ def subset_lines(lines: HouseholdLines, keep: Sequence[str]) -> HouseholdLines:
 
 
 def score_arms(
-    planner: ArmPlanner | None, served: StoreModels, lines: HouseholdLines, ctx: ScoringContext
+    planner: ArmPlanner | None,
+    served: StoreModels,
+    lines: HouseholdLines,
+    ctx: ScoringContext,
+    history: PurchaseHistory | None = None,
 ) -> tuple[ScoredHouseholds, list[ArmCost]]:
-    """Score ``lines`` group by group as ``planner`` says (everyone with ``served`` without one)."""
+    """Score ``lines`` group by group as ``planner`` says (everyone with ``served`` without one);
+    ``history``: theirs, when already built (used when one group serves everyone)."""
     groups = (
         planner.plan(lines.households, served)
         if planner is not None and lines.households
         else [ArmGroup(None, None, served, lines.households)]
     )
     if len(groups) == 1 and groups[0].experiment is None and groups[0].models is served:
-        return score_households(served, lines, ctx), []
+        return score_households(served, lines, ctx, history=history), []
     rows = []
     costs = []
     for group in groups:

@@ -20,15 +20,18 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.predictions.tables import MS_PER_DAY, CategoryAggregates, HouseholdLines, PredictionRow, ShelfPicks
-from models.features import F, summarise
+from models.features import F, PairStats, summarise
 from models.history import PurchaseHistory, make_history
 from models.inference import StoreModels
-from models.next_basket import basket_features, candidates
+from models.next_basket import Candidates, basket_features, candidates
 from models.next_purchase import MIN_PURCHASES
+from models.ranker_serving import NeighbourState, ranker_features
 from models.shelf import HORIZON_MINUTES, PickStream, S, shelf_features
 from models.shopping_list import list_ranks, reasons, shown_days, urgencies
 
 MS_PER_MINUTE = 60_000
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,9 @@ class ScoringContext:
     list_limit: int
     categories: tuple[str, ...]  # sorted: the history's category table
     store: CategoryAggregates
+    # The store-wide part of the next-basket ranker's features (`edge.predictions.ranker`); None: not
+    # computed (yet), the pointwise model orders the candidates.
+    ranker: NeighbourState | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,27 +56,17 @@ def local_day(ts_ms: int, utc_offset_min: int) -> int:
     return (ts_ms + utc_offset_min * MS_PER_MINUTE) // MS_PER_DAY
 
 
-def score_households(
-    models: StoreModels,
-    lines: HouseholdLines,
-    ctx: ScoringContext,
-    served_by: tuple[str | None, str | None] = (None, None),
-) -> ScoredHouseholds:
-    """Score every household in ``lines``: one row per own category (among its next-basket candidates).
-    ``served_by``: the (experiment, arm) the rows are tagged with (none: the store's own models)."""
-    if not lines.households:
-        return ScoredHouseholds((), [])
-    local_ms = lines.ts_ms + ctx.utc_offset_min * MS_PER_MINUTE
-    day = local_ms // MS_PER_DAY
-    minute = (local_ms % MS_PER_DAY) // MS_PER_MINUTE
-    history = make_history(
+def lines_history(lines: HouseholdLines, categories: tuple[str, ...], utc_offset_min: int) -> PurchaseHistory:
+    """The households' basket lines as a `PurchaseHistory` on store-local days and minutes."""
+    local_ms = lines.ts_ms + utc_offset_min * MS_PER_MINUTE
+    return make_history(
         lines.households,
-        ctx.categories,
+        categories,
         {
             "household": lines.household,
             "category": lines.category,
-            "day": day,
-            "minute": minute,
+            "day": local_ms // MS_PER_DAY,
+            "minute": (local_ms % MS_PER_DAY) // MS_PER_MINUTE,
             "basket": lines.basket,
             "qty": lines.qty,
             "price": lines.price,
@@ -78,6 +74,22 @@ def score_households(
         },
         origin="purchase lines",
     )
+
+
+def score_households(
+    models: StoreModels,
+    lines: HouseholdLines,
+    ctx: ScoringContext,
+    served_by: tuple[str | None, str | None] = (None, None),
+    history: PurchaseHistory | None = None,
+) -> ScoredHouseholds:
+    """Score every household in ``lines``: one row per own category (among its next-basket candidates).
+    ``served_by``: the (experiment, arm) the rows are tagged with (none: the store's own models);
+    ``history``: `lines_history` of ``lines``, when already built (`edge.predictions.store_read`)."""
+    if not lines.households:
+        return ScoredHouseholds((), [])
+    if history is None:
+        history = lines_history(lines, ctx.categories, ctx.utc_offset_min)
     today = local_day(ctx.now_ms, ctx.utc_offset_min)
     n_hh = len(history.households)
     shopped_today = np.zeros(n_hh, dtype=bool)
@@ -90,13 +102,22 @@ def score_households(
     return ScoredHouseholds(lines.households, rows)
 
 
-def _score_group(
-    models: StoreModels,
-    history: PurchaseHistory,
-    origin: int,
-    ctx: ScoringContext,
-    served_by: tuple[str | None, str | None],
-) -> list[PredictionRow]:
+@dataclass(frozen=True, slots=True, eq=False)
+class RankedCandidates:
+    """A group's next-basket candidates for trips on the origin day: their features, P(in the basket)
+    from the pointwise model and the scores that order them on the lists (`ranking_scores`)."""
+
+    stats: PairStats
+    cands: Candidates
+    features: F32  # BASKET_FEATURES
+    probability: F64
+    order: F64
+
+
+def rank_candidates(
+    models: StoreModels, history: PurchaseHistory, origin: int, ctx: ScoringContext
+) -> RankedCandidates:
+    """Every household of ``history`` (one origin day): candidates, features, P and order."""
     stats = summarise(history, origin)
     cat_households = np.asarray([ctx.store.households_by_category.get(c, 0) for c in stats.categories])
     stats = dataclasses.replace(
@@ -104,11 +125,23 @@ def _score_group(
         cat_households=np.maximum(cat_households, stats.cat_households).astype(np.int64),
         active_households=max(ctx.store.active_households, stats.active_households),
     )
-    query_households = np.unique(history.household).astype(np.int64)
-    cands = candidates(stats, query_households)
+    cands = candidates(stats, np.unique(history.household).astype(np.int64))
     x = basket_features(stats, cands, float(origin))
-    pair_x = np.ascontiguousarray(x[:, : len(F)])
     probability = models.next_basket.score(x).probability
+    order = ranking_scores(models, ctx.ranker, history, stats, cands, x, probability)
+    return RankedCandidates(stats, cands, x, probability, order)
+
+
+def _score_group(
+    models: StoreModels,
+    history: PurchaseHistory,
+    origin: int,
+    ctx: ScoringContext,
+    served_by: tuple[str | None, str | None],
+) -> list[PredictionRow]:
+    step = rank_candidates(models, history, origin, ctx)
+    stats, cands, x, probability, order = step.stats, step.cands, step.features, step.probability, step.order
+    pair_x = np.ascontiguousarray(x[:, : len(F)])
     n = pair_x[:, F["n_purchases"]].astype(np.float64)
     forecast = np.flatnonzero(n >= MIN_PURCHASES)
     nan = np.full(cands.rows, np.nan)
@@ -127,7 +160,7 @@ def _score_group(
     gap, recency = pair_x[:, F["interval_median"]], pair_x[:, F["recency_days"]]
     with np.errstate(invalid="ignore"):
         past = (n >= MIN_PURCHASES) & np.isfinite(gap) & np.isfinite(recency) & (recency >= gap)
-    rank = list_ranks(cands.query, n, probability, urgency, ctx.list_limit, shown_days(expected, p[7], past))
+    rank = list_ranks(cands.query, n, order, urgency, ctx.list_limit, shown_days(expected, p[7], past))
     names = history.households
     cats = stats.categories
     purchase_model = models.next_purchase.card.version
@@ -161,6 +194,29 @@ def _score_group(
         past[own].astype(np.int64).tolist(),
     ]
     return list(zip(*columns, strict=True))
+
+
+def ranking_scores(
+    models: StoreModels,
+    state: NeighbourState | None,
+    history: PurchaseHistory,
+    stats: PairStats,
+    cands: Candidates,
+    base: F32,
+    probability: F64,
+) -> F64:
+    """What orders the candidates on the lists: the ranker's scores when the models have a ranker and
+    ``state`` was computed with its TIFU-KNN parameters, else the pointwise ``probability``. The ranker
+    scores only the household's own categories (the lists hold nothing else; the others get -inf), its
+    features are computed over all candidates (their ranks among them are features)."""
+    ranker = models.next_basket_ranker
+    if ranker is None or state is None or state.tifu != ranker.tifu:
+        return probability
+    x = ranker_features(state, history, stats, cands, ranker.groups, base)
+    own = np.flatnonzero(base[:, F["n_purchases"]] > 0)
+    order = np.full(cands.rows, -np.inf)
+    order[own] = ranker.score(np.ascontiguousarray(x[own]))
+    return order
 
 
 def _nullable(values: npt.NDArray[np.float64]) -> list[object]:

@@ -14,6 +14,7 @@ What runs when (docs/models.md, "Serving"):
   ``[models] batch_households``; also at start when the last full run is more than a day old;
 - **on demand**: a consenting household with nothing cached is scored when its list is asked for;
 - **shelves** every ``[models] shelf_forecast_interval_s`` (`edge.predictions.shelves`).
+- **the ranker's neighbours** before a full rescore and at start, when due (`edge.predictions.ranker`).
 
 What a kiosk reads is `edge.predictions.lists`; outcomes are `edge.predictions.outcomes`; a running
 experiment decides which models score whom (`edge.predictions.arms`).
@@ -43,14 +44,12 @@ from edge.predictions.clock import StoreClock, nightly_wait_ms
 from edge.predictions.lists import HouseholdLists
 from edge.predictions.model_set import load_store_models, model_directory
 from edge.predictions.outcomes import prune_outcomes
+from edge.predictions.ranker import RankerNeighbours
 from edge.predictions.runs import PredictionMetrics, RescoreReport, StageSeconds
-from edge.predictions.scoring import (
-    ScoredHouseholds,
-    ScoringContext,
-    ShelfForecast,
-)
+from edge.predictions.scoring import ScoredHouseholds, ScoringContext, ShelfForecast
 from edge.predictions.seasonal import SeasonalOutlook
 from edge.predictions.shelves import ShelfForecaster
+from edge.predictions.store_read import StoreRead
 from edge.predictions.tables import (
     MS_PER_DAY,
     CategoryAggregates,
@@ -65,20 +64,18 @@ from edge.predictions.tables import (
     record_run,
     write_predictions,
 )
-from edge.predictions.views import (
-    PredictionsView,
-    ShelfForecastView,
-    ShoppingListView,
-)
+from edge.predictions.views import PredictionsView, ShelfForecastView, ShoppingListView
 from edge.store.db import ReadThread
 from edge.store.history_refresh import HistoryCache
 from edge.store.steps import run_steps, steps_in_flight
 from edge.store.writer import StoreWriter
 from models import StoreModels
+from models.history import PurchaseHistory
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 AGGREGATES_TTL_MS = 3_600_000
+Read = tuple[ScoringContext, HouseholdLines, PurchaseHistory | None]  # a step's read (history: if built)
 
 
 class PredictionService:
@@ -115,6 +112,8 @@ class PredictionService:
         self._scoring = asyncio.Lock()  # one batch step at a time: a newer snapshot is never overwritten
         self._aggregates: tuple[int, tuple[str, ...], CategoryAggregates] | None = None
         self.stages = StageSeconds()  # running totals since start
+        # The next-basket ranker's neighbours and store trend, refreshed before full rescores.
+        self.ranker = RankerNeighbours(self._batch_reads, self._batch_pool, self.clock, self._settings)
         self.seasonal = SeasonalOutlook(db_path, self.clock, config.store.country)
         self.lists = HouseholdLists(
             self._live_reads,
@@ -199,48 +198,49 @@ class PredictionService:
         if refresh or cached is None or not 0 <= now_ms - cached[0] < AGGREGATES_TTL_MS:
             categories, aggregates = await self._batch_reads.run(lambda c: store_aggregates(c, since))
             cached = self._aggregates = (now_ms, categories, aggregates)
-        return ScoringContext(
-            now_ms, self.clock.utc_offset_min(now_ms), self._settings.list_limit, cached[1], cached[2]
-        )
+        offset, ranker = self.clock.utc_offset_min(now_ms), self.ranker.state_for(self.models)
+        return ScoringContext(now_ms, offset, self._settings.list_limit, cached[1], cached[2], ranker)
 
     async def _read(
-        self, households: list[str], reads: ReadThread, packed: bool = False
-    ) -> tuple[ScoringContext, HouseholdLines]:
-        """The households' lines; ``packed``: through the history cache (the full rescore refreshed it)."""
+        self, households: list[str], reads: ReadThread, packed: bool = False, store: StoreRead | None = None
+    ) -> Read:
+        """The households' lines (and history, if built); ``packed``: through the history cache (the full
+        rescore refreshed it); ``store``: from the ranker refresh's read where still exact."""
         now = self.clock.now_ms()
         ctx = await self._context(now)
         since = now - self._settings.history_days * MS_PER_DAY
         began = time.perf_counter()
         load = load_lines_cached if packed else load_lines
-        lines = await reads.run(lambda c: load(c, households, ctx.categories, since))
+
+        def job(c: sqlite3.Connection) -> tuple[HouseholdLines, PurchaseHistory | None]:
+            kept = store.step(c, households, ctx.categories, since, ctx.utc_offset_min) if store else None
+            return kept or (load(c, households, ctx.categories, since), None)
+
+        lines, history = await reads.run(job)
         self.stages.read_s += time.perf_counter() - began
-        return ctx, lines
+        return ctx, lines, history
 
     async def _score_and_write(
-        self,
-        households: list[str],
-        read: tuple[ScoringContext, HouseholdLines],
-        trigger: str,
-        pool: ThreadPoolExecutor,
+        self, households: list[str], read: Read, trigger: str, pool: ThreadPoolExecutor
     ) -> tuple[int, int]:
         """Score what was read (in ``pool``) and write it; returns (households, rows) written."""
         scored = await self._score_read(read, pool)
         return await self._write(households, read, scored, trigger)
 
     async def _score_read(
-        self, read: tuple[ScoringContext, HouseholdLines], pool: ThreadPoolExecutor
+        self, read: Read, pool: ThreadPoolExecutor
     ) -> tuple[ScoredHouseholds, list[ArmCost]]:
-        ctx, lines = read
+        ctx, lines, history = read
         began = time.perf_counter()
         loop = asyncio.get_running_loop()
-        scored = await loop.run_in_executor(pool, score_arms, self.arms, self.models, lines, ctx)
+        scored = await loop.run_in_executor(pool, score_arms, self.arms, self.models, lines, ctx, history)
         self.stages.score_s += time.perf_counter() - began
         return scored
 
     async def _write(
         self,
         households: list[str],
-        read: tuple[ScoringContext, HouseholdLines],
+        read: Read,
         scored: tuple[ScoredHouseholds, list[ArmCost]],
         trigger: str,
     ) -> tuple[int, int]:
@@ -294,9 +294,9 @@ class PredictionService:
             )
         return RescoreReport(written[0], written[1], time.perf_counter() - began)
 
-    async def _full_step(self, households: Sequence[str]) -> tuple[int, int]:
+    async def _full_step(self, households: Sequence[str], store: StoreRead | None) -> tuple[int, int]:
         chunk = list(households)
-        read = await self._read(chunk, self._batch_reads, True)
+        read = await self._read(chunk, self._batch_reads, True, store)
         return await self._write(chunk, read, await self._score_read(read, self._batch_pool), "full")
 
     async def full_rescore(self) -> RescoreReport:
@@ -307,6 +307,8 @@ class PredictionService:
         keep_from = started_ms - self._settings.history_days * MS_PER_DAY
         await self._writer.run_job(lambda c: (drop_unconsented(c), prune_outcomes(c, keep_from)))
         await self.history.refresh(keep_from)  # first: the store-wide counts read it too
+        await self.ranker.refresh(self.models, started_ms)
+        store = self.ranker.take_read()  # its read, if it just refreshed: the steps need not read again
         await self._context(started_ms, refresh=True)
         households = await self._batch_reads.run(consented_households)
         # One full run at a time with the on-change passes (an older snapshot never overwrites a newer
@@ -316,7 +318,7 @@ class PredictionService:
             written = await run_steps(
                 households,
                 self._settings.batch_households,
-                self._full_step,
+                lambda chunk: self._full_step(chunk, store),
                 in_flight=steps_in_flight(self._settings.batch_workers),
             )
         total_h, total_rows = sum(h for h, _ in written), sum(rows for _, rows in written)
@@ -352,9 +354,12 @@ class PredictionService:
             await self.rescore_pending()
 
     async def run_nightly(self) -> None:
+        await self.ranker.refresh(self.models, self.clock.now_ms())
         while True:
             last = await self._batch_reads.run(last_full_run_ms)
             wait_ms = nightly_wait_ms(self.clock, self.clock.now_ms(), last, self._settings.rescore_at)
+            if wait_ms > 0:
+                self.ranker.take_read()  # not kept in memory until the night
             await asyncio.sleep(wait_ms / 1000)
             await self.full_rescore()
 

@@ -6,6 +6,7 @@ refreshed. A purchase that lands in two chunks (a refresh step read again after 
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.store.history_cache import (
+    LINE,
+    TRIP,
     Chunk,
     Rows,
     _chunks,
@@ -61,37 +64,38 @@ def read_history(conn: sqlite3.Connection, households: Sequence[str], since_ms: 
 def _assemble(names: tuple[str, ...], chunks: Sequence[Chunk], since_ms: int) -> History:
     index = {h: i for i, h in enumerate(names)}
     categories: dict[str, int] = {}
-    parts_l: list[npt.NDArray[np.void]] = []
-    parts_t: list[npt.NDArray[np.void]] = []
-    owners_l: list[I64] = []
-    owners_t: list[I64] = []
-    codes: list[npt.NDArray[np.int32]] = []
-    for chunk in chunks:
-        owner = index.get(chunk.household)
-        if owner is None:
-            continue
-        lut = np.array([categories.setdefault(c, len(categories)) for c in chunk.categories] or [0], np.int32)
-        parts_l.append(chunk.lines)
-        parts_t.append(chunk.trips)
-        owners_l.append(np.full(chunk.lines.size, owner, dtype=np.int64))
-        owners_t.append(np.full(chunk.trips.size, owner, dtype=np.int64))
-        codes.append(lut[chunk.lines["category"]] if chunk.lines.size else np.zeros(0, np.int32))
-    if not parts_t:
+    mine = [(code, chunk) for chunk in chunks if (code := index.get(chunk.household)) is not None]
+    if not mine:
         e_i, e_f = np.zeros(0, np.int64), np.zeros(0, np.float64)
         return History(names, (), e_i, e_i, e_i, np.zeros(0, np.int32), e_f, e_f, e_i, e_i, e_i, e_f)
-    trips = np.concatenate(parts_t)
-    trip_owner = np.concatenate(owners_t)
-    lines = np.concatenate(parts_l)
-    line_owner = np.concatenate(owners_l)
-    line_code = np.concatenate(codes)
+    # Whole columns at once, not an array operation per chunk (20,000 households: 1.8-2.0 s -> 1.2 s).
+    parts_l = [chunk.lines for _, chunk in mine]
+    parts_t = [chunk.trips for _, chunk in mine]
+    owner = np.fromiter((o for o, _ in mine), np.int64, len(mine))
+    line_sizes = np.fromiter((p.size for p in parts_l), np.int64, len(mine))
+    trip_sizes = np.fromiter((p.size for p in parts_t), np.int64, len(mine))
+    # Per chunk, its category codes in this read's table (first seen, first coded), end to end.
+    luts = [[categories.setdefault(c, len(categories)) for c in chunk.categories] for _, chunk in mine]
+    lut_sizes = np.fromiter((len(lut) for lut in luts), np.int64, len(mine))
+    lut = np.fromiter(itertools.chain.from_iterable(luts), np.int32, int(lut_sizes.sum()))
+    lut_start = np.cumsum(lut_sizes) - lut_sizes
+    lines = _concatenate(parts_l, LINE)
+    trips = _concatenate(parts_t, TRIP)
+    line_owner = np.repeat(owner, line_sizes)
+    trip_owner = np.repeat(owner, trip_sizes)
+    line_code = (
+        lut[np.repeat(lut_start, line_sizes) + lines["category"]] if lines.size else np.zeros(0, np.int32)
+    )
     trip_keep, line_keep = _once(parts_t, parts_l)
     trips, trip_owner = trips[trip_keep], trip_owner[trip_keep]
     lines, line_owner, line_code = lines[line_keep], line_owner[line_keep], line_code[line_keep]
     # Rows come by household, then purchase; the consumers sort canonically (`models.history`).
     recent_t = trips["ts"] >= since_ms
     recent_l = lines["ts"] >= since_ms
-    lines, line_owner, line_code = lines[recent_l], line_owner[recent_l], line_code[recent_l]
-    trips, trip_owner = trips[recent_t], trip_owner[recent_t]
+    if not recent_l.all():
+        lines, line_owner, line_code = lines[recent_l], line_owner[recent_l], line_code[recent_l]
+    if not recent_t.all():
+        trips, trip_owner = trips[recent_t], trip_owner[recent_t]
     return History(
         names,
         tuple(categories),
@@ -106,3 +110,9 @@ def _assemble(names: tuple[str, ...], chunks: Sequence[Chunk], since_ms: int) ->
         trips["ts"].astype(np.int64),
         trips["total"].astype(np.float64),
     )
+
+
+def _concatenate(parts: Sequence[npt.NDArray[np.void]], dtype: np.dtype[np.void]) -> npt.NDArray[np.void]:
+    """``parts`` (records of ``dtype``) end to end: their bytes joined (`np.concatenate` promotes the
+    fields of every part, 20 us each)."""
+    return np.frombuffer(b"".join(np.ascontiguousarray(p, dtype=dtype).tobytes() for p in parts), dtype=dtype)
