@@ -335,7 +335,9 @@ def nightly_benchmark(households: int, seed: int) -> dict[str, Any]:
             state_bytes = 0
             for index, name in enumerate(order):
                 service, scoring = jobs[1 if name == "warm_one_worker" else default_workers]
-                service.models = pointwise if name == "warm_pointwise" else models
+                # uncached is the line-by-line path from before the packed history (and the ranker):
+                # with the ranker its refresh's read would feed the steps, and it would not be line by line
+                service.models = pointwise if name in ("warm_pointwise", "uncached") else models
                 refresh_s = 0.0
                 if name in ("warm", "warm_one_worker") and models.next_basket_ranker is not None:
                     service.ranker.state = None  # recomputed as every night, timed apart from the rescore
