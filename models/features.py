@@ -57,6 +57,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.history import PurchaseHistory, weekday
+from models.sorting import lexsort_pair, unique_ints
 
 FEATURE_NAMES: tuple[str, ...] = (
     "n_purchases",
@@ -178,7 +179,7 @@ def _count_distinct(group: I64, value: I64, n_groups: int) -> I64:
     """Number of distinct ``value``s per group id (0..n_groups-1)."""
     if group.size == 0:
         return np.zeros(n_groups, dtype=np.int64)
-    order = np.lexsort((value, group))
+    order = lexsort_pair(group, value)
     g, v = group[order], value[order]
     new = np.ones(g.size, dtype=bool)
     new[1:] = (g[1:] != g[:-1]) | (v[1:] != v[:-1])
@@ -197,7 +198,7 @@ def _group_median(group: I64, values: F64, n_groups: int) -> F64:
     out = np.full(n_groups, np.nan)
     if values.size == 0:
         return out
-    order = np.lexsort((values, group))
+    order = lexsort_pair(group, values)
     g, v = group[order], values[order]
     counts = np.bincount(g, minlength=n_groups)
     offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
@@ -272,7 +273,7 @@ def _pair_aggregates(
     """Per pair (sorted by household, category) from its purchase days."""
     pair_key = history.household[keep].astype(np.int64) * n_cat + history.category[keep]
     day = history.day[keep].astype(np.int64)
-    order = np.lexsort((day, pair_key))
+    order = lexsort_pair(pair_key, day)
     pk, dd = pair_key[order], day[order]
     qty = history.qty[keep].astype(np.float64)[order]
     spend = qty * history.price[keep].astype(np.float64)[order]
@@ -324,7 +325,7 @@ def _pair_aggregates(
 
 def _household_aggregates(hh: I64, day: I64, spend_line: F64, n_hh: int) -> dict[str, Any]:
     """Per household from its trips (distinct shopping days)."""
-    trip_key = np.unique(hh * (1 << 32) + day)
+    trip_key = unique_ints(hh * (1 << 32) + day)
     trip_hh, trip_day = trip_key >> 32, trip_key & ((1 << 32) - 1)
     hh_trips = np.bincount(trip_hh, minlength=n_hh).astype(np.int64)
     first = np.full(n_hh, -1, dtype=np.int64)

@@ -16,6 +16,7 @@ from models.history import (
     HISTORY_VERSION,
     PurchaseHistory,
     PurchaseLine,
+    canonical_order,
     day_date,
     epoch_day,
     history_from_lines,
@@ -168,3 +169,23 @@ def test_codes_must_point_into_the_tables() -> None:
     columns["category"] = np.array([3])
     with pytest.raises(HistoryFormatError, match="column 'category' has codes outside categories"):
         make_history(["h"], ["milk"], columns)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_canonical_order_is_lexsorts_permutation(seed: int) -> None:
+    """Both fast paths (rows in order but for the categories within a basket, as the store reads them;
+    any order) and the fallback for ranges too wide to pack give exactly np.lexsort's stable order."""
+    rng = np.random.default_rng(seed)
+    n = 5_000
+    household = np.sort(rng.integers(0, 40, n)).astype(np.int32)
+    day = rng.integers(-3, 6, n).astype(np.int32)
+    minute = rng.integers(0, 3, n).astype(np.int16)  # many ties, down to whole duplicate rows
+    basket = rng.integers(0, 30, n).astype(np.int64)
+    category = rng.integers(0, 5, n).astype(np.int32)
+    columns = {"household": household, "day": day, "minute": minute, "basket": basket, "category": category}
+    ordered = {k: v[np.lexsort((basket, minute, day, household))] for k, v in columns.items()}
+    wide = dict(columns, basket=basket * 2**56 - 2**60)  # basket x category no longer packs in int64
+    for case in (columns, ordered, wide):
+        expected = np.lexsort(tuple(case[k] for k in ("category", "basket", "minute", "day", "household")))
+        np.testing.assert_array_equal(canonical_order(case), expected)
+    assert canonical_order({k: v[:0] for k, v in columns.items()}).size == 0

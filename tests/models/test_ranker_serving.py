@@ -20,7 +20,7 @@ from models.history import PurchaseHistory
 from models.inference import RANKER_DIR, TRAINED_DIR, NextBasketRankerModel, load_models
 from models.next_basket import basket_features, candidates
 from models.ranker_features import ranker_groups
-from models.ranker_serving import nearest_means, neighbour_state, ranker_features
+from models.ranker_serving import _top_k, nearest_means, neighbour_state, ranker_features
 
 
 @functools.cache
@@ -166,3 +166,18 @@ def test_households_not_in_the_state_get_the_same_neighbours(small_history: Purc
         served = ranker_features(state, step, stats, cands, ("base", "tifu"), base)
         groups = ranker_groups(history, full, candidates(full, chosen), float(until), ranker.tifu, ("tifu",))
         np.testing.assert_allclose(served[:, base.shape[1] :], groups["tifu"], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("k", [1, 5, 40, 150])
+def test_top_k_is_the_stable_sorts_first_k_as_a_set(k: int) -> None:
+    """Rows of few distinct values (ties at the k-th everywhere), rows of one value (every column a
+    candidate: ranked in full) and ordinary rows: the same k columns a row as a stable sort's first k."""
+    rng = np.random.default_rng(k)
+    n = 6_000
+    similarity = rng.random((60, n)).astype(np.float32)
+    similarity[:20] = np.round(similarity[:20] * 4) / 4  # five values
+    similarity[20:25] = 0.5
+    similarity[25:30, rng.integers(0, n, 40)] = -np.inf
+    got = _top_k(similarity, k).reshape(-1, k)
+    expected = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+    np.testing.assert_array_equal(np.sort(got, axis=1), np.sort(expected, axis=1))
