@@ -117,23 +117,40 @@ class BasketRanker:
         trend: StoreTrend | None = None,
     ) -> F32:
         """The model's input for candidates ranked from ``stats`` for trips on ``now``."""
-        groups = ranker_groups(history, stats, cands, now, self.tifu, self.groups, trend)
-        return np.hstack([groups[g] for g in self.groups]).astype(np.float32)
+        return ranker_matrix(history, stats, cands, now, self.tifu, self.groups, trend)
 
     def scorer(self, score: Callable[[F32], F64] | None = None) -> BasketScorer:
         """For `models.evaluation`: candidates scored by ``score`` (default LightGBM; pass an exported
-        model's `OnnxModel.run` to evaluate what is served). The store trend is cumulated once per
-        history."""
-        run = score or self.score
-        trends: dict[int, StoreTrend] = {}
+        model's `OnnxModel.run` to evaluate what is served)."""
+        return ranker_scorer(score or self.score, self.groups, self.tifu)
 
-        def scored(history: PurchaseHistory, stats: PairStats, cands: Candidates, day: I64) -> F64:
-            trend = None
-            if "trend" in self.groups:
-                trend = trends.setdefault(id(history), StoreTrend(history))
-            return run(self.feature_matrix(history, stats, cands, day.astype(np.float64), trend))
 
-        return scored
+def ranker_matrix(
+    history: PurchaseHistory,
+    stats: PairStats,
+    cands: Candidates,
+    now: npt.ArrayLike,
+    tifu: TifuParams,
+    groups: tuple[str, ...],
+    trend: StoreTrend | None = None,
+) -> F32:
+    """A ranker's input (feature ``groups``, ``tifu`` columns from those parameters) for candidates
+    ranked from ``stats`` for trips on ``now``."""
+    parts = ranker_groups(history, stats, cands, now, tifu, groups, trend)
+    return np.hstack([parts[g] for g in groups]).astype(np.float32)
+
+
+def ranker_scorer(score: Callable[[F32], F64], groups: tuple[str, ...], tifu: TifuParams) -> BasketScorer:
+    """For `models.evaluation`: candidates scored by a ranker's ``score`` (LightGBM, or an exported or
+    loaded model's onnxruntime run, `models.inference.NextBasketRankerModel.score`) on its feature
+    ``groups``. The store trend is cumulated once per history."""
+    trends: dict[int, StoreTrend] = {}
+
+    def scored(history: PurchaseHistory, stats: PairStats, cands: Candidates, day: I64) -> F64:
+        trend = trends.setdefault(id(history), StoreTrend(history)) if "trend" in groups else None
+        return score(ranker_matrix(history, stats, cands, day.astype(np.float64), tifu, groups, trend))
+
+    return scored
 
 
 def training_days(history: PurchaseHistory, cutoff: int, every: int = TRAIN_EVERY_DAYS) -> list[int]:

@@ -5,8 +5,11 @@ HTTP route).
    consent only), everything before the cutoff to train on and everything from it to today to test on.
 2. Train the candidate with the pipeline of `storeedge models train` (`models.pipeline.train_models`,
    same seed and options) and evaluate it and the current models with the protocols of
-   `storeedge models evaluate` (next purchase and next basket, frozen and rolling). The current models
-   are the newest `model` bundle in central's bundle directory, else the shipped `models/trained`.
+   `storeedge models evaluate` (next purchase and next basket, frozen and rolling). The candidate also
+   gets a next-basket ranker trained on the same purchases; the next-basket figures on either side are
+   those of what orders a store's lists, the ranker where the set has one
+   (`sync.central_retrain_ranker`). The current models are the newest `model` bundle in central's bundle
+   directory, else the shipped `models/trained`.
 3. Decide on the two primary measures (`RetrainPolicy`): the candidate is *not worse* when its
    next-basket Recall@10 (frozen) is at most ``recall_tolerance`` below the current's and its
    next-purchase Brier score of P(bought within 7 days) at most ``brier_tolerance`` above it.
@@ -31,12 +34,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import math
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -48,7 +49,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from models.cards import CARD_FILE, read_card
 from models.errors import ModelsError
-from models.evaluation import evaluate_next_basket, evaluate_next_basket_rolling, evaluate_next_purchase
 from models.experiments.spec import (
     EXPERIMENT_FILE,
     Experiment,
@@ -57,13 +57,15 @@ from models.experiments.spec import (
     read_experiment,
 )
 from models.history import PurchaseHistory, epoch_day
-from models.inference import TRAINED_DIR, load_models
+from models.inference import RANKER_DIR, TRAINED_DIR, load_models
 from models.pipeline import Provenance, TrainOptions, export_models, train_models
 from sync.bundle_signing import latest_bundles, publish_bundle, published_blob
 from sync.bundle_verify import safe_extract
 from sync.central_experiment_data import newest_experiments
 from sync.central_history import ChainHistory, read_chain_history, zone
 from sync.central_pool import RunDb
+from sync.central_retrain_figures import ModelFigures, evaluate_set, set_figures, worse_than
+from sync.central_retrain_ranker import candidate_ranker, current_list_order
 from sync.central_rollout import next_version
 from sync.errors import SyncError
 
@@ -92,21 +94,6 @@ class RetrainPolicy:
     seed: int = 0
 
 
-class ModelFigures(msgspec.Struct, frozen=True, kw_only=True):
-    """One model set on the weeks after the cutoff (`models evaluate`'s protocols); the first two decide."""
-
-    recall_at_10: float  # next basket, frozen protocol (primary)
-    brier_7d: float  # next purchase, P(T < 7 days) (primary)
-    ndcg_at_10: float
-    rolling_recall_at_10: float  # next basket as served (history rebuilt every test day)
-    brier_14d: float
-    log_loss_7d: float
-    mae_days: float
-    ece: float
-    next_purchase_version: str = ""
-    next_basket_version: str = ""
-
-
 class RetrainReport(msgspec.Struct, frozen=True, kw_only=True):
     cutoff: str
     timezone: str
@@ -125,6 +112,7 @@ class RetrainReport(msgspec.Struct, frozen=True, kw_only=True):
     experiment_id: str | None = None
     bundle_version: int | None = None  # of kind `experiment`
     models_dir: str | None = None  # the candidate's models, for publishing as `model` on promotion
+    no_ranker: str = ""  # why the candidate has no next-basket ranker ("" when it has one)
     seconds: float = 0.0
 
 
@@ -205,7 +193,7 @@ async def _retrain(
             _build_candidate, history, cutoff_day, current_dir, experiment_dir / CHALLENGER, policy, facts
         )
         facts["candidate_figures"], facts["current_figures"] = candidate, current
-        worse = _worse(candidate, current, policy)
+        worse = worse_than(candidate, current, policy.recall_tolerance, policy.brier_tolerance)
         if worse:
             return "worse", "the candidate is worse than the current models: " + "; ".join(worse)
         experiment = _experiment(cutoff, history, candidate, now, policy)
@@ -285,10 +273,10 @@ def _build_candidate(
 ) -> tuple[ModelFigures, ModelFigures]:
     """Train, evaluate both model sets and write the candidate's models to ``out`` (blocking: a thread)."""
     trained = train_models(history, cutoff_day, TrainOptions(seed=policy.seed))
-    report = _evaluate(history, cutoff_day, trained.next_purchase.hazard, trained.next_basket.probability)
+    report = evaluate_set(history, cutoff_day, trained.next_purchase.hazard, trained.next_basket.probability)
     current = load_models(current_dir)
-    current_figures = _figures(
-        _evaluate(
+    current_figures = set_figures(
+        evaluate_set(
             history,
             cutoff_day,
             current.next_purchase.hazard,
@@ -296,10 +284,14 @@ def _build_candidate(
         ),
         current.next_purchase.card.version,
         current.next_basket.card.version,
+        current_list_order(history, cutoff_day, current),
     )
     provenance = Provenance(source=SOURCE, cutoff=cutoff_day, seed=policy.seed, data_sha256=history.sha256())
     cards = export_models(trained, report, out, provenance, history)
-    candidate_figures = _figures(report, cards["next_purchase"].version, cards["next_basket"].version)
+    ranker, facts["no_ranker"] = candidate_ranker(history, cutoff_day, out, seed=policy.seed, source=SOURCE)
+    candidate_figures = set_figures(
+        report, cards["next_purchase"].version, cards["next_basket"].version, ranker
+    )
     shutil.copytree(current_dir / "shelf_depletion", out / "shelf_depletion")
     against = {
         "current": facts["current"],
@@ -312,7 +304,7 @@ def _build_candidate(
         "timezone": facts["timezone"],
         "consent": "analytics",
     }
-    for name in ("next_purchase", "next_basket"):
+    for name in ("next_purchase", "next_basket", *([RANKER_DIR] if ranker is not None else [])):
         card = read_card(out / name / CARD_FILE)
         card = msgspec.structs.replace(
             card, params={**card.params, **chain}, metrics={**card.metrics, "against_current": against}
@@ -322,51 +314,11 @@ def _build_candidate(
     return candidate_figures, current_figures
 
 
-def _evaluate(
-    history: PurchaseHistory, cutoff_day: int, hazard: Callable[[Any], Any], probability: Callable[[Any], Any]
-) -> dict[str, Any]:
-    return {
-        "next_purchase": evaluate_next_purchase(history, cutoff_day, hazard),
-        "next_basket": evaluate_next_basket(history, cutoff_day, probability),
-        "next_basket_rolling": evaluate_next_basket_rolling(history, cutoff_day, probability),
-    }
-
-
-def _figures(report: dict[str, Any], purchase_version: str, basket_version: str) -> ModelFigures:
-    purchase, basket = report["next_purchase"]["model"], report["next_basket"]["model"]
-    return ModelFigures(
-        recall_at_10=round(float(basket["recall@10"]), 4),
-        brier_7d=round(float(purchase["brier_7d"]), 4),
-        ndcg_at_10=round(float(basket["ndcg@10"]), 4),
-        rolling_recall_at_10=round(float(report["next_basket_rolling"]["model"]["recall@10"]), 4),
-        brier_14d=round(float(purchase["brier_14d"]), 4),
-        log_loss_7d=round(float(purchase["log_loss_7d"]), 4),
-        mae_days=round(float(purchase["mae_days"]), 2),
-        ece=round(float(purchase["ece"]), 4),
-        next_purchase_version=purchase_version,
-        next_basket_version=basket_version,
-    )
-
-
-def _worse(candidate: ModelFigures, current: ModelFigures, policy: RetrainPolicy) -> list[str]:
-    """What makes the candidate worse, in words (empty: not worse). A measure that could not be computed
-    (no test baskets, no pairs) counts as worse: nothing is promoted on no evidence."""
-    found = []
-    for name, ours, theirs, sign, tolerance in (
-        ("next-basket Recall@10", candidate.recall_at_10, current.recall_at_10, 1, policy.recall_tolerance),
-        ("next-purchase Brier 7 d", candidate.brier_7d, current.brier_7d, -1, policy.brier_tolerance),
-    ):
-        if math.isnan(ours) or math.isnan(theirs):
-            found.append(f"{name} could not be measured on the weeks after the cutoff")
-        elif sign * (ours - theirs) < -tolerance:
-            found.append(f"{name} {ours:.4f} vs {theirs:.4f} (tolerance {tolerance})")
-    return found
-
-
 def _experiment(
     cutoff: date, history: PurchaseHistory, candidate: ModelFigures, now_ms: int, policy: RetrainPolicy
 ) -> Experiment:
-    fresh = f"{history.sha256()}:{candidate.next_purchase_version}:{candidate.next_basket_version}:{now_ms}"
+    versions = f"{candidate.next_purchase_version}:{candidate.next_basket_version}:{candidate.next_basket_ranker_version}"
+    fresh = f"{history.sha256()}:{versions}:{now_ms}"
     return Experiment(
         id=f"retrain-{cutoff.isoformat()}-{hashlib.sha256(fresh.encode()).hexdigest()[:8]}",
         name=f"models retrained on the chain's purchases before {cutoff.isoformat()}",

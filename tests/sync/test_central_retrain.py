@@ -19,7 +19,7 @@ import pytest
 from edge.uplink.bundle_checks import check_experiment
 from models.cards import read_card
 from models.experiments.spec import read_experiment
-from models.inference import TRAINED_DIR
+from models.inference import TRAINED_DIR, load_models
 from simulators.household_history import HouseholdSimConfig, HouseholdSimulation, simulate_households
 from sync import central_db, cli
 from sync.bundle_signing import generate_key, latest_bundles, load_private_key, public_key_hex, publish_bundle
@@ -200,6 +200,19 @@ async def test_a_retrain_publishes_an_experiment_the_store_accepts(
     assert card.cutoff == "2026-09-07"
     assert card.params["training_households"] == report.households
     assert card.metrics["against_current"]["current"] == "model bundle v1"  # type: ignore[index]
+    # What orders the lists on each side is what was measured: the shipped ranker (model v1) and the
+    # candidate's own, trained on the chain's purchases and loaded by the store like any model set.
+    assert report.no_ranker == ""
+    assert report.current_figures.next_basket_ranker_version == load_models().next_basket_ranker.card.version  # type: ignore[union-attr]
+    challenger = load_models(unpacked / "arms" / "challenger")
+    assert challenger.next_basket_ranker is not None
+    ranker_card = challenger.next_basket_ranker.card
+    assert report.candidate_figures.next_basket_ranker_version == ranker_card.version
+    assert "chain" in ranker_card.source
+    assert ranker_card.params["training_households"] == report.households
+    frozen = ranker_card.metrics["model"]["recall@10"]  # type: ignore[index]
+    assert report.candidate_figures.recall_at_10 == round(frozen, 4)
+    assert report.candidate_figures.recall_at_10 != card.metrics["model"]["recall@10"]  # type: ignore[index]
     # The candidate's models stay at central for the promotion, the same as the challenger's.
     assert report.models_dir == str(models / report.experiment_id)
     assert snapshot(Path(report.models_dir)) == snapshot(unpacked / "arms" / "challenger")
