@@ -16,12 +16,13 @@ import pytest
 from edge.predictions.scoring import forecast_shelves
 from edge.predictions.tables import ShelfPicks
 from models.cards import CARD_FILE, ModelCard, write_model
-from models.cli import _shelf_lines, configure_parser, run
+from models.cli import configure_parser, run
 from models.errors import ModelLoadError
 from models.export import onnx_bytes
 from models.history import epoch_day, load_history
 from models.holiday_calendar import DEFAULT_COUNTRY
 from models.inference import TRAINED_DIR, ShelfDepletionModel, StoreModels, load_models
+from models.report_text import shelf_lines
 from models.shelf import (
     HORIZON_MINUTES,
     LEGACY_SHELF_FEATURES,
@@ -83,7 +84,7 @@ def test_the_report_has_the_model_and_both_baselines_by_kind_of_day(
     # The model learned something the last hour alone does not know.
     assert report["model"]["mae_minutes"] < report["baseline"]["mae_minutes"]
 
-    text = "\n".join(_shelf_lines({"shelf_depletion": report}))
+    text = "\n".join(shelf_lines({"shelf_depletion": report}))
     for row in ("model", "last-hour linear", "same hours last week", "same hours yesterday"):
         assert row in text
     assert "on holiday days" in text
