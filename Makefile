@@ -54,6 +54,7 @@ bench: setup openmp mosquitto postgresql
 	$(BIN)/python bench/experiments.py $(BENCH_ARGS)
 	$(BIN)/python bench/kiosk.py $(BENCH_ARGS)
 	$(BIN)/python bench/cli_startup.py $(BENCH_ARGS)
+	$(BIN)/python bench/sorting.py $(BENCH_ARGS)
 
 # Retrain the shipped models (models/trained/) from the household simulator: deterministic from the seed.
 models: setup openmp

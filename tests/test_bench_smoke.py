@@ -23,6 +23,8 @@ pytestmark = pytest.mark.integration
         ("routing.py", ["--quick", "--output"]),
         # Three runs of `python -c pass`, `storeedge --help`, `config check` and a 15-stop route.
         ("cli_startup.py", ["--quick", "--out"]),
+        # The nightly sorts against the numpy calls they replace, 1,000 simulated households.
+        ("sorting.py", ["--quick", "--out"]),
         # 4 stores, 20,000 changes through central's apply path into a throwaway PostgreSQL, the COPY
         # ceiling and a 6-minute outage with live pulls.
         ("central.py", ["--smoke", "--out"]),
